@@ -1,0 +1,170 @@
+#include "app/cli.hpp"
+
+namespace pullthrough::app {
+namespace {
+
+constexpr std::string_view kOverview =
+    R"(pullthrough: a pull-through container registry cache for a LAN, with the DNS that points
+clients at it and falls back to the real registries when it is unhealthy.
+
+Usage:
+  pullthrough serve [--config FILE] [--role all|dns|proxy]
+  pullthrough check-config FILE
+  pullthrough version
+  pullthrough help [COMMAND]
+
+Every command takes --help. Exit status: 0 success, 1 failure at run time, 2 bad usage or
+configuration.
+)";
+
+constexpr std::string_view kServe =
+    R"(Usage: pullthrough serve [--config FILE] [--role all|dns|proxy]
+
+Runs the appliance until SIGINT or SIGTERM, then closes its listeners, lets in-flight work finish
+within a deadline and exits 0.
+
+  --config FILE   the YAML configuration; without it, the built-in defaults
+                  (config/pullthrough.yaml, compiled in)
+  --role ROLE     all (default): DNS responder, health monitor and registry cache;
+                  dns: only the DNS responder and health monitor;
+                  proxy: only the registry cache
+)";
+
+constexpr std::string_view kCheckConfig = R"(Usage: pullthrough check-config FILE
+
+Reads and validates FILE without starting anything. Prints every error as
+FILE:LINE:COLUMN: KEY: MESSAGE and exits 2 if there is any, otherwise prints "FILE: ok" and
+exits 0.
+)";
+
+constexpr std::string_view kVersion = R"(Usage: pullthrough version
+
+Prints the version, the commit it was built from and the versions of the libraries it runs on.
+)";
+
+bool is_help_flag(std::string_view arg) { return arg == "--help" || arg == "-h"; }
+
+ParsedCommandLine fail(std::string message) {
+  ParsedCommandLine out;
+  out.error = std::move(message);
+  return out;
+}
+
+ParsedCommandLine ok(Command command) {
+  ParsedCommandLine out;
+  out.command = std::move(command);
+  return out;
+}
+
+Command help_for(std::string_view topic) {
+  Command c;
+  c.kind = Command::Kind::help;
+  c.help_topic = std::string(topic);
+  return c;
+}
+
+ParsedCommandLine parse_serve(const std::vector<std::string_view>& args) {
+  Command c;
+  c.kind = Command::Kind::serve;
+  bool role_seen = false;
+  bool config_seen = false;
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    std::string_view arg = args[i];
+    if (is_help_flag(arg)) return ok(help_for("serve"));
+    std::string_view value;
+    std::string_view name = arg;
+    bool inline_value = false;
+    if (auto eq = arg.find('='); arg.starts_with("--") && eq != std::string_view::npos) {
+      name = arg.substr(0, eq);
+      value = arg.substr(eq + 1);
+      inline_value = true;
+    }
+    if (name != "--config" && name != "--role") {
+      return fail("serve: unknown argument \"" + std::string(arg) +
+                  "\" (see pullthrough serve --help)");
+    }
+    if (!inline_value) {
+      if (i + 1 >= args.size()) return fail("serve: " + std::string(name) + " needs a value");
+      value = args[++i];
+    }
+    if (name == "--config") {
+      if (config_seen) return fail("serve: --config given twice");
+      if (value.empty()) return fail("serve: --config needs a file name");
+      config_seen = true;
+      c.config_file = std::string(value);
+    } else {
+      if (role_seen) return fail("serve: --role given twice");
+      role_seen = true;
+      if (value == "all") {
+        c.role = Role::all;
+      } else if (value == "dns") {
+        c.role = Role::dns;
+      } else if (value == "proxy") {
+        c.role = Role::proxy;
+      } else {
+        return fail("serve: --role must be all, dns or proxy, not \"" + std::string(value) + "\"");
+      }
+    }
+  }
+  return ok(c);
+}
+
+}  // namespace
+
+std::string_view to_string(Role role) {
+  switch (role) {
+    case Role::all:
+      return "all";
+    case Role::dns:
+      return "dns";
+    case Role::proxy:
+      return "proxy";
+  }
+  return "all";
+}
+
+ParsedCommandLine parse_command_line(const std::vector<std::string_view>& args) {
+  if (args.empty()) return fail("no command given (see pullthrough --help)");
+  std::string_view command = args[0];
+  if (is_help_flag(command)) return ok(help_for(""));
+  if (command == "help") {
+    if (args.size() > 2) return fail("help: takes at most one command name");
+    std::string_view topic = args.size() == 2 ? args[1] : "";
+    if (!topic.empty() && topic != "serve" && topic != "check-config" && topic != "version" &&
+        topic != "help") {
+      return fail("help: no command \"" + std::string(topic) + "\"");
+    }
+    return ok(help_for(topic == "help" ? "" : topic));
+  }
+  if (command == "serve") return parse_serve(args);
+  if (command == "check-config") {
+    Command c;
+    c.kind = Command::Kind::check_config;
+    for (std::size_t i = 1; i < args.size(); ++i) {
+      if (is_help_flag(args[i])) return ok(help_for("check-config"));
+    }
+    if (args.size() != 2) return fail("check-config: needs exactly one FILE");
+    if (args[1].empty()) return fail("check-config: the file name is empty");
+    c.config_file = std::string(args[1]);
+    return ok(c);
+  }
+  if (command == "version") {
+    for (std::size_t i = 1; i < args.size(); ++i) {
+      if (is_help_flag(args[i])) return ok(help_for("version"));
+    }
+    if (args.size() != 1) return fail("version: takes no arguments");
+    Command c;
+    c.kind = Command::Kind::version;
+    return ok(c);
+  }
+  return fail("unknown command \"" + std::string(command) + "\" (see pullthrough --help)");
+}
+
+std::string help_text(std::string_view topic) {
+  if (topic == "serve") return std::string(kServe);
+  if (topic == "check-config") return std::string(kCheckConfig);
+  if (topic == "version") return std::string(kVersion);
+  return std::string(kOverview);
+}
+
+}  // namespace pullthrough::app

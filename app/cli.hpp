@@ -1,0 +1,34 @@
+// The command line: `pullthrough serve|check-config|version|help`, each with --help.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pullthrough::app {
+
+enum class Role { all, dns, proxy };
+
+std::string_view to_string(Role role);
+
+struct Command {
+  enum class Kind { serve, check_config, version, help };
+  Kind kind = Kind::help;
+  std::string config_file;  // empty: the embedded default configuration
+  Role role = Role::all;
+  std::string help_topic;  // for Kind::help: "" (overview) or a command name
+};
+
+struct ParsedCommandLine {
+  std::optional<Command> command;
+  std::string error;  // set when command is empty: what was wrong, for stderr with exit code 2
+};
+
+// args excludes the program name.
+ParsedCommandLine parse_command_line(const std::vector<std::string_view>& args);
+
+// The help text for a topic ("" for the overview, or a command name).
+std::string help_text(std::string_view topic);
+
+}  // namespace pullthrough::app

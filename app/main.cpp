@@ -1,0 +1,87 @@
+// Entry point: parse the command line, load the configuration, set up logging, dispatch.
+#include <iostream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "app/appliance.hpp"
+#include "app/cli.hpp"
+#include "app/version.hpp"
+#include "config/embedded.hpp"
+#include "config/loader.hpp"
+#include "core/logging.hpp"
+
+namespace {
+
+using pullthrough::app::Command;
+
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+void print_errors(const std::vector<pullthrough::config::ConfigError>& errors) {
+  for (const auto& error : errors) std::cerr << error.to_string() << "\n";
+}
+
+int check_config(const std::string& file) {
+  auto loaded = pullthrough::config::load_file(file);
+  if (!loaded.config) {
+    print_errors(loaded.errors);
+    std::cerr << file << ": " << loaded.errors.size() << " error"
+              << (loaded.errors.size() == 1 ? "" : "s") << "\n";
+    return kExitUsage;
+  }
+  std::cout << file << ": ok\n";
+  return 0;
+}
+
+int serve(const Command& command) {
+  // Start-up messages before the configuration is read use the default format.
+  pullthrough::core::configure_logging(spdlog::level::info, pullthrough::core::LogFormat::text);
+  pullthrough::app::ServeOptions options;
+  auto loaded = command.config_file.empty()
+                    ? pullthrough::config::load_string(pullthrough::config::embedded_default_yaml(),
+                                                       pullthrough::config::kEmbeddedName)
+                    : pullthrough::config::load_file(command.config_file);
+  if (!loaded.config) {
+    print_errors(loaded.errors);
+    return kExitUsage;
+  }
+  options.config = std::move(*loaded.config);
+  options.config_name = command.config_file.empty()
+                            ? std::string(pullthrough::config::kEmbeddedName)
+                            : command.config_file;
+  options.role = command.role;
+  pullthrough::core::configure_logging(options.config.log.level, options.config.log.format);
+  return pullthrough::app::serve(options);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string_view> args(argv + 1, argv + argc);
+  auto parsed = pullthrough::app::parse_command_line(args);
+  if (!parsed.command) {
+    std::cerr << "pullthrough: " << parsed.error << "\n";
+    return kExitUsage;
+  }
+  const Command& command = *parsed.command;
+  try {
+    switch (command.kind) {
+      case Command::Kind::help:
+        std::cout << pullthrough::app::help_text(command.help_topic);
+        return 0;
+      case Command::Kind::version:
+        std::cout << pullthrough::app::version_report();
+        return 0;
+      case Command::Kind::check_config:
+        return check_config(command.config_file);
+      case Command::Kind::serve:
+        return serve(command);
+    }
+  } catch (const std::exception& e) {
+    // Only start-up and shutdown code can get here; the services catch their own errors.
+    std::cerr << "pullthrough: fatal: " << e.what() << "\n";
+    return kExitFailure;
+  }
+  return kExitFailure;
+}

@@ -1,0 +1,137 @@
+// The appliance's configuration: parsed once from YAML (config/loader.hpp), validated, and then
+// immutable. Every field's default is the value shown in config/pullthrough.yaml, and a unit test
+// keeps the two equal.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <spdlog/common.h>
+
+#include "core/logging.hpp"
+#include "core/net.hpp"
+#include "core/units.hpp"
+
+namespace pullthrough::config {
+
+using core::Cidr;
+using core::Duration;
+using core::Endpoint;
+using core::IpAddress;
+
+struct LogConfig {
+  spdlog::level::level_enum level = spdlog::level::info;
+  core::LogFormat format = core::LogFormat::text;
+  bool operator==(const LogConfig&) const = default;
+};
+
+struct ApplianceConfig {
+  // "auto": this host's non-loopback interface addresses, read at start.
+  bool auto_addresses = true;
+  std::vector<IpAddress> addresses;
+  bool operator==(const ApplianceConfig&) const = default;
+};
+
+struct DnsCacheConfig {
+  std::uint64_t max_entries = 100000;
+  Duration serve_stale = std::chrono::seconds(30);
+  bool operator==(const DnsCacheConfig&) const = default;
+};
+
+struct DnsConfig {
+  std::vector<Endpoint> listen;
+  // "system": the nameservers of /etc/resolv.conf minus this appliance's own addresses.
+  bool system_upstreams = true;
+  std::vector<Endpoint> upstreams;
+  Duration answer_ttl = std::chrono::seconds(10);
+  Duration upstream_timeout = std::chrono::seconds(2);
+  DnsCacheConfig cache;
+  std::vector<Cidr> allow;
+  std::uint32_t per_client_qps = 2000;  // 0 = no limit
+  // "self": the appliance addresses.
+  bool self_cache_host = true;
+  std::vector<IpAddress> cache_hosts;
+  bool operator==(const DnsConfig&) const = default;
+};
+
+struct ProxyConfig {
+  std::vector<Endpoint> listen;
+  std::vector<Endpoint> http_listen;
+  std::vector<Cidr> allow;
+  bool operator==(const ProxyConfig&) const = default;
+};
+
+struct AdminConfig {
+  Endpoint listen;
+  bool operator==(const AdminConfig&) const = default;
+};
+
+struct UpstreamUrl {
+  std::string scheme;  // "https" or "http"
+  std::string host;    // lower case; an IPv6 literal without brackets
+  std::uint16_t port = 443;
+  std::string to_string() const;
+  bool operator==(const UpstreamUrl&) const = default;
+};
+
+struct Credentials {
+  std::string username;
+  std::string password_file;
+  bool operator==(const Credentials&) const = default;
+};
+
+struct RegistryConfig {
+  std::string host;                  // lower case
+  std::vector<std::string> aliases;  // lower case
+  UpstreamUrl upstream;
+  std::string ca_file;  // empty: the system trust store only
+  std::optional<Credentials> credentials;
+  Duration manifest_ttl = std::chrono::minutes(5);
+  bool operator==(const RegistryConfig&) const = default;
+};
+
+struct StorageConfig {
+  std::string path;            // resolved: <state_dir>/cache when not set
+  std::uint64_t max_size = 0;  // 0 = unbounded
+  std::uint64_t min_free = 1ULL << 30;
+  bool operator==(const StorageConfig&) const = default;
+};
+
+struct CaConfig {
+  // Both set (operator's own CA) or both empty (generated under <state_dir>/ca).
+  std::string cert_file;
+  std::string key_file;
+  bool operator==(const CaConfig&) const = default;
+};
+
+struct HealthConfig {
+  Duration interval = std::chrono::seconds(1);
+  Duration timeout = std::chrono::seconds(1);
+  std::uint32_t fall = 2;
+  std::uint32_t rise = 2;
+  bool operator==(const HealthConfig&) const = default;
+};
+
+struct Config {
+  std::string state_dir = "./var";
+  LogConfig log;
+  ApplianceConfig appliance;
+  DnsConfig dns;
+  ProxyConfig proxy;
+  AdminConfig admin;
+  std::vector<RegistryConfig> registries;
+  StorageConfig storage;
+  CaConfig ca;
+  HealthConfig health;
+  bool operator==(const Config&) const = default;
+
+  // The registry that owns a name (host or alias, any case), or nullptr.
+  const RegistryConfig* find_registry(std::string_view name) const;
+};
+
+// The built-in configuration: what an empty file yields.
+Config defaults();
+
+}  // namespace pullthrough::config

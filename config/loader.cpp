@@ -1,0 +1,749 @@
+#include "config/loader.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <set>
+#include <sstream>
+#include <tuple>
+
+#include <yaml-cpp/yaml.h>
+
+namespace pullthrough::config {
+namespace {
+
+constexpr std::uint32_t kMaxTtlSeconds = 86400;  // a day: rewritten answers must stay short-lived
+
+std::string lower(std::string_view text) {
+  std::string out(text);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+// What a node is, for "expected X, got Y" messages.
+std::string describe(const YAML::Node& node) {
+  if (!node.IsDefined() || node.IsNull()) return "nothing";
+  if (node.IsMap()) return "a mapping";
+  if (node.IsSequence()) return "a list";
+  std::string value = node.Scalar();
+  if (value.size() > 60) value = value.substr(0, 57) + "...";
+  return "\"" + value + "\"";
+}
+
+class Context {
+ public:
+  Context(std::string file, std::vector<ConfigError>& errors)
+      : file_(std::move(file)), errors_(errors) {}
+
+  void error(const YAML::Mark& mark, std::string key, std::string message) {
+    ConfigError e;
+    e.file = file_;
+    if (!mark.is_null()) {
+      e.line = mark.line + 1;
+      e.column = mark.column + 1;
+    }
+    e.key = std::move(key);
+    e.message = std::move(message);
+    errors_.push_back(std::move(e));
+  }
+
+  void expected(const YAML::Node& node, const YAML::Mark& fallback, const std::string& key,
+                std::string_view what) {
+    error(mark_of(node, fallback), key,
+          std::string("expected ") + std::string(what) + ", got " + describe(node));
+  }
+
+  static YAML::Mark mark_of(const YAML::Node& node, const YAML::Mark& fallback) {
+    if (node.IsDefined() && !node.Mark().is_null()) return node.Mark();
+    return fallback;
+  }
+
+ private:
+  std::string file_;
+  std::vector<ConfigError>& errors_;
+};
+
+// A located value: the node and the mark to blame when the node itself has none (a null value).
+struct Value {
+  YAML::Node node;
+  YAML::Mark mark;
+  std::string path;
+};
+
+// Reads one YAML mapping. Keys are taken by name; whatever is left when the reader is finished is
+// an unknown key and an error, which catches typos such as "anwser_ttl".
+class MapReader {
+ public:
+  MapReader(Context& ctx, const YAML::Node& node, const YAML::Mark& mark, std::string path)
+      : ctx_(ctx), path_(std::move(path)), mark_(mark) {
+    if (!node.IsDefined() || node.IsNull()) return;  // absent or empty: every default applies
+    if (!node.IsMap()) {
+      ctx_.expected(node, mark, path_.empty() ? "(top level)" : path_, "a mapping");
+      return;
+    }
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      // yaml-cpp's iterator yields a temporary pair: take copies (Node is a cheap handle).
+      YAML::Node key = it->first;
+      YAML::Node value = it->second;
+      if (!key.IsScalar()) {
+        ctx_.error(Context::mark_of(key, mark), path_, "keys must be plain names");
+        continue;
+      }
+      std::string name = key.Scalar();
+      if (entries_.count(name) != 0) {
+        ctx_.error(key.Mark(), join(name), "duplicate key");
+        continue;
+      }
+      entries_.emplace(name, Entry{value, key.Mark(), false});
+      order_.push_back(name);
+    }
+  }
+
+  MapReader(const MapReader&) = delete;
+  MapReader& operator=(const MapReader&) = delete;
+
+  ~MapReader() {
+    for (const auto& name : order_) {
+      const auto& entry = entries_.at(name);
+      if (!entry.taken) ctx_.error(entry.key_mark, join(name), "unknown key");
+    }
+  }
+
+  std::optional<Value> take(std::string_view name) {
+    auto it = entries_.find(std::string(name));
+    if (it == entries_.end()) return std::nullopt;
+    it->second.taken = true;
+    return Value{it->second.value, Context::mark_of(it->second.value, it->second.key_mark),
+                 join(name)};
+  }
+
+  // Reads `name` with `parse` into `out` when the key is present and valid.
+  template <typename T, typename Parse>
+  void read(std::string_view name, T& out, Parse parse) {
+    if (auto value = take(name)) {
+      if (auto parsed = parse(ctx_, *value)) out = std::move(*parsed);
+    }
+  }
+
+  // A nested mapping; absent or empty leaves its defaults.
+  void nested(std::string_view name, const std::function<void(MapReader&)>& body) {
+    auto value = take(name);
+    MapReader child(ctx_, value ? value->node : YAML::Node(), value ? value->mark : mark_,
+                    join(name));
+    body(child);
+  }
+
+  bool has(std::string_view name) const { return entries_.count(std::string(name)) != 0; }
+  Context& context() { return ctx_; }
+  const YAML::Mark& mark() const { return mark_; }
+
+ private:
+  struct Entry {
+    YAML::Node value;
+    YAML::Mark key_mark;
+    bool taken;
+  };
+
+  std::string join(std::string_view name) const {
+    return path_.empty() ? std::string(name) : path_ + "." + std::string(name);
+  }
+
+  Context& ctx_;
+  std::string path_;
+  YAML::Mark mark_;
+  std::map<std::string, Entry> entries_;
+  std::vector<std::string> order_;
+};
+
+// ---- scalar parsers: each reports its own error and returns nullopt on failure ----
+
+std::optional<std::string> parse_string(Context& ctx, const Value& v) {
+  if (!v.node.IsScalar()) {
+    ctx.expected(v.node, v.mark, v.path, "a string");
+    return std::nullopt;
+  }
+  return v.node.Scalar();
+}
+
+std::optional<std::string> parse_path(Context& ctx, const Value& v) {
+  auto text = parse_string(ctx, v);
+  if (text && text->find('\0') != std::string::npos) {
+    ctx.error(v.mark, v.path, "a path cannot contain a NUL byte");
+    return std::nullopt;
+  }
+  return text;
+}
+
+std::optional<Duration> parse_duration_value(Context& ctx, const Value& v) {
+  if (v.node.IsScalar()) {
+    if (auto d = core::parse_duration(v.node.Scalar())) return d;
+  }
+  ctx.expected(v.node, v.mark, v.path, "a duration like \"10s\", \"500ms\", \"5m\" or \"30d\"");
+  return std::nullopt;
+}
+
+std::optional<std::uint64_t> parse_size_value(Context& ctx, const Value& v) {
+  if (v.node.IsScalar()) {
+    if (auto s = core::parse_size(v.node.Scalar())) return s;
+  }
+  ctx.expected(v.node, v.mark, v.path, "a size like \"512MiB\", \"100GiB\" or a number of bytes");
+  return std::nullopt;
+}
+
+auto parse_count(std::uint64_t min, std::uint64_t max) {
+  return [min, max](Context& ctx, const Value& v) -> std::optional<std::uint64_t> {
+    if (v.node.IsScalar()) {
+      const std::string& text = v.node.Scalar();
+      if (!text.empty() && text.size() <= 19 &&
+          std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        std::uint64_t value = std::stoull(text);
+        if (value >= min && value <= max) return value;
+        ctx.error(v.mark, v.path,
+                  "must be between " + std::to_string(min) + " and " + std::to_string(max) +
+                      ", got " + text);
+        return std::nullopt;
+      }
+    }
+    ctx.expected(v.node, v.mark, v.path, "a whole number");
+    return std::nullopt;
+  };
+}
+
+template <typename T>
+auto narrowed(std::optional<std::uint64_t> value) -> std::optional<T> {
+  if (!value) return std::nullopt;
+  return static_cast<T>(*value);
+}
+
+// A list whose items are parsed one by one; fails as a whole if any item fails, after reporting
+// every bad item.
+template <typename T, typename ParseItem>
+std::optional<std::vector<T>> parse_list(Context& ctx, const Value& v, ParseItem parse_item) {
+  if (!v.node.IsSequence()) {
+    ctx.expected(v.node, v.mark, v.path, "a list");
+    return std::nullopt;
+  }
+  std::vector<T> out;
+  bool ok = true;
+  for (std::size_t i = 0; i < v.node.size(); ++i) {
+    Value item{v.node[i], Context::mark_of(v.node[i], v.mark),
+               v.path + "[" + std::to_string(i) + "]"};
+    if (auto parsed = parse_item(ctx, item)) {
+      out.push_back(std::move(*parsed));
+    } else {
+      ok = false;
+    }
+  }
+  if (!ok) return std::nullopt;
+  return out;
+}
+
+template <typename T, typename ParseItem>
+auto list_of(ParseItem parse_item) {
+  return [parse_item](Context& ctx, const Value& v) { return parse_list<T>(ctx, v, parse_item); };
+}
+
+std::optional<Endpoint> parse_listen_endpoint(Context& ctx, const Value& v) {
+  if (v.node.IsScalar()) {
+    if (auto e = core::parse_endpoint(v.node.Scalar())) return e;
+  }
+  ctx.expected(v.node, v.mark, v.path, "an address with a port like \"0.0.0.0:53\" or \"[::]:53\"");
+  return std::nullopt;
+}
+
+// A list of IP addresses that may also hold one keyword ("auto" or "self") standing for a set of
+// addresses found at run time.
+struct AddressList {
+  bool keyword = false;
+  std::vector<IpAddress> addresses;
+};
+
+auto parse_address_list(std::string keyword) {
+  return [keyword](Context& ctx, const Value& v) -> std::optional<AddressList> {
+    AddressList out;
+    auto items = parse_list<std::optional<IpAddress>>(
+        ctx, v, [&](Context& c, const Value& item) -> std::optional<std::optional<IpAddress>> {
+          if (item.node.IsScalar() && item.node.Scalar() == keyword) {
+            return std::optional<IpAddress>();
+          }
+          if (item.node.IsScalar()) {
+            if (auto a = core::parse_ip(item.node.Scalar())) return std::optional<IpAddress>(*a);
+          }
+          c.expected(item.node, item.mark, item.path, "an IP address or \"" + keyword + "\"");
+          return std::nullopt;
+        });
+    if (!items) return std::nullopt;
+    if (items->empty()) {
+      ctx.error(v.mark, v.path, "needs at least one entry (an IP address or \"" + keyword + "\")");
+      return std::nullopt;
+    }
+    for (auto& item : *items) {
+      if (item) {
+        out.addresses.push_back(*item);
+      } else {
+        out.keyword = true;
+      }
+    }
+    return out;
+  };
+}
+
+std::optional<std::vector<Cidr>> parse_allow(Context& ctx, const Value& v) {
+  auto lists = parse_list<std::vector<Cidr>>(
+      ctx, v, [](Context& c, const Value& item) -> std::optional<std::vector<Cidr>> {
+        if (item.node.IsScalar()) {
+          if (item.node.Scalar() == "private") return core::private_networks();
+          if (auto cidr = Cidr::parse(item.node.Scalar())) return std::vector<Cidr>{*cidr};
+        }
+        c.expected(item.node, item.mark, item.path,
+                   "\"private\" or a network like \"192.0.2.0/24\" (host bits zero)");
+        return std::nullopt;
+      });
+  if (!lists) return std::nullopt;
+  std::vector<Cidr> out;
+  for (const auto& list : *lists) {
+    for (const auto& cidr : list) {
+      if (std::find(out.begin(), out.end(), cidr) == out.end()) out.push_back(cidr);
+    }
+  }
+  if (out.empty()) {
+    ctx.error(v.mark, v.path, "an empty allow list would refuse every client");
+    return std::nullopt;
+  }
+  return out;
+}
+
+struct UpstreamList {
+  bool system = false;
+  std::vector<Endpoint> endpoints;
+};
+
+std::optional<UpstreamList> parse_dns_upstreams(Context& ctx, const Value& v) {
+  auto items = parse_list<std::optional<Endpoint>>(
+      ctx, v, [](Context& c, const Value& item) -> std::optional<std::optional<Endpoint>> {
+        if (item.node.IsScalar()) {
+          if (item.node.Scalar() == "system") return std::optional<Endpoint>();
+          if (auto e = core::parse_endpoint(item.node.Scalar(), 53)) {
+            return std::optional<Endpoint>(*e);
+          }
+        }
+        c.expected(item.node, item.mark, item.path,
+                   "\"system\", an IP address, or an address with a port like \"192.0.2.1:53\"");
+        return std::nullopt;
+      });
+  if (!items) return std::nullopt;
+  if (items->empty()) {
+    ctx.error(v.mark, v.path, "needs at least one upstream resolver (or \"system\")");
+    return std::nullopt;
+  }
+  UpstreamList out;
+  for (auto& item : *items) {
+    if (item) {
+      out.endpoints.push_back(*item);
+    } else {
+      out.system = true;
+    }
+  }
+  return out;
+}
+
+// RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens, each 1..63
+// characters, 253 in all. A single trailing dot is tolerated and dropped.
+std::optional<std::string> normalize_host_name(std::string_view text) {
+  if (!text.empty() && text.back() == '.') text.remove_suffix(1);
+  if (text.empty() || text.size() > 253) return std::nullopt;
+  std::string out = lower(text);
+  std::size_t label_start = 0;
+  for (std::size_t i = 0; i <= out.size(); ++i) {
+    if (i == out.size() || out[i] == '.') {
+      std::size_t length = i - label_start;
+      if (length == 0 || length > 63) return std::nullopt;
+      if (out[label_start] == '-' || out[i - 1] == '-') return std::nullopt;
+      label_start = i + 1;
+      continue;
+    }
+    char c = out[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return std::nullopt;
+  }
+  return out;
+}
+
+std::optional<std::string> parse_host_name(Context& ctx, const Value& v) {
+  if (v.node.IsScalar()) {
+    if (auto host = normalize_host_name(v.node.Scalar())) return host;
+  }
+  ctx.expected(v.node, v.mark, v.path, "a DNS host name like \"quay.io\"");
+  return std::nullopt;
+}
+
+std::optional<UpstreamUrl> parse_upstream_url_text(std::string_view text) {
+  UpstreamUrl url;
+  if (text.starts_with("https://")) {
+    url.scheme = "https";
+    url.port = 443;
+    text.remove_prefix(8);
+  } else if (text.starts_with("http://")) {
+    url.scheme = "http";
+    url.port = 80;
+    text.remove_prefix(7);
+  } else {
+    return std::nullopt;
+  }
+  if (!text.empty() && text.back() == '/') text.remove_suffix(1);
+  // The distribution API lives at /v2/ on the host's root; paths, queries and credentials in the
+  // URL are not supported.
+  if (text.find_first_of("/?#@") != std::string_view::npos) return std::nullopt;
+  std::string_view host = text;
+  if (!text.empty() && text.front() == '[') {
+    auto close = text.find(']');
+    if (close == std::string_view::npos) return std::nullopt;
+    host = text.substr(1, close - 1);
+    auto address = core::parse_ip(host);
+    if (!address || !address->is_v6()) return std::nullopt;
+    url.host = address->to_string();
+    text.remove_prefix(close + 1);
+    if (!text.empty() && text.front() != ':') return std::nullopt;
+  } else {
+    auto colon = text.find(':');
+    host = text.substr(0, colon);
+    auto normalized = normalize_host_name(host);
+    if (!normalized) return std::nullopt;
+    url.host = *normalized;
+    text.remove_prefix(colon == std::string_view::npos ? text.size() : colon);
+  }
+  if (!text.empty()) {
+    auto endpoint = core::parse_endpoint("0.0.0.0" + std::string(text));
+    if (!endpoint || endpoint->port == 0) return std::nullopt;
+    url.port = endpoint->port;
+  }
+  return url;
+}
+
+std::optional<UpstreamUrl> parse_upstream_url(Context& ctx, const Value& v) {
+  if (v.node.IsScalar()) {
+    if (auto url = parse_upstream_url_text(v.node.Scalar())) return url;
+  }
+  ctx.expected(v.node, v.mark, v.path,
+               "a URL like \"https://registry-1.docker.io\" or \"https://host:5000\" (no path)");
+  return std::nullopt;
+}
+
+std::optional<spdlog::level::level_enum> parse_log_level(Context& ctx, const Value& v) {
+  static const std::map<std::string, spdlog::level::level_enum> kLevels = {
+      {"trace", spdlog::level::trace}, {"debug", spdlog::level::debug},
+      {"info", spdlog::level::info},   {"warn", spdlog::level::warn},
+      {"error", spdlog::level::err},   {"critical", spdlog::level::critical},
+      {"off", spdlog::level::off}};
+  if (v.node.IsScalar()) {
+    auto it = kLevels.find(v.node.Scalar());
+    if (it != kLevels.end()) return it->second;
+  }
+  ctx.expected(v.node, v.mark, v.path, "one of trace, debug, info, warn, error, critical, off");
+  return std::nullopt;
+}
+
+std::optional<core::LogFormat> parse_log_format(Context& ctx, const Value& v) {
+  if (v.node.IsScalar() && v.node.Scalar() == "text") return core::LogFormat::text;
+  if (v.node.IsScalar() && v.node.Scalar() == "json") return core::LogFormat::json;
+  ctx.expected(v.node, v.mark, v.path, "text or json");
+  return std::nullopt;
+}
+
+// ---- sections ----
+
+void read_dns(MapReader& m, DnsConfig& dns) {
+  m.read("listen", dns.listen, list_of<Endpoint>(parse_listen_endpoint));
+  if (auto v = m.take("upstreams")) {
+    if (auto list = parse_dns_upstreams(m.context(), *v)) {
+      dns.system_upstreams = list->system;
+      dns.upstreams = std::move(list->endpoints);
+    }
+  }
+  m.read("answer_ttl", dns.answer_ttl, [](Context& ctx, const Value& v) -> std::optional<Duration> {
+    auto d = parse_duration_value(ctx, v);
+    if (!d) return std::nullopt;
+    if (d->count() % 1000 != 0 || *d > std::chrono::seconds(kMaxTtlSeconds)) {
+      ctx.error(v.mark, v.path, "a DNS TTL is whole seconds between 0s and 1d");
+      return std::nullopt;
+    }
+    return d;
+  });
+  m.read("upstream_timeout", dns.upstream_timeout,
+         [](Context& ctx, const Value& v) -> std::optional<Duration> {
+           auto d = parse_duration_value(ctx, v);
+           if (d && (d->count() < 10 || *d > std::chrono::seconds(60))) {
+             ctx.error(v.mark, v.path, "must be between 10ms and 60s");
+             return std::nullopt;
+           }
+           return d;
+         });
+  m.nested("cache", [&](MapReader& c) {
+    c.read("max_entries", dns.cache.max_entries, parse_count(0, 100'000'000));
+    c.read("serve_stale", dns.cache.serve_stale, parse_duration_value);
+  });
+  m.read("allow", dns.allow, parse_allow);
+  m.nested("rate_limit", [&](MapReader& r) {
+    r.read("per_client_qps", dns.per_client_qps, [](Context& ctx, const Value& v) {
+      return narrowed<std::uint32_t>(parse_count(0, 10'000'000)(ctx, v));
+    });
+  });
+  if (auto v = m.take("cache_hosts")) {
+    if (auto list = parse_address_list("self")(m.context(), *v)) {
+      dns.self_cache_host = list->keyword;
+      dns.cache_hosts = std::move(list->addresses);
+    }
+  }
+}
+
+void read_proxy(MapReader& m, ProxyConfig& proxy) {
+  m.read("listen", proxy.listen, list_of<Endpoint>(parse_listen_endpoint));
+  m.read("http_listen", proxy.http_listen, list_of<Endpoint>(parse_listen_endpoint));
+  m.read("allow", proxy.allow, parse_allow);
+}
+
+std::optional<RegistryConfig> parse_registry(Context& ctx, const Value& v) {
+  RegistryConfig registry;
+  bool failed = false;
+  {
+    MapReader m(ctx, v.node, v.mark, v.path);
+    if (!v.node.IsMap()) return std::nullopt;  // MapReader reported it
+    if (!m.has("host")) {
+      ctx.error(v.mark, v.path + ".host", "every registry needs a host");
+      failed = true;
+    }
+    std::optional<std::string> host;
+    if (auto h = m.take("host")) {
+      host = parse_host_name(ctx, *h);
+      failed = failed || !host;
+      if (host) registry.host = *host;
+    }
+    if (auto a = m.take("aliases")) {
+      auto aliases = parse_list<std::string>(ctx, *a, parse_host_name);
+      failed = failed || !aliases;
+      if (aliases) registry.aliases = std::move(*aliases);
+    }
+    if (auto u = m.take("upstream")) {
+      auto url = parse_upstream_url(ctx, *u);
+      failed = failed || !url;
+      if (url) registry.upstream = *url;
+    } else if (host) {
+      registry.upstream = UpstreamUrl{"https", *host, 443};
+    }
+    if (auto c = m.take("ca_file")) {
+      auto file = parse_path(ctx, *c);
+      failed = failed || !file;
+      if (file) registry.ca_file = *file;
+    }
+    if (auto c = m.take("credentials")) {
+      Credentials credentials;
+      MapReader cm(ctx, c->node, c->mark, c->path);
+      bool has_user = cm.has("username");
+      bool has_password = cm.has("password_file");
+      cm.read("username", credentials.username, parse_string);
+      cm.read("password_file", credentials.password_file, parse_path);
+      if (!c->node.IsMap() || !has_user || !has_password) {
+        if (c->node.IsMap()) {
+          ctx.error(c->mark, c->path, "needs both username and password_file");
+        }
+        failed = true;
+      } else {
+        registry.credentials = credentials;
+      }
+    }
+    m.read("manifest_ttl", registry.manifest_ttl, parse_duration_value);
+  }
+  if (failed) return std::nullopt;
+  return registry;
+}
+
+void validate_registries(Context& ctx, const YAML::Node& node, const YAML::Mark& mark,
+                         const std::vector<RegistryConfig>& registries) {
+  if (registries.empty()) {
+    ctx.error(mark, "registries", "needs at least one registry to intercept");
+    return;
+  }
+  std::map<std::string, std::size_t> owner;
+  for (std::size_t i = 0; i < registries.size(); ++i) {
+    std::vector<std::string> names{registries[i].host};
+    names.insert(names.end(), registries[i].aliases.begin(), registries[i].aliases.end());
+    for (const auto& name : names) {
+      auto [it, inserted] = owner.emplace(name, i);
+      if (!inserted) {
+        ctx.error(Context::mark_of(node[i], mark), "registries[" + std::to_string(i) + "]",
+                  "\"" + name + "\" is already intercepted by registries[" +
+                      std::to_string(it->second) + "]");
+      }
+    }
+  }
+}
+
+}  // namespace
+
+std::string UpstreamUrl::to_string() const {
+  std::string out = scheme + "://";
+  out += host.find(':') != std::string::npos ? "[" + host + "]" : host;
+  if (!((scheme == "https" && port == 443) || (scheme == "http" && port == 80))) {
+    out += ":" + std::to_string(port);
+  }
+  return out;
+}
+
+const RegistryConfig* Config::find_registry(std::string_view name) const {
+  auto wanted = lower(name);
+  if (!wanted.empty() && wanted.back() == '.') wanted.pop_back();
+  for (const auto& registry : registries) {
+    if (registry.host == wanted) return &registry;
+    for (const auto& alias : registry.aliases) {
+      if (alias == wanted) return &registry;
+    }
+  }
+  return nullptr;
+}
+
+Config defaults() {
+  Config c;
+  auto ep = [](const char* text) { return *core::parse_endpoint(text); };
+  c.dns.listen = {ep("0.0.0.0:53"), ep("[::]:53")};
+  c.dns.allow = core::private_networks();
+  c.proxy.listen = {ep("0.0.0.0:443"), ep("[::]:443")};
+  c.proxy.http_listen = {ep("0.0.0.0:80")};
+  c.proxy.allow = core::private_networks();
+  c.admin.listen = ep("127.0.0.1:9090");
+  RegistryConfig hub;
+  hub.host = "registry-1.docker.io";
+  hub.aliases = {"docker.io", "index.docker.io"};
+  hub.upstream = UpstreamUrl{"https", "registry-1.docker.io", 443};
+  c.registries.push_back(hub);
+  for (const char* host :
+       {"quay.io", "ghcr.io", "gcr.io", "registry.k8s.io", "public.ecr.aws", "mcr.microsoft.com"}) {
+    RegistryConfig r;
+    r.host = host;
+    r.upstream = UpstreamUrl{"https", host, 443};
+    c.registries.push_back(r);
+  }
+  c.storage.path = c.state_dir + "/cache";
+  return c;
+}
+
+std::string ConfigError::to_string() const {
+  std::ostringstream out;
+  out << file;
+  if (line > 0) out << ':' << line << ':' << column;
+  out << ": ";
+  if (!key.empty()) out << key << ": ";
+  out << message;
+  return out.str();
+}
+
+LoadResult load_string(std::string_view yaml, std::string_view file_name) {
+  LoadResult result;
+  Context ctx(std::string(file_name), result.errors);
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(yaml));
+  } catch (const YAML::ParserException& e) {
+    ctx.error(e.mark, "", "YAML syntax error: " + e.msg);
+    return result;
+  } catch (const YAML::Exception& e) {
+    ctx.error(e.mark, "", std::string("cannot read YAML: ") + e.what());
+    return result;
+  }
+
+  Config c = defaults();
+  bool storage_path_set = false;
+  YAML::Mark root_mark;  // line 1, column 1
+  {
+    MapReader m(ctx, root, root_mark, "");
+    m.read("state_dir", c.state_dir, [](Context& cx, const Value& v) -> std::optional<std::string> {
+      auto path = parse_path(cx, v);
+      if (path && path->empty()) {
+        cx.error(v.mark, v.path, "must not be empty");
+        return std::nullopt;
+      }
+      return path;
+    });
+    m.nested("log", [&](MapReader& l) {
+      l.read("level", c.log.level, parse_log_level);
+      l.read("format", c.log.format, parse_log_format);
+    });
+    m.nested("appliance", [&](MapReader& a) {
+      if (auto v = a.take("addresses")) {
+        if (auto list = parse_address_list("auto")(ctx, *v)) {
+          c.appliance.auto_addresses = list->keyword;
+          c.appliance.addresses = std::move(list->addresses);
+        }
+      }
+    });
+    m.nested("dns", [&](MapReader& d) { read_dns(d, c.dns); });
+    m.nested("proxy", [&](MapReader& p) { read_proxy(p, c.proxy); });
+    m.nested("admin",
+             [&](MapReader& a) { a.read("listen", c.admin.listen, parse_listen_endpoint); });
+    if (auto v = m.take("registries")) {
+      auto list = parse_list<RegistryConfig>(ctx, *v, parse_registry);
+      if (list) {
+        c.registries = std::move(*list);
+        validate_registries(ctx, v->node, v->mark, c.registries);
+      }
+    }
+    m.nested("storage", [&](MapReader& s) {
+      storage_path_set = s.has("path");
+      s.read("path", c.storage.path, parse_path);
+      s.read("max_size", c.storage.max_size, parse_size_value);
+      s.read("min_free", c.storage.min_free, parse_size_value);
+    });
+    m.nested("ca", [&](MapReader& a) {
+      a.read("cert_file", c.ca.cert_file, parse_path);
+      a.read("key_file", c.ca.key_file, parse_path);
+      if (c.ca.cert_file.empty() != c.ca.key_file.empty()) {
+        ctx.error(a.mark(), "ca", "cert_file and key_file go together: set both or neither");
+      }
+    });
+    m.nested("health", [&](MapReader& h) {
+      auto positive = [](Context& cx, const Value& v) -> std::optional<Duration> {
+        auto d = parse_duration_value(cx, v);
+        if (d && d->count() == 0) {
+          cx.error(v.mark, v.path, "must be greater than zero");
+          return std::nullopt;
+        }
+        return d;
+      };
+      h.read("interval", c.health.interval, positive);
+      h.read("timeout", c.health.timeout, positive);
+      h.read("fall", c.health.fall, [](Context& cx, const Value& v) {
+        return narrowed<std::uint32_t>(parse_count(1, 100)(cx, v));
+      });
+      h.read("rise", c.health.rise, [](Context& cx, const Value& v) {
+        return narrowed<std::uint32_t>(parse_count(1, 100)(cx, v));
+      });
+      if (c.health.timeout > c.health.interval) {
+        ctx.error(h.mark(), "health.timeout",
+                  "must not exceed health.interval, or checks would overlap");
+      }
+    });
+  }
+  if (c.storage.path.empty() || !storage_path_set) c.storage.path = c.state_dir + "/cache";
+
+  std::stable_sort(result.errors.begin(), result.errors.end(),
+                   [](const ConfigError& a, const ConfigError& b) {
+                     return std::tie(a.line, a.column) < std::tie(b.line, b.column);
+                   });
+  if (result.errors.empty()) result.config = std::move(c);
+  return result;
+}
+
+LoadResult load_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    LoadResult result;
+    result.errors.push_back(ConfigError{path, 0, 0, "", "cannot open the file"});
+    return result;
+  }
+  std::ostringstream content;
+  content << in.rdbuf();
+  return load_string(content.str(), path);
+}
+
+}  // namespace pullthrough::config

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# `pullthrough serve` starts, says what it runs, and stops cleanly (exit 0) on SIGTERM and SIGINT.
+set -euo pipefail
+bin=$1
+work=$(mktemp -d)
+pid=
+cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+
+cat > "$work/pt.yaml" <<YAML
+state_dir: $work/state
+log: {level: debug, format: json}
+appliance: {addresses: [192.0.2.10]}
+dns:
+  listen: ["127.0.0.1:0"]
+  upstreams: ["127.0.0.1:1"]
+proxy:
+  listen: ["127.0.0.1:0"]
+  http_listen: []
+YAML
+
+# run_until_ready SIGNAL ROLE: starts serve, waits for "ready", sends SIGNAL, checks a clean exit.
+# Leaves the log file's name in $log.
+run_until_ready() {
+  local signal=$1 role=$2
+  log="$work/serve-$1-$2.log"
+  "$bin" serve --config "$work/pt.yaml" --role "$role" 2>"$log" &
+  pid=$!
+  for _ in $(seq 100); do grep -q '"msg":"ready' "$log" && break; sleep 0.1; done
+  grep -q '"msg":"ready' "$log" || { fail "$signal/$role: never ready: $(cat "$log")"; return; }
+  kill -"$signal" "$pid"
+  local rc=0
+  for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then fail "$signal/$role: still running 15s after SIG$signal"; return; fi
+  wait "$pid" || rc=$?
+  pid=
+  [ "$rc" -eq 0 ] || fail "$signal/$role: exit $rc, want 0: $(cat "$log")"
+  grep -q '"msg":"stopped"' "$log" || fail "$signal/$role: no stopped line"
+  # Every line is one JSON object from the configured format.
+  if grep -qv '^{"time":"[^"]*","level":"[a-z]*","component":"[a-z]*","msg":".*"}$' "$log"; then
+    fail "$signal/$role: a log line is not JSON: $(grep -v '^{' "$log" | head -3)"
+  fi
+}
+
+run_until_ready TERM all
+[ -d "$work/state" ] || fail "state_dir was not created"
+grep -q '"component":"dns"' "$log" || fail "no dns component line"
+grep -q 'forwarding to: 127.0.0.1:1' "$log" || fail "upstreams not logged"
+grep -q 'intercepted names resolve to: 192.0.2.10' "$log" || fail "addresses not logged"
+grep -q '"component":"proxy"' "$log" || fail "no proxy component line"
+grep -q 'SIGTERM received' "$log" || fail "signal not logged"
+
+run_until_ready INT dns
+grep -q '"component":"proxy"' "$log" && fail "role dns started proxy parts"
+run_until_ready TERM proxy
+grep -q '"component":"dns"' "$log" && fail "role proxy started dns parts"
+
+# A configuration error stops start-up with exit 2 and the error on stderr.
+printf 'dns: {answer_ttl: soon}\n' > "$work/bad.yaml"
+rc=0; out=$("$bin" serve --config "$work/bad.yaml" 2>&1) || rc=$?
+[ "$rc" -eq 2 ] || fail "bad config: exit $rc, want 2"
+grep -qF "bad.yaml:1:19: dns.answer_ttl" <<<"$out" || fail "bad config message: $out"
+
+# An upstream resolver that is this appliance itself is refused at start.
+cat > "$work/loop.yaml" <<YAML
+state_dir: $work/state
+dns: {listen: ["127.0.0.1:5399"], upstreams: ["127.0.0.1:5399"]}
+YAML
+rc=0; out=$(timeout 10 "$bin" serve --config "$work/loop.yaml" --role dns 2>&1) || rc=$?
+[ "$rc" -eq 2 ] || fail "self upstream: exit $rc, want 2"
+grep -qF "own DNS listener" <<<"$out" || fail "self upstream message: $out"
+
+if [ "$failures" -ne 0 ]; then echo "$failures check(s) failed"; exit 1; fi
+echo "serve lifecycle: all checks passed"

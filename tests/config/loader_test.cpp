@@ -1,0 +1,428 @@
+#include "config/loader.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "config/embedded.hpp"
+
+namespace pullthrough::config {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::minutes;
+using std::chrono::seconds;
+using ::testing::HasSubstr;
+
+Config load_ok(const std::string& yaml) {
+  auto result = load_string(yaml, "t.yaml");
+  std::string errors;
+  for (const auto& e : result.errors) errors += e.to_string() + "\n";
+  EXPECT_TRUE(result.config) << errors;
+  return result.config.value_or(Config{});
+}
+
+std::vector<ConfigError> load_errors(const std::string& yaml) {
+  auto result = load_string(yaml, "t.yaml");
+  EXPECT_FALSE(result.config);
+  return result.errors;
+}
+
+// The single error of a file that must have exactly one.
+ConfigError one_error(const std::string& yaml) {
+  auto errors = load_errors(yaml);
+  if (errors.size() != 1) {
+    ADD_FAILURE() << "expected exactly one error, got " << errors.size();
+    for (const auto& e : errors) ADD_FAILURE() << e.to_string();
+  }
+  return errors.empty() ? ConfigError{} : errors.front();
+}
+
+TEST(ConfigDefaultsTest, EmptyFileYieldsDefaults) {
+  EXPECT_EQ(load_ok(""), defaults());
+  EXPECT_EQ(load_ok("# only a comment\n"), defaults());
+}
+
+TEST(ConfigDefaultsTest, DefaultValuesMatchTheSchema) {
+  Config c = defaults();
+  EXPECT_EQ(c.state_dir, "./var");
+  EXPECT_EQ(c.log.level, spdlog::level::info);
+  EXPECT_EQ(c.log.format, core::LogFormat::text);
+  EXPECT_TRUE(c.appliance.auto_addresses);
+  EXPECT_TRUE(c.appliance.addresses.empty());
+  ASSERT_EQ(c.dns.listen.size(), 2U);
+  EXPECT_EQ(c.dns.listen[0].to_string(), "0.0.0.0:53");
+  EXPECT_EQ(c.dns.listen[1].to_string(), "[::]:53");
+  EXPECT_TRUE(c.dns.system_upstreams);
+  EXPECT_TRUE(c.dns.upstreams.empty());
+  EXPECT_EQ(c.dns.answer_ttl, seconds(10));
+  EXPECT_EQ(c.dns.upstream_timeout, seconds(2));
+  EXPECT_EQ(c.dns.cache.max_entries, 100000U);
+  EXPECT_EQ(c.dns.cache.serve_stale, seconds(30));
+  EXPECT_EQ(c.dns.allow, core::private_networks());
+  EXPECT_EQ(c.dns.per_client_qps, 2000U);
+  EXPECT_TRUE(c.dns.self_cache_host);
+  EXPECT_TRUE(c.dns.cache_hosts.empty());
+  ASSERT_EQ(c.proxy.listen.size(), 2U);
+  EXPECT_EQ(c.proxy.listen[0].to_string(), "0.0.0.0:443");
+  EXPECT_EQ(c.proxy.listen[1].to_string(), "[::]:443");
+  ASSERT_EQ(c.proxy.http_listen.size(), 1U);
+  EXPECT_EQ(c.proxy.http_listen[0].to_string(), "0.0.0.0:80");
+  EXPECT_EQ(c.proxy.allow, core::private_networks());
+  EXPECT_EQ(c.admin.listen.to_string(), "127.0.0.1:9090");
+  ASSERT_EQ(c.registries.size(), 7U);
+  EXPECT_EQ(c.registries[0].host, "registry-1.docker.io");
+  EXPECT_EQ(c.registries[0].aliases, (std::vector<std::string>{"docker.io", "index.docker.io"}));
+  EXPECT_EQ(c.registries[0].upstream.to_string(), "https://registry-1.docker.io");
+  EXPECT_EQ(c.registries[0].manifest_ttl, minutes(5));
+  std::vector<std::string> hosts;
+  for (const auto& r : c.registries) hosts.push_back(r.host);
+  EXPECT_EQ(hosts,
+            (std::vector<std::string>{"registry-1.docker.io", "quay.io", "ghcr.io", "gcr.io",
+                                      "registry.k8s.io", "public.ecr.aws", "mcr.microsoft.com"}));
+  EXPECT_EQ(c.registries[6].upstream.to_string(), "https://mcr.microsoft.com");
+  EXPECT_EQ(c.storage.path, "./var/cache");
+  EXPECT_EQ(c.storage.max_size, 0U);
+  EXPECT_EQ(c.storage.min_free, 1ULL << 30);
+  EXPECT_TRUE(c.ca.cert_file.empty());
+  EXPECT_TRUE(c.ca.key_file.empty());
+  EXPECT_EQ(c.health.interval, seconds(1));
+  EXPECT_EQ(c.health.timeout, seconds(1));
+  EXPECT_EQ(c.health.fall, 2U);
+  EXPECT_EQ(c.health.rise, 2U);
+}
+
+TEST(ConfigDefaultsTest, ShippedFileEqualsBuiltInDefaults) {
+  auto result = load_file(std::string(PULLTHROUGH_SOURCE_DIR) + "/config/pullthrough.yaml");
+  ASSERT_TRUE(result.config) << (result.errors.empty() ? "" : result.errors[0].to_string());
+  EXPECT_EQ(*result.config, defaults());
+}
+
+TEST(ConfigDefaultsTest, EmbeddedFileIsTheShippedFile) {
+  auto result = load_string(embedded_default_yaml(), kEmbeddedName);
+  ASSERT_TRUE(result.config);
+  EXPECT_EQ(*result.config, defaults());
+  EXPECT_THAT(std::string(embedded_default_yaml()), HasSubstr("registry-1.docker.io"));
+}
+
+TEST(ConfigErrorTest, FormatsFileLineColumnKey) {
+  ConfigError e{"pullthrough.yaml", 12, 5, "dns.answer_ttl", "expected a duration"};
+  EXPECT_EQ(e.to_string(), "pullthrough.yaml:12:5: dns.answer_ttl: expected a duration");
+  ConfigError no_position{"x.yaml", 0, 0, "", "cannot open the file"};
+  EXPECT_EQ(no_position.to_string(), "x.yaml: cannot open the file");
+}
+
+TEST(ConfigLoaderTest, BadDurationNamesLineColumnAndKey) {
+  auto e = one_error("dns:\n  answer_ttl: 10x\n");
+  EXPECT_EQ(e.to_string(),
+            "t.yaml:2:15: dns.answer_ttl: expected a duration like \"10s\", \"500ms\", \"5m\" or "
+            "\"30d\", got \"10x\"");
+}
+
+TEST(ConfigLoaderTest, UnknownKeyIsAnErrorAtItsLine) {
+  auto e = one_error("dns:\n  anwser_ttl: 10s\n");
+  EXPECT_EQ(e.line, 2);
+  EXPECT_EQ(e.column, 3);
+  EXPECT_EQ(e.key, "dns.anwser_ttl");
+  EXPECT_EQ(e.message, "unknown key");
+}
+
+TEST(ConfigLoaderTest, UnknownTopLevelAndNestedKeys) {
+  auto errors = load_errors("colour: red\nhealth:\n  fall: 2\n  rice: 3\n");
+  ASSERT_EQ(errors.size(), 2U);
+  EXPECT_EQ(errors[0].key, "colour");
+  EXPECT_EQ(errors[1].key, "health.rice");
+  EXPECT_EQ(errors[1].line, 4);
+}
+
+TEST(ConfigLoaderTest, ReportsEveryErrorSortedByLine) {
+  auto errors = load_errors(
+      "dns:\n"
+      "  upstream_timeout: soon\n"
+      "  allow: [10.0.0.1/8]\n"
+      "  bogus: 1\n");
+  ASSERT_EQ(errors.size(), 3U);
+  EXPECT_EQ(errors[0].line, 2);
+  EXPECT_EQ(errors[0].key, "dns.upstream_timeout");
+  EXPECT_EQ(errors[1].line, 3);
+  EXPECT_EQ(errors[1].key, "dns.allow[0]");
+  EXPECT_THAT(errors[1].message, HasSubstr("host bits zero"));
+  EXPECT_EQ(errors[2].line, 4);
+  EXPECT_EQ(errors[2].key, "dns.bogus");
+}
+
+TEST(ConfigLoaderTest, SyntaxErrorHasPosition) {
+  auto e = one_error("dns:\n  listen: [\"0.0.0.0:53\"\n");
+  EXPECT_GT(e.line, 0);
+  EXPECT_THAT(e.message, HasSubstr("YAML syntax error"));
+}
+
+TEST(ConfigLoaderTest, DuplicateKeyIsAnError) {
+  auto e = one_error("log:\n  level: info\n  level: debug\n");
+  EXPECT_EQ(e.key, "log.level");
+  EXPECT_EQ(e.line, 3);
+  EXPECT_EQ(e.message, "duplicate key");
+}
+
+TEST(ConfigLoaderTest, WrongShapesAreNamed) {
+  EXPECT_THAT(one_error("- a\n- b\n").message, HasSubstr("expected a mapping, got a list"));
+  EXPECT_THAT(one_error("dns: 5\n").message, HasSubstr("expected a mapping, got \"5\""));
+  EXPECT_THAT(one_error("dns:\n  listen: \"0.0.0.0:53\"\n").message, HasSubstr("expected a list"));
+  EXPECT_THAT(one_error("state_dir: [a]\n").message, HasSubstr("expected a string, got a list"));
+}
+
+TEST(ConfigLoaderTest, EmptySectionsKeepDefaults) {
+  EXPECT_EQ(load_ok("dns:\nproxy: {}\nhealth:\n"), defaults());
+}
+
+TEST(ConfigLoaderTest, ReadsEveryScalarField) {
+  Config c = load_ok(
+      "state_dir: /srv/pt\n"
+      "log: {level: debug, format: json}\n"
+      "appliance: {addresses: [192.0.2.10, \"2001:db8::10\"]}\n"
+      "dns:\n"
+      "  listen: [\"127.0.0.1:5353\"]\n"
+      "  upstreams: [\"192.0.2.53\", \"192.0.2.54:5300\", \"[2001:db8::53]:53\"]\n"
+      "  answer_ttl: 0s\n"
+      "  upstream_timeout: 500ms\n"
+      "  cache: {max_entries: 10, serve_stale: 0}\n"
+      "  allow: [\"192.0.2.0/24\", private]\n"
+      "  rate_limit: {per_client_qps: 0}\n"
+      "  cache_hosts: [192.0.2.10, self]\n"
+      "proxy:\n"
+      "  listen: [\"127.0.0.1:8443\"]\n"
+      "  http_listen: []\n"
+      "  allow: [\"0.0.0.0/0\", \"::/0\"]\n"
+      "admin: {listen: \"[::1]:9091\"}\n"
+      "storage: {path: /data/cache, max_size: 100GiB, min_free: 512MiB}\n"
+      "ca: {cert_file: /etc/pt/ca.pem, key_file: /etc/pt/ca.key}\n"
+      "health: {interval: 2s, timeout: 500ms, fall: 3, rise: 4}\n");
+  EXPECT_EQ(c.state_dir, "/srv/pt");
+  EXPECT_EQ(c.log.level, spdlog::level::debug);
+  EXPECT_EQ(c.log.format, core::LogFormat::json);
+  EXPECT_FALSE(c.appliance.auto_addresses);
+  ASSERT_EQ(c.appliance.addresses.size(), 2U);
+  EXPECT_EQ(c.appliance.addresses[1].to_string(), "2001:db8::10");
+  EXPECT_EQ(c.dns.listen[0].to_string(), "127.0.0.1:5353");
+  EXPECT_FALSE(c.dns.system_upstreams);
+  ASSERT_EQ(c.dns.upstreams.size(), 3U);
+  EXPECT_EQ(c.dns.upstreams[0].to_string(), "192.0.2.53:53");
+  EXPECT_EQ(c.dns.upstreams[1].to_string(), "192.0.2.54:5300");
+  EXPECT_EQ(c.dns.upstreams[2].to_string(), "[2001:db8::53]:53");
+  EXPECT_EQ(c.dns.answer_ttl, seconds(0));
+  EXPECT_EQ(c.dns.upstream_timeout, milliseconds(500));
+  EXPECT_EQ(c.dns.cache.max_entries, 10U);
+  EXPECT_EQ(c.dns.cache.serve_stale, seconds(0));
+  EXPECT_EQ(c.dns.allow.size(), 1 + core::private_networks().size());
+  EXPECT_EQ(c.dns.allow[0].to_string(), "192.0.2.0/24");
+  EXPECT_EQ(c.dns.per_client_qps, 0U);
+  EXPECT_TRUE(c.dns.self_cache_host);
+  ASSERT_EQ(c.dns.cache_hosts.size(), 1U);
+  EXPECT_TRUE(c.proxy.http_listen.empty());
+  EXPECT_EQ(c.proxy.allow.size(), 2U);
+  EXPECT_EQ(c.admin.listen.to_string(), "[::1]:9091");
+  EXPECT_EQ(c.storage.path, "/data/cache");
+  EXPECT_EQ(c.storage.max_size, 100ULL << 30);
+  EXPECT_EQ(c.storage.min_free, 512ULL << 20);
+  EXPECT_EQ(c.ca.cert_file, "/etc/pt/ca.pem");
+  EXPECT_EQ(c.ca.key_file, "/etc/pt/ca.key");
+  EXPECT_EQ(c.health.interval, seconds(2));
+  EXPECT_EQ(c.health.timeout, milliseconds(500));
+  EXPECT_EQ(c.health.fall, 3U);
+  EXPECT_EQ(c.health.rise, 4U);
+}
+
+TEST(ConfigLoaderTest, StoragePathFollowsStateDir) {
+  EXPECT_EQ(load_ok("state_dir: /srv/pt\n").storage.path, "/srv/pt/cache");
+  EXPECT_EQ(load_ok("state_dir: /srv/pt\nstorage: {path: \"\"}\n").storage.path, "/srv/pt/cache");
+}
+
+TEST(ConfigLoaderTest, LogLevelAndFormatAreChecked) {
+  EXPECT_EQ(one_error("log: {level: loud}\n").key, "log.level");
+  EXPECT_EQ(one_error("log: {format: xml}\n").key, "log.format");
+  EXPECT_EQ(load_ok("log: {level: warn}\n").log.level, spdlog::level::warn);
+  EXPECT_EQ(load_ok("log: {level: error}\n").log.level, spdlog::level::err);
+  EXPECT_EQ(load_ok("log: {level: off}\n").log.level, spdlog::level::off);
+}
+
+TEST(ConfigLoaderTest, StateDirMustNotBeEmpty) {
+  EXPECT_THAT(one_error("state_dir: \"\"\n").message, HasSubstr("must not be empty"));
+}
+
+TEST(ConfigLoaderTest, AddressListsTakeKeywordAndAddresses) {
+  Config c = load_ok("appliance: {addresses: [auto, 192.0.2.1]}\n");
+  EXPECT_TRUE(c.appliance.auto_addresses);
+  EXPECT_EQ(c.appliance.addresses.size(), 1U);
+  EXPECT_EQ(one_error("appliance: {addresses: [self]}\n").key, "appliance.addresses[0]");
+  EXPECT_THAT(one_error("appliance: {addresses: []}\n").message, HasSubstr("at least one"));
+  EXPECT_EQ(one_error("dns: {cache_hosts: [auto]}\n").key, "dns.cache_hosts[0]");
+  EXPECT_EQ(one_error("dns: {cache_hosts: [cache.lan]}\n").key, "dns.cache_hosts[0]");
+}
+
+TEST(ConfigLoaderTest, ListenAddressesNeedPorts) {
+  auto e = one_error("dns:\n  listen: [\"0.0.0.0:53\", \"0.0.0.0\"]\n");
+  EXPECT_EQ(e.key, "dns.listen[1]");
+  EXPECT_EQ(e.line, 2);
+  EXPECT_EQ(e.column, 26);
+  EXPECT_EQ(one_error("admin: {listen: localhost:9090}\n").key, "admin.listen");
+  EXPECT_EQ(one_error("proxy: {http_listen: [\"[::]:99999\"]}\n").key, "proxy.http_listen[0]");
+}
+
+TEST(ConfigLoaderTest, UpstreamsTakeSystemAddressesAndPorts) {
+  Config c = load_ok("dns: {upstreams: [system, \"192.0.2.1\"]}\n");
+  EXPECT_TRUE(c.dns.system_upstreams);
+  EXPECT_EQ(c.dns.upstreams.size(), 1U);
+  EXPECT_EQ(one_error("dns: {upstreams: [\"dns.google\"]}\n").key, "dns.upstreams[0]");
+  EXPECT_THAT(one_error("dns: {upstreams: []}\n").message, HasSubstr("at least one"));
+}
+
+TEST(ConfigLoaderTest, AllowListsTakePrivateAndCidrs) {
+  EXPECT_THAT(one_error("proxy: {allow: []}\n").message, HasSubstr("refuse every client"));
+  EXPECT_EQ(one_error("proxy: {allow: [everyone]}\n").key, "proxy.allow[0]");
+  EXPECT_EQ(one_error("dns: {allow: [\"10.0.0.0/33\"]}\n").key, "dns.allow[0]");
+  // Duplicates collapse: "private" twice is the private set once.
+  EXPECT_EQ(load_ok("dns: {allow: [private, private]}\n").dns.allow, core::private_networks());
+}
+
+TEST(ConfigLoaderTest, AnswerTtlIsWholeSecondsUpToADay) {
+  EXPECT_EQ(load_ok("dns: {answer_ttl: 1d}\n").dns.answer_ttl, seconds(86400));
+  EXPECT_THAT(one_error("dns: {answer_ttl: 1500ms}\n").message, HasSubstr("whole seconds"));
+  EXPECT_THAT(one_error("dns: {answer_ttl: 2d}\n").message, HasSubstr("whole seconds"));
+}
+
+TEST(ConfigLoaderTest, UpstreamTimeoutIsBounded) {
+  EXPECT_THAT(one_error("dns: {upstream_timeout: 0}\n").message, HasSubstr("between 10ms and 60s"));
+  EXPECT_THAT(one_error("dns: {upstream_timeout: 2m}\n").message, HasSubstr("between"));
+}
+
+TEST(ConfigLoaderTest, CountsAreWholeNumbersInRange) {
+  EXPECT_THAT(one_error("health: {fall: 0}\n").message, HasSubstr("between 1 and 100"));
+  EXPECT_THAT(one_error("health: {rise: two}\n").message, HasSubstr("expected a whole number"));
+  EXPECT_THAT(one_error("health: {rise: -1}\n").message, HasSubstr("expected a whole number"));
+  EXPECT_THAT(one_error("dns: {cache: {max_entries: 1e6}}\n").message,
+              HasSubstr("expected a whole number"));
+  EXPECT_THAT(one_error("dns: {rate_limit: {per_client_qps: 99999999999}}\n").message,
+              HasSubstr("between 0 and 10000000"));
+}
+
+TEST(ConfigLoaderTest, SizesAreChecked) {
+  auto e = one_error("storage:\n  max_size: 100GB!\n");
+  EXPECT_EQ(e.key, "storage.max_size");
+  EXPECT_THAT(e.message, HasSubstr("expected a size like \"512MiB\""));
+  EXPECT_EQ(load_ok("storage: {min_free: 0}\n").storage.min_free, 0U);
+}
+
+TEST(ConfigLoaderTest, HealthTimeoutMustFitTheInterval) {
+  auto e = one_error("health: {interval: 500ms}\n");
+  EXPECT_EQ(e.key, "health.timeout");
+  EXPECT_THAT(e.message, HasSubstr("must not exceed health.interval"));
+  auto zero = load_errors("health: {interval: 0s, timeout: 0s}\n");
+  ASSERT_EQ(zero.size(), 2U);
+  EXPECT_EQ(zero[0].to_string(), "t.yaml:1:20: health.interval: must be greater than zero");
+  EXPECT_EQ(zero[1].to_string(), "t.yaml:1:33: health.timeout: must be greater than zero");
+}
+
+TEST(ConfigLoaderTest, CaFilesGoTogether) {
+  EXPECT_THAT(one_error("ca: {cert_file: /a.pem}\n").message, HasSubstr("set both or neither"));
+  EXPECT_THAT(one_error("ca: {key_file: /a.key}\n").message, HasSubstr("set both or neither"));
+}
+
+TEST(RegistryConfigTest, HostsAreLowerCasedAndUpstreamDefaultsToHost) {
+  Config c = load_ok("registries:\n  - host: Registry.Example.COM.\n    aliases: [EXAMPLE.com]\n");
+  ASSERT_EQ(c.registries.size(), 1U);
+  EXPECT_EQ(c.registries[0].host, "registry.example.com");
+  EXPECT_EQ(c.registries[0].aliases[0], "example.com");
+  EXPECT_EQ(c.registries[0].upstream.to_string(), "https://registry.example.com");
+  EXPECT_EQ(c.registries[0].manifest_ttl, minutes(5));
+}
+
+TEST(RegistryConfigTest, ReadsEveryField) {
+  Config c = load_ok(
+      "registries:\n"
+      "  - host: reg.test\n"
+      "    upstream: https://127.0.0.1:5000/\n"
+      "    ca_file: /etc/pt/test-ca.pem\n"
+      "    credentials: {username: bot, password_file: /etc/pt/secret}\n"
+      "    manifest_ttl: 1m\n"
+      "  - host: plain.test\n"
+      "    upstream: \"http://[::1]:8080\"\n");
+  const auto& r = c.registries[0];
+  EXPECT_EQ(r.upstream.scheme, "https");
+  EXPECT_EQ(r.upstream.host, "127.0.0.1");
+  EXPECT_EQ(r.upstream.port, 5000);
+  EXPECT_EQ(r.ca_file, "/etc/pt/test-ca.pem");
+  ASSERT_TRUE(r.credentials);
+  EXPECT_EQ(r.credentials->username, "bot");
+  EXPECT_EQ(r.credentials->password_file, "/etc/pt/secret");
+  EXPECT_EQ(r.manifest_ttl, minutes(1));
+  EXPECT_EQ(c.registries[1].upstream.host, "::1");
+  EXPECT_EQ(c.registries[1].upstream.to_string(), "http://[::1]:8080");
+  EXPECT_EQ(c.find_registry("REG.test"), &c.registries[0]);
+  EXPECT_EQ(c.find_registry("reg.test."), &c.registries[0]);
+  EXPECT_EQ(c.find_registry("other.test"), nullptr);
+}
+
+TEST(RegistryConfigTest, FindsByAlias) {
+  Config c = defaults();
+  EXPECT_EQ(c.find_registry("Docker.IO"), &c.registries[0]);
+  EXPECT_EQ(c.find_registry("quay.io"), &c.registries[1]);
+  EXPECT_EQ(c.find_registry("io"), nullptr);
+}
+
+TEST(RegistryConfigTest, RejectsBadHosts) {
+  for (const char* host : {"-a.io", "a-.io", "a..io", "a_b.io", "a.io:5000", "\"*.io\"", "\"\""}) {
+    auto errors = load_errors(std::string("registries: [{host: ") + host + "}]\n");
+    ASSERT_FALSE(errors.empty()) << host;
+    EXPECT_EQ(errors[0].key, "registries[0].host") << host;
+  }
+  EXPECT_EQ(one_error(std::string("registries: [{host: ") + std::string(64, 'a') + ".io}]\n").key,
+            "registries[0].host");
+}
+
+TEST(RegistryConfigTest, RejectsBadUpstreamUrls) {
+  for (const char* url :
+       {"ftp://x.io", "x.io", "https://", "https://x.io/v2", "https://u:p@x.io", "https://x.io:0",
+        "https://x.io:70000", "https://x.io?a", "https://[x]:1"}) {
+    auto e = one_error(std::string("registries: [{host: a.io, upstream: \"") + url + "\"}]\n");
+    EXPECT_EQ(e.key, "registries[0].upstream") << url;
+  }
+}
+
+TEST(RegistryConfigTest, HostRequired) {
+  EXPECT_THAT(one_error("registries: [{aliases: [a.io]}]\n").message,
+              HasSubstr("every registry needs a host"));
+}
+
+TEST(RegistryConfigTest, CredentialsNeedBothFields) {
+  EXPECT_THAT(one_error("registries: [{host: a.io, credentials: {username: u}}]\n").message,
+              HasSubstr("needs both username and password_file"));
+  EXPECT_EQ(one_error("registries: [{host: a.io, credentials: {username: u, password: p, "
+                      "password_file: /x}}]\n")
+                .key,
+            "registries[0].credentials.password");
+}
+
+TEST(RegistryConfigTest, NameInterceptedTwiceIsAnError) {
+  auto e = one_error("registries:\n  - {host: a.io}\n  - {host: b.io, aliases: [A.io]}\n");
+  EXPECT_EQ(e.key, "registries[1]");
+  EXPECT_EQ(e.line, 3);
+  EXPECT_THAT(e.message, HasSubstr("\"a.io\" is already intercepted by registries[0]"));
+}
+
+TEST(RegistryConfigTest, AtLeastOneRegistry) {
+  EXPECT_THAT(one_error("registries: []\n").message, HasSubstr("at least one registry"));
+}
+
+TEST(RegistryConfigTest, UnknownRegistryKey) {
+  auto e = one_error("registries:\n  - host: a.io\n    upstrem: https://b.io\n");
+  EXPECT_EQ(e.key, "registries[0].upstrem");
+  EXPECT_EQ(e.line, 3);
+}
+
+TEST(ConfigFileTest, MissingFileIsAnError) {
+  auto result = load_file("/nonexistent/pullthrough.yaml");
+  ASSERT_EQ(result.errors.size(), 1U);
+  EXPECT_EQ(result.errors[0].to_string(), "/nonexistent/pullthrough.yaml: cannot open the file");
+}
+
+}  // namespace
+}  // namespace pullthrough::config
