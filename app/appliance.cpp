@@ -1,5 +1,7 @@
 #include "app/appliance.hpp"
 
+#include "core/asio.hpp"
+
 #include <algorithm>
 #include <condition_variable>
 #include <csignal>
@@ -9,32 +11,38 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <thread>
 #include <vector>
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "app/version.hpp"
-#include "core/asio.hpp"
+#include "certs/ca_page.hpp"
+#include "certs/configured_ca.hpp"
+#include "certs/front_door.hpp"
+#include "certs/leaf_store.hpp"
+#include "certs/server_tls.hpp"
+#include "core/http_service.hpp"
 #include "core/logging.hpp"
 #include "core/service.hpp"
 #include "dns/upstreams.hpp"
+#include "proxy/unavailable.hpp"
 
 namespace pullthrough::app {
 namespace {
 
 namespace fs = std::filesystem;
 
-std::string join(const std::vector<core::Endpoint>& endpoints) {
-  std::string out;
-  for (const auto& e : endpoints) out += (out.empty() ? "" : ", ") + e.to_string();
-  return out.empty() ? "(none)" : out;
-}
+constexpr int kExitFailure = 1;
+constexpr int kExitConfig = 2;
 
-std::string join(const std::vector<core::IpAddress>& addresses) {
+template <typename T>
+std::string join(const std::vector<T>& items) {
   std::string out;
-  for (const auto& a : addresses) out += (out.empty() ? "" : ", ") + a.to_string();
+  for (const auto& item : items) out += (out.empty() ? "" : ", ") + item.to_string();
   return out.empty() ? "(none)" : out;
 }
 
@@ -72,6 +80,18 @@ bool prepare_state_dir(const std::string& path, spdlog::logger& log) {
   return true;
 }
 
+// Each connection is a descriptor; the default soft limit (often 1024) is far below what a cache
+// serving a LAN needs, so take the hard limit.
+void raise_descriptor_limit(spdlog::logger& log) {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+  rlim_t before = limit.rlim_cur;
+  limit.rlim_cur = limit.rlim_max;
+  if (::setrlimit(RLIMIT_NOFILE, &limit) == 0) {
+    log.debug("descriptor limit raised from {} to {}", before, limit.rlim_cur);
+  }
+}
+
 // The addresses handed out for intercepted names: `auto` expands to the non-loopback interface
 // addresses found now.
 std::vector<core::IpAddress> appliance_addresses(const config::ApplianceConfig& appliance,
@@ -85,6 +105,15 @@ std::vector<core::IpAddress> appliance_addresses(const config::ApplianceConfig& 
     }
   }
   return out;
+}
+
+std::vector<std::string> intercepted_names(const config::Config& cfg) {
+  std::vector<std::string> names;
+  for (const auto& registry : cfg.registries) {
+    names.push_back(registry.host);
+    names.insert(names.end(), registry.aliases.begin(), registry.aliases.end());
+  }
+  return names;
 }
 
 // Tracks the worker threads so that the supervisor can wait for them with a deadline.
@@ -119,6 +148,85 @@ class WorkerPool {
   std::vector<std::thread> threads_;
 };
 
+// Everything the proxy role runs on: the CA, its leaves and the TLS configuration. Built before
+// the services that refer to it and destroyed after them.
+struct ProxyParts {
+  std::optional<certs::CertificateAuthority> ca;
+  std::unique_ptr<certs::LeafStore> leaves;
+  std::unique_ptr<certs::ServerTls> tls;
+};
+
+// Returns an exit status on failure.
+std::optional<int> build_proxy(const config::Config& cfg, boost::asio::io_context& io,
+                               ProxyParts& parts,
+                               std::vector<std::unique_ptr<core::Service>>& services) {
+  auto log = core::logger("certs");
+  auto now = std::chrono::system_clock::now();
+  try {
+    parts.ca.emplace(certs::open_configured_ca(cfg, now));
+  } catch (const certs::CaError& e) {
+    log->critical("{}", e.what());
+    return cfg.ca.cert_file.empty() ? kExitFailure : kExitConfig;
+  }
+  auto info = certs::describe(parts.ca->certificate());
+  log->info("CA {}: {} (SHA-256 {}), valid until {}",
+            cfg.ca.cert_file.empty() ? (parts.ca->generated() ? "generated" : "loaded")
+                                     : "from ca.cert_file",
+            info.subject, info.sha256_fingerprint, certs::format_utc(info.not_after));
+  parts.leaves = std::make_unique<certs::LeafStore>(*parts.ca, certs::leaves_dir(cfg));
+  auto names = intercepted_names(cfg);
+  try {
+    // Issued now rather than at the first handshake: a problem shows at start, and no client
+    // waits for a key to be generated.
+    for (const auto& name : names) parts.leaves->get(name, now);
+  } catch (const certs::CaError& e) {
+    log->critical("cannot issue certificates: {}", e.what());
+    return kExitFailure;
+  }
+  log->info("certificates ready for {} intercepted names", names.size());
+  parts.tls = std::make_unique<certs::ServerTls>(
+      *parts.leaves, [&cfg](std::string_view name) { return cfg.find_registry(name) != nullptr; });
+  services.push_back(
+      std::make_unique<certs::TlsFrontDoor>(io, cfg, *parts.tls, proxy::answer_unavailable));
+  core::logger("proxy")->warn(
+      "the registry cache is not in this build yet: TLS connections get 503 UNAVAILABLE");
+  if (!cfg.proxy.http_listen.empty()) {
+    services.push_back(
+        std::make_unique<core::HttpService>(io, "ca-page", cfg.proxy.http_listen, cfg.proxy.allow,
+                                            certs::make_ca_page_handler(*parts.ca, names)));
+  }
+  return std::nullopt;
+}
+
+// Returns an exit status on failure.
+std::optional<int> prepare_dns(const config::Config& cfg) {
+  auto log = core::logger("dns");
+  auto host_addresses = core::interface_addresses();
+  auto handed_out = appliance_addresses(cfg.appliance, host_addresses);
+  if (handed_out.empty()) {
+    log->warn(
+        "appliance.addresses: no non-loopback address found; intercepted names "
+        "will get empty answers until addresses are configured");
+  } else {
+    log->info("intercepted names resolve to: {}", join(handed_out));
+  }
+  auto selection = dns::select_upstreams(cfg.dns, read_text_file("/etc/resolv.conf"),
+                                         host_addresses, handed_out);
+  for (const auto& error : selection.errors) log->critical("{}", error);
+  if (!selection.errors.empty()) return kExitConfig;
+  for (const auto& dropped : selection.dropped) log->info("not forwarding to {}", dropped);
+  if (selection.upstreams.empty()) {
+    log->warn(
+        "no usable upstream resolver: names that are not intercepted will get "
+        "SERVFAIL (set dns.upstreams)");
+  } else {
+    log->info("forwarding to: {}", join(selection.upstreams));
+  }
+  log->warn("the DNS responder is not in this build yet: nothing listens on {}",
+            join(cfg.dns.listen));
+  return std::nullopt;
+}
+
 }  // namespace
 
 int serve(const ServeOptions& options) {
@@ -129,54 +237,26 @@ int serve(const ServeOptions& options) {
 
   // A peer that closes its socket must cost an error code, not the process.
   std::signal(SIGPIPE, SIG_IGN);
-
-  if (!prepare_state_dir(cfg.state_dir, *log)) return 1;
-
-  auto host_addresses = core::interface_addresses();
-  auto handed_out = appliance_addresses(cfg.appliance, host_addresses);
-  bool runs_dns = options.role != Role::proxy;
-  bool runs_proxy = options.role != Role::dns;
-
-  std::vector<std::unique_ptr<core::Service>> services;
-
-  if (runs_dns) {
-    auto dns_log = core::logger("dns");
-    if (handed_out.empty()) {
-      dns_log->warn(
-          "appliance.addresses: no non-loopback address found; intercepted names "
-          "will get empty answers until addresses are configured");
-    } else {
-      dns_log->info("intercepted names resolve to: {}", join(handed_out));
-    }
-    auto selection = dns::select_upstreams(cfg.dns, read_text_file("/etc/resolv.conf"),
-                                           host_addresses, handed_out);
-    for (const auto& error : selection.errors) dns_log->critical("{}", error);
-    if (!selection.errors.empty()) return 2;
-    for (const auto& dropped : selection.dropped) dns_log->info("not forwarding to {}", dropped);
-    if (selection.upstreams.empty()) {
-      dns_log->warn(
-          "no usable upstream resolver: names that are not intercepted will get "
-          "SERVFAIL (set dns.upstreams)");
-    } else {
-      dns_log->info("forwarding to: {}", join(selection.upstreams));
-    }
-    dns_log->warn("the DNS responder is not in this build yet: nothing listens on {}",
-                  join(cfg.dns.listen));
-  }
-  if (runs_proxy) {
-    core::logger("proxy")->warn(
-        "the registry proxy is not in this build yet: nothing listens on {}; {}",
-        join(cfg.proxy.listen), join(cfg.proxy.http_listen));
-  }
+  raise_descriptor_limit(*log);
+  if (!prepare_state_dir(cfg.state_dir, *log)) return kExitFailure;
 
   unsigned thread_count = std::max(1U, std::thread::hardware_concurrency());
   boost::asio::io_context io(static_cast<int>(thread_count));
+  ProxyParts proxy_parts;
+  std::vector<std::unique_ptr<core::Service>> services;
+
+  if (options.role != Role::proxy) {
+    if (auto failed = prepare_dns(cfg)) return *failed;
+  }
+  if (options.role != Role::dns) {
+    if (auto failed = build_proxy(cfg, io, proxy_parts, services)) return *failed;
+  }
 
   try {
     for (auto& service : services) service->start();
   } catch (const std::system_error& e) {
     log->critical("start-up failed: {}", e.what());
-    return 1;
+    return kExitFailure;
   }
 
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
@@ -185,8 +265,8 @@ int serve(const ServeOptions& options) {
   bool stopping = false;
   std::size_t undrained = services.size();
 
-  // Runs on an io_context thread. Once every service has drained, cancelling the signal wait
-  // leaves the io_context without work, and the worker threads return.
+  // Runs on any thread. Once every service has drained, cancelling the signal wait leaves the
+  // io_context without work, and the worker threads return.
   auto service_drained = [&] {
     boost::asio::post(io, [&] {
       if (--undrained == 0) signals.cancel();

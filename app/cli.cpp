@@ -10,6 +10,8 @@ clients at it and falls back to the real registries when it is unhealthy.
 Usage:
   pullthrough serve [--config FILE] [--role all|dns|proxy]
   pullthrough check-config FILE
+  pullthrough ca export [--der] [--config FILE]
+  pullthrough ca info [--config FILE]
   pullthrough version
   pullthrough help [COMMAND]
 
@@ -35,6 +37,18 @@ constexpr std::string_view kCheckConfig = R"(Usage: pullthrough check-config FIL
 Reads and validates FILE without starting anything. Prints every error as
 FILE:LINE:COLUMN: KEY: MESSAGE and exits 2 if there is any, otherwise prints "FILE: ok" and
 exits 0.
+)";
+
+constexpr std::string_view kCa = R"(Usage: pullthrough ca export [--der] [--config FILE]
+       pullthrough ca info [--config FILE]
+
+export  prints the appliance's CA certificate, PEM (or DER with --der), for clients to trust.
+        Generates the CA first when state_dir has none yet, as serve would.
+info    shows the CA's subject, SHA-256 fingerprint and validity, and the leaf certificates
+        issued for intercepted names.
+
+  --config FILE   the configuration that names state_dir or ca.cert_file; without it, the
+                  built-in defaults
 )";
 
 constexpr std::string_view kVersion = R"(Usage: pullthrough version
@@ -109,6 +123,43 @@ ParsedCommandLine parse_serve(const std::vector<std::string_view>& args) {
   return ok(c);
 }
 
+ParsedCommandLine parse_ca(const std::vector<std::string_view>& args) {
+  if (args.size() < 2)
+    return fail("ca: needs a subcommand, export or info (see pullthrough ca --help)");
+  Command c;
+  if (is_help_flag(args[1])) return ok(help_for("ca"));
+  if (args[1] == "export") {
+    c.kind = Command::Kind::ca_export;
+  } else if (args[1] == "info") {
+    c.kind = Command::Kind::ca_info;
+  } else {
+    return fail("ca: unknown subcommand \"" + std::string(args[1]) + "\" (export or info)");
+  }
+  bool config_seen = false;
+  for (std::size_t i = 2; i < args.size(); ++i) {
+    std::string_view arg = args[i];
+    if (is_help_flag(arg)) return ok(help_for("ca"));
+    if (arg == "--der" && c.kind == Command::Kind::ca_export) {
+      c.der = true;
+      continue;
+    }
+    std::string_view value;
+    if (arg.starts_with("--config=")) {
+      value = arg.substr(9);
+    } else if (arg == "--config") {
+      if (i + 1 >= args.size()) return fail("ca: --config needs a value");
+      value = args[++i];
+    } else {
+      return fail("ca: unknown argument \"" + std::string(arg) + "\" (see pullthrough ca --help)");
+    }
+    if (config_seen) return fail("ca: --config given twice");
+    if (value.empty()) return fail("ca: --config needs a file name");
+    config_seen = true;
+    c.config_file = std::string(value);
+  }
+  return ok(c);
+}
+
 }  // namespace
 
 std::string_view to_string(Role role) {
@@ -131,12 +182,13 @@ ParsedCommandLine parse_command_line(const std::vector<std::string_view>& args) 
     if (args.size() > 2) return fail("help: takes at most one command name");
     std::string_view topic = args.size() == 2 ? args[1] : "";
     if (!topic.empty() && topic != "serve" && topic != "check-config" && topic != "version" &&
-        topic != "help") {
+        topic != "ca" && topic != "help") {
       return fail("help: no command \"" + std::string(topic) + "\"");
     }
     return ok(help_for(topic == "help" ? "" : topic));
   }
   if (command == "serve") return parse_serve(args);
+  if (command == "ca") return parse_ca(args);
   if (command == "check-config") {
     Command c;
     c.kind = Command::Kind::check_config;
@@ -164,6 +216,7 @@ std::string help_text(std::string_view topic) {
   if (topic == "serve") return std::string(kServe);
   if (topic == "check-config") return std::string(kCheckConfig);
   if (topic == "version") return std::string(kVersion);
+  if (topic == "ca") return std::string(kCa);
   return std::string(kOverview);
 }
 

@@ -1,4 +1,4 @@
-// The command line: `pullthrough serve|check-config|version|help`, each with --help.
+// The command line: `pullthrough serve|check-config|ca|version|help`, each with --help.
 #pragma once
 
 #include <optional>
@@ -13,10 +13,11 @@ enum class Role { all, dns, proxy };
 std::string_view to_string(Role role);
 
 struct Command {
-  enum class Kind { serve, check_config, version, help };
+  enum class Kind { serve, check_config, version, help, ca_export, ca_info };
   Kind kind = Kind::help;
   std::string config_file;  // empty: the embedded default configuration
   Role role = Role::all;
+  bool der = false;        // ca export --der
   std::string help_topic;  // for Kind::help: "" (overview) or a command name
 };
 

@@ -1,10 +1,12 @@
 // Entry point: parse the command line, load the configuration, set up logging, dispatch.
 #include <iostream>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "app/appliance.hpp"
+#include "app/ca_commands.hpp"
 #include "app/cli.hpp"
 #include "app/version.hpp"
 #include "config/embedded.hpp"
@@ -34,19 +36,23 @@ int check_config(const std::string& file) {
   return 0;
 }
 
+// The configuration a command names, or the built-in one; prints the errors when it is invalid.
+std::optional<pullthrough::config::Config> load_config(const std::string& file) {
+  auto loaded = file.empty()
+                    ? pullthrough::config::load_string(pullthrough::config::embedded_default_yaml(),
+                                                       pullthrough::config::kEmbeddedName)
+                    : pullthrough::config::load_file(file);
+  if (!loaded.config) print_errors(loaded.errors);
+  return std::move(loaded.config);
+}
+
 int serve(const Command& command) {
   // Start-up messages before the configuration is read use the default format.
   pullthrough::core::configure_logging(spdlog::level::info, pullthrough::core::LogFormat::text);
   pullthrough::app::ServeOptions options;
-  auto loaded = command.config_file.empty()
-                    ? pullthrough::config::load_string(pullthrough::config::embedded_default_yaml(),
-                                                       pullthrough::config::kEmbeddedName)
-                    : pullthrough::config::load_file(command.config_file);
-  if (!loaded.config) {
-    print_errors(loaded.errors);
-    return kExitUsage;
-  }
-  options.config = std::move(*loaded.config);
+  auto config = load_config(command.config_file);
+  if (!config) return kExitUsage;
+  options.config = std::move(*config);
   options.config_name = command.config_file.empty()
                             ? std::string(pullthrough::config::kEmbeddedName)
                             : command.config_file;
@@ -77,6 +83,14 @@ int main(int argc, char** argv) {
         return check_config(command.config_file);
       case Command::Kind::serve:
         return serve(command);
+      case Command::Kind::ca_export:
+      case Command::Kind::ca_info: {
+        auto config = load_config(command.config_file);
+        if (!config) return kExitUsage;
+        return command.kind == Command::Kind::ca_export
+                   ? pullthrough::app::ca_export(*config, command.der, std::cout, std::cerr)
+                   : pullthrough::app::ca_info(*config, std::cout, std::cerr);
+      }
     }
   } catch (const std::exception& e) {
     // Only start-up and shutdown code can get here; the services catch their own errors.

@@ -68,3 +68,32 @@ TEST(CommandLineTest, UnknownCommandsAndArguments) {
 
 }  // namespace
 }  // namespace pullthrough::app
+
+namespace pullthrough::app {
+namespace {
+
+TEST(CommandLineTest, CaExportAndInfo) {
+  auto e = parse_command_line({"ca", "export", "--der", "--config", "a.yaml"});
+  ASSERT_TRUE(e.command) << e.error;
+  EXPECT_EQ(e.command->kind, Command::Kind::ca_export);
+  EXPECT_TRUE(e.command->der);
+  EXPECT_EQ(e.command->config_file, "a.yaml");
+  auto i = parse_command_line({"ca", "info", "--config=b.yaml"});
+  ASSERT_TRUE(i.command) << i.error;
+  EXPECT_EQ(i.command->kind, Command::Kind::ca_info);
+  EXPECT_EQ(i.command->config_file, "b.yaml");
+  EXPECT_FALSE(i.command->der);
+}
+
+TEST(CommandLineTest, CaRejectsBadArguments) {
+  EXPECT_THAT(parse_command_line({"ca"}).error, ::testing::HasSubstr("needs a subcommand"));
+  EXPECT_THAT(parse_command_line({"ca", "import"}).error,
+              ::testing::HasSubstr("unknown subcommand"));
+  EXPECT_THAT(parse_command_line({"ca", "info", "--der"}).error,
+              ::testing::HasSubstr("unknown argument"));
+  EXPECT_EQ(parse_command_line({"ca", "export", "--help"}).command->help_topic, "ca");
+  EXPECT_THAT(help_text("ca"), ::testing::HasSubstr("Usage: pullthrough ca export"));
+}
+
+}  // namespace
+}  // namespace pullthrough::app

@@ -1,0 +1,122 @@
+#include "certs/front_door.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "core/gate.hpp"
+#include "core/logging.hpp"
+
+namespace pullthrough::certs {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using boost::system::error_code;
+
+}  // namespace
+
+struct TlsFrontDoor::State : std::enable_shared_from_this<TlsFrontDoor::State> {
+  const config::Config& config;
+  ServerTls& tls;
+  TlsHandler handler;
+  FrontDoorLimits limits;
+  std::shared_ptr<spdlog::logger> log = core::logger("proxy");
+  core::Gate gate;
+  FrontDoorCounters counters;
+  core::ListenerCounters listener_counters;
+  std::unique_ptr<core::TcpListener> listener;
+
+  State(const config::Config& cfg, ServerTls& server_tls, TlsHandler connection_handler,
+        FrontDoorLimits connection_limits)
+      : config(cfg),
+        tls(server_tls),
+        handler(std::move(connection_handler)),
+        limits(connection_limits) {}
+
+  void on_connection(core::AcceptedConnection accepted) {
+    auto executor = accepted.socket.get_executor();
+    asio::co_spawn(executor, run(shared_from_this(), std::move(accepted)),
+                   [self = shared_from_this()](const std::exception_ptr& error) {
+                     if (!error) return;
+                     try {
+                       std::rethrow_exception(error);
+                     } catch (const std::exception& e) {
+                       self->log->error("connection dropped: {}", e.what());
+                     }
+                   });
+  }
+
+  // The connection's gate holder is released only after the handler returns. It is a local here
+  // and `self` a parameter, so the holder leaves the gate before `self` can release it.
+  static asio::awaitable<void> run(std::shared_ptr<State> self, core::AcceptedConnection accepted) {
+    core::GateHolder hold = std::move(accepted.hold);
+    co_await self->handshake_and_handle(std::move(accepted));
+  }
+
+  asio::awaitable<void> handshake_and_handle(core::AcceptedConnection accepted) {
+    auto stream =
+        std::make_unique<TlsStream>(beast::tcp_stream(std::move(accepted.socket)), tls.context());
+    beast::get_lowest_layer(*stream).expires_after(limits.handshake_timeout);
+    error_code ec;
+    co_await stream->async_handshake(asio::ssl::stream_base::server,
+                                     asio::redirect_error(asio::use_awaitable, ec));
+    if (ec == beast::error::timeout) {
+      counters.handshake_timeouts.add();
+      co_return;
+    }
+    if (ec) {
+      counters.handshakes_failed.add();
+      log->debug("TLS handshake with {} failed: {}", accepted.peer.to_string(), ec.message());
+      co_return;
+    }
+    beast::get_lowest_layer(*stream).expires_never();
+    counters.handshakes_completed.add();
+    if (SSL_session_reused(stream->native_handle()) == 1) counters.sessions_resumed.add();
+    TlsConnection connection;
+    connection.server_name = server_name_of(stream->native_handle());
+    // The SNI callback admitted this name, so it names a configured registry.
+    connection.registry = config.find_registry(connection.server_name);
+    if (connection.registry == nullptr) co_return;
+    connection.stream = std::move(stream);
+    connection.peer = accepted.peer;
+    connection.local = accepted.local;
+    connection.stopping = [self = shared_from_this()] { return self->gate.closed(); };
+    co_await handler(std::move(connection));
+  }
+};
+
+TlsFrontDoor::TlsFrontDoor(asio::io_context& io, const config::Config& config, ServerTls& tls,
+                           TlsHandler handler, FrontDoorLimits limits)
+    : state_(std::make_shared<State>(config, tls, std::move(handler), limits)) {
+  std::weak_ptr<State> weak = state_;
+  state_->listener = std::make_unique<core::TcpListener>(
+      io, "proxy", config.proxy.listen, config.proxy.allow, limits.max_connections, state_->gate,
+      state_->listener_counters, [weak](core::AcceptedConnection connection) {
+        if (auto state = weak.lock()) state->on_connection(std::move(connection));
+      });
+}
+
+TlsFrontDoor::~TlsFrontDoor() = default;
+
+void TlsFrontDoor::start() {
+  state_->listener->bind();
+  state_->listener->start("https", state_);
+}
+
+void TlsFrontDoor::stop(std::function<void()> drained) {
+  state_->listener->close();
+  state_->gate.close(std::move(drained));
+}
+
+const std::vector<core::Endpoint>& TlsFrontDoor::bound_endpoints() const {
+  return state_->listener->bound();
+}
+
+const FrontDoorCounters& TlsFrontDoor::counters() const { return state_->counters; }
+
+const core::ListenerCounters& TlsFrontDoor::listener_counters() const {
+  return state_->listener_counters;
+}
+
+}  // namespace pullthrough::certs

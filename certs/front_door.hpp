@@ -1,0 +1,80 @@
+// The TLS front door of the registry proxy: accepts connections on proxy.listen from clients in
+// proxy.allow, completes the TLS handshake (certificate by SNI, see server_tls.hpp) within a
+// deadline, and hands the established stream, with the registry its SNI names, to a handler.
+#pragma once
+
+#include "core/asio.hpp"
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+
+#include "certs/server_tls.hpp"
+#include "config/config.hpp"
+#include "core/service.hpp"
+#include "core/tcp_listener.hpp"
+
+namespace pullthrough::certs {
+
+using TlsStream = boost::beast::ssl_stream<boost::beast::tcp_stream>;
+
+struct TlsConnection {
+  // Handshake done, on the connection's own strand. The handler owns it from here on.
+  std::unique_ptr<TlsStream> stream;
+  // The registry the SNI names. Points into the configuration, which outlives every connection.
+  const config::RegistryConfig* registry = nullptr;
+  std::string server_name;  // the SNI, lower case
+  core::Endpoint peer;
+  core::Endpoint local;
+  // True once the service is stopping: finish the request in hand, then close instead of
+  // waiting for another. Safe from any thread.
+  std::function<bool()> stopping;
+};
+
+// A coroutine per connection, started on the connection's strand. It should end soon after
+// `stopping()` turns true (within the drain deadline) and must not throw for network errors.
+using TlsHandler = std::function<boost::asio::awaitable<void>(TlsConnection)>;
+
+#define PULLTHROUGH_FRONT_DOOR_COUNTERS(COUNTER)                                 \
+  COUNTER(handshakes_completed, "TLS handshakes completed")                      \
+  COUNTER(handshakes_failed, "TLS handshakes failed (bad SNI, protocol, alert)") \
+  COUNTER(handshake_timeouts, "TLS handshakes not finished in time")             \
+  COUNTER(sessions_resumed, "TLS handshakes that resumed a session")
+
+struct FrontDoorCounters {
+  PULLTHROUGH_FRONT_DOOR_COUNTERS(PULLTHROUGH_COUNTER_FIELD)
+  PULLTHROUGH_COUNTER_VISITOR(PULLTHROUGH_FRONT_DOOR_COUNTERS)
+};
+
+struct FrontDoorLimits {
+  std::size_t max_connections = 4096;
+  std::chrono::milliseconds handshake_timeout = std::chrono::seconds(10);
+};
+
+class TlsFrontDoor final : public core::Service {
+ public:
+  // `config` and `tls` must outlive the service and its connections.
+  TlsFrontDoor(boost::asio::io_context& io, const config::Config& config, ServerTls& tls,
+               TlsHandler handler, FrontDoorLimits limits = {});
+  ~TlsFrontDoor() override;
+
+  std::string_view name() const override { return "proxy"; }
+  void start() override;
+  void stop(std::function<void()> drained) override;
+
+  const std::vector<core::Endpoint>& bound_endpoints() const;
+  const FrontDoorCounters& counters() const;
+  const core::ListenerCounters& listener_counters() const;
+
+ private:
+  struct State;
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace pullthrough::certs

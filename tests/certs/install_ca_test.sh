@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# scripts/install-ca.sh as a client runs it: fetched from the appliance's /install.sh and piped
+# to sh as root, inside a private mount namespace whose /etc and /usr/local/share/ca-certificates
+# are scratch copies, so the host is left untouched. Afterwards curl must trust the appliance with
+# no --cacert, and Docker, containerd and podman must have their certs.d entries.
+set -uo pipefail
+pt_bin=$1
+. "$(dirname "$0")/../lib.sh"
+if [ "$(id -u)" -ne 0 ]; then echo "needs root (mount namespace)"; exit 77; fi
+work=$(mktemp -d)
+trap 'stop_pullthrough; rm -rf "$work"' EXIT
+
+cat > "$work/pt.yaml" <<YAML
+state_dir: $work/state
+proxy: {listen: ["127.0.0.1:0"], http_listen: ["127.0.0.1:0"]}
+YAML
+start_pullthrough "$work/serve.log" serve --config "$work/pt.yaml" --role proxy || exit 1
+tls=$(bound_port "$work/serve.log" https)
+web=$(bound_port "$work/serve.log" http)
+url="http://127.0.0.1:$web"
+curl -fsS -o "$work/ca.crt" "$url/ca.crt"
+
+host_bundle=$(sha256sum /etc/ssl/certs/ca-certificates.crt)
+host_docker=$(test -e /etc/docker && echo present || echo absent)
+
+root="$work/root"
+mkdir -p "$root/local-ca"
+cp -a /etc "$root/etc"
+cp -a /usr/local/share/ca-certificates/. "$root/local-ca/"
+mkdir -p "$root/etc/docker" "$root/etc/containers" "$root/etc/containerd"
+
+unshare -m bash -c '
+  set -u
+  root=$1 url=$2 tls=$3
+  mount --make-rprivate /
+  mount --bind "$root/etc" /etc
+  mount --bind "$root/local-ca" /usr/local/share/ca-certificates
+  curl -fsSL "$url/install.sh" | sh >"$root/out1" 2>&1; echo $? >"$root/rc1"
+  curl -fsSL "$url/install.sh" | sh >"$root/out2" 2>&1; echo $? >"$root/rc2"
+  curl -s -o /dev/null -w "%{http_code}" --resolve "quay.io:$tls:127.0.0.1" \
+    "https://quay.io:$tls/v2/" >"$root/curl" 2>&1
+  # Not root: refused before touching anything.
+  curl -fsSL "$url/install.sh" | setpriv --reuid=65534 --regid=65534 --clear-groups sh \
+    >"$root/out_user" 2>&1; echo $? >"$root/rc_user"
+' _ "$root" "$url" "$tls"
+
+check "install.sh exits 0 (output: $(cat "$root/out1"))" test "$(cat "$root/rc1")" = 0
+check "a second run exits 0 too" test "$(cat "$root/rc2")" = 0
+check "OS trust store entry is the CA" cmp -s "$root/local-ca/pullthrough.crt" "$work/ca.crt"
+check "the OS bundle now holds the CA" \
+  grep -qF "$(sed -n 2p "$work/ca.crt")" "$root/etc/ssl/certs/ca-certificates.crt"
+check "curl without --cacert trusts https://quay.io on the appliance (got $(cat "$root/curl"))" \
+  test "$(cat "$root/curl")" = 503
+for name in registry-1.docker.io docker.io quay.io ghcr.io mcr.microsoft.com; do
+  check "Docker certs.d for $name" cmp -s "$root/etc/docker/certs.d/$name/ca.crt" "$work/ca.crt"
+  check "podman certs.d for $name" cmp -s "$root/etc/containers/certs.d/$name/ca.crt" "$work/ca.crt"
+  check "containerd hosts.toml for $name" test -s "$root/etc/containerd/certs.d/$name/hosts.toml"
+done
+check "containerd's docker.io entry points at registry-1.docker.io" \
+  grep -q 'server = "https://registry-1.docker.io"' "$root/etc/containerd/certs.d/docker.io/hosts.toml"
+check "output says what to restart" grep -q 'restart to pick up the OS trust store: docker containerd' "$root/out1"
+check "a non-root run is refused" test "$(cat "$root/rc_user")" != 0
+check "the refusal says why" grep -q 'run as root' "$root/out_user"
+check "host CA bundle untouched" test "$(sha256sum /etc/ssl/certs/ca-certificates.crt)" = "$host_bundle"
+check "host /etc/docker untouched" test "$(test -e /etc/docker && echo present || echo absent)" = "$host_docker"
+
+finish
