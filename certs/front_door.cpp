@@ -1,11 +1,11 @@
 #include "certs/front_door.hpp"
 
-#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include "core/gate.hpp"
 #include "core/logging.hpp"
+#include "core/spawn.hpp"
 
 namespace pullthrough::certs {
 namespace {
@@ -36,15 +36,8 @@ struct TlsFrontDoor::State : std::enable_shared_from_this<TlsFrontDoor::State> {
 
   void on_connection(core::AcceptedConnection accepted) {
     auto executor = accepted.socket.get_executor();
-    asio::co_spawn(executor, run(shared_from_this(), std::move(accepted)),
-                   [self = shared_from_this()](const std::exception_ptr& error) {
-                     if (!error) return;
-                     try {
-                       std::rethrow_exception(error);
-                     } catch (const std::exception& e) {
-                       self->log->error("connection dropped: {}", e.what());
-                     }
-                   });
+    core::spawn_logged(executor, run(shared_from_this(), std::move(accepted)), log,
+                       "connection dropped");
   }
 
   // The connection's gate holder is released only after the handler returns. It is a local here

@@ -3,7 +3,6 @@
 #include <list>
 #include <mutex>
 
-#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -11,6 +10,7 @@
 
 #include "core/gate.hpp"
 #include "core/logging.hpp"
+#include "core/spawn.hpp"
 
 namespace pullthrough::core {
 namespace {
@@ -77,17 +77,10 @@ struct HttpService::State : std::enable_shared_from_this<HttpService::State> {
   void on_connection(AcceptedConnection accepted) {
     auto connection = std::make_shared<Connection>(std::move(accepted.socket));
     auto executor = connection->stream.get_executor();
-    asio::co_spawn(executor,
-                   serve(shared_from_this(), connection, accepted.peer, accepted.local,
-                         std::move(accepted.hold)),
-                   [self = shared_from_this()](const std::exception_ptr& error) {
-                     if (!error) return;
-                     try {
-                       std::rethrow_exception(error);
-                     } catch (const std::exception& e) {
-                       self->log->error("connection dropped: {}", e.what());
-                     }
-                   });
+    spawn_logged(executor,
+                 serve(shared_from_this(), connection, accepted.peer, accepted.local,
+                       std::move(accepted.hold)),
+                 log, "connection dropped");
   }
 
   asio::awaitable<void> write(beast::tcp_stream& stream, HttpResponse& res, error_code& ec) {

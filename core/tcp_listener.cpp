@@ -2,11 +2,11 @@
 
 #include <algorithm>
 
-#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include "core/logging.hpp"
+#include "core/spawn.hpp"
 
 namespace pullthrough::core {
 namespace {
@@ -127,16 +127,9 @@ void TcpListener::start(std::string_view scheme, std::shared_ptr<void> owner) {
   auto& s = *state_;
   for (std::size_t i = 0; i < s.acceptors.size(); ++i) {
     auto& acceptor = *s.acceptors[i];
-    asio::co_spawn(acceptor.get_executor(),
-                   State::accept_loop(owner, state_, acceptor, GateHolder(s.gate)),
-                   [state = state_](const std::exception_ptr& error) {
-                     if (!error) return;
-                     try {
-                       std::rethrow_exception(error);
-                     } catch (const std::exception& e) {
-                       state->log->critical("accept loop failed: {}", e.what());
-                     }
-                   });
+    spawn_logged(acceptor.get_executor(),
+                 State::accept_loop(owner, state_, acceptor, GateHolder(s.gate)), s.log,
+                 "accept loop failed");
     s.log->info("listening on {}://{}", scheme, s.bound[i].to_string());
   }
 }
