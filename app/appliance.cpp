@@ -73,7 +73,7 @@ bool prepare_state_dir(const std::string& path, spdlog::logger& log) {
     return false;
   }
   if (::access(path.c_str(), W_OK | X_OK) != 0) {
-    log.critical("state_dir {} is not writable: {}", path, std::strerror(errno));
+    log.critical("state_dir {} is not writable: {}", path, std::generic_category().message(errno));
     return false;
   }
   log.info("state_dir: {}", fs::absolute(path, ec).lexically_normal().string());

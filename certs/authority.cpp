@@ -123,7 +123,8 @@ KeyedCertificate generate_ca(std::string_view host_name, SystemTime now) {
 
 std::string read_file(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw CaError("cannot read " + path.string() + ": " + std::strerror(errno));
+  if (!in)
+    throw CaError("cannot read " + path.string() + ": " + std::generic_category().message(errno));
   std::ostringstream out;
   out << in.rdbuf();
   return out.str();
@@ -214,7 +215,8 @@ void write_file_atomically(const fs::path& path, std::string_view content, unsig
   fs::path temp = path;
   temp += ".tmp." + std::to_string(::getpid()) + "." + std::to_string(random());
   int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-  if (fd < 0) throw CaError("cannot create " + temp.string() + ": " + std::strerror(errno));
+  if (fd < 0)
+    throw CaError("cannot create " + temp.string() + ": " + std::generic_category().message(errno));
   const char* data = content.data();
   std::size_t left = content.size();
   while (left > 0) {
@@ -224,7 +226,8 @@ void write_file_atomically(const fs::path& path, std::string_view content, unsig
       int saved = errno;
       ::close(fd);
       ::unlink(temp.c_str());
-      throw CaError("cannot write " + temp.string() + ": " + std::strerror(saved));
+      throw CaError("cannot write " + temp.string() + ": " +
+                    std::generic_category().message(saved));
     }
     data += n;
     left -= static_cast<std::size_t>(n);
@@ -236,7 +239,7 @@ void write_file_atomically(const fs::path& path, std::string_view content, unsig
   if (!ok || ::rename(temp.c_str(), path.c_str()) != 0) {
     if (ok) saved = errno;
     ::unlink(temp.c_str());
-    throw CaError("cannot write " + path.string() + ": " + std::strerror(saved));
+    throw CaError("cannot write " + path.string() + ": " + std::generic_category().message(saved));
   }
   int dir = ::open(path.parent_path().empty() ? "." : path.parent_path().c_str(),
                    O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -7,4 +7,10 @@
 
 #include <utility>
 
+// Boost 1.74 looks for clang's coroutine support in libc++'s <experimental/coroutine> only; with
+// libstdc++'s <coroutine> clang's C++20 coroutines work as g++'s do.
+#if defined(__clang__) && !defined(BOOST_ASIO_HAS_CO_AWAIT)
+#define BOOST_ASIO_HAS_CO_AWAIT 1
+#endif
+
 #include <boost/asio.hpp>

@@ -29,7 +29,7 @@ class Counter {
 
 #define PULLTHROUGH_COUNTER_FIELD(name, help) ::pullthrough::core::Counter name;
 #define PULLTHROUGH_COUNTER_VISIT(name, help) \
-  visitor(std::string_view(#name), std::string_view(help), name.value());
+  visitor(std::string_view(#name), std::string_view(help), (name).value());
 // visit(visitor) calls visitor(name, help, value) for every counter of the list, in order.
 #define PULLTHROUGH_COUNTER_VISITOR(LIST) \
   template <typename Visitor>             \

@@ -35,7 +35,7 @@ struct HttpExchange {
 using HttpHandler = std::function<HttpResponse(const HttpExchange&)>;
 
 struct HttpLimits {
-  std::size_t max_header_bytes = 8 * 1024;
+  std::size_t max_header_bytes = std::size_t{8} * 1024;
   std::chrono::milliseconds read_timeout = std::chrono::seconds(10);
   std::chrono::milliseconds idle_timeout = std::chrono::seconds(30);
   std::chrono::milliseconds write_timeout = std::chrono::seconds(30);

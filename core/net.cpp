@@ -140,7 +140,7 @@ bool contains_any(const std::vector<Cidr>& networks, const IpAddress& address) {
 }
 
 const std::vector<Cidr>& private_networks() {
-  static const std::vector<Cidr> networks = [] {
+  static const std::vector<Cidr> kNetworks = [] {
     std::vector<Cidr> out;
     for (const char* text : {"127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
                              "169.254.0.0/16", "::1/128", "fc00::/7", "fe80::/10"}) {
@@ -148,7 +148,7 @@ const std::vector<Cidr>& private_networks() {
     }
     return out;
   }();
-  return networks;
+  return kNetworks;
 }
 
 std::vector<IpAddress> interface_addresses() {

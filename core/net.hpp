@@ -2,6 +2,8 @@
 // DNS responder and the proxy share. Parsing never throws; it returns std::nullopt on bad input.
 #pragma once
 
+#include <utility>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -48,7 +50,7 @@ class Cidr {
 
  private:
   Cidr(IpAddress network, unsigned prefix_length)
-      : network_(network), prefix_length_(prefix_length) {}
+      : network_(std::move(network)), prefix_length_(prefix_length) {}
 
   IpAddress network_;
   unsigned prefix_length_ = 0;

@@ -18,15 +18,16 @@ namespace pullthrough::core {
 template <typename Executor, typename Awaitable>
 void spawn_logged(const Executor& executor, Awaitable&& awaitable,
                   std::shared_ptr<spdlog::logger> log, std::string what) {
-  boost::asio::co_spawn(executor, std::forward<Awaitable>(awaitable),
-                        [log = std::move(log), what = std::move(what)](std::exception_ptr error) {
-                          if (!error) return;
-                          try {
-                            std::rethrow_exception(error);
-                          } catch (const std::exception& e) {
-                            log->error("{}: {}", what, e.what());
-                          }
-                        });
+  boost::asio::co_spawn(
+      executor, std::forward<Awaitable>(awaitable),
+      [log = std::move(log), what = std::move(what)](const std::exception_ptr& error) {
+        if (!error) return;
+        try {
+          std::rethrow_exception(error);
+        } catch (const std::exception& e) {
+          log->error("{}: {}", what, e.what());
+        }
+      });
 }
 
 }  // namespace pullthrough::core

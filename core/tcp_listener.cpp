@@ -123,7 +123,7 @@ void TcpListener::bind() {
   }
 }
 
-void TcpListener::start(std::string_view scheme, std::shared_ptr<void> owner) {
+void TcpListener::start(std::string_view scheme, const std::shared_ptr<void>& owner) {
   auto& s = *state_;
   for (std::size_t i = 0; i < s.acceptors.size(); ++i) {
     auto& acceptor = *s.acceptors[i];

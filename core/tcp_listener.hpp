@@ -55,7 +55,7 @@ class TcpListener {
   void bind();
   // Starts accepting. `scheme` is only for the log line ("http", "https"). `owner` (which owns
   // the gate and counters) is kept alive by the accept loops until they end.
-  void start(std::string_view scheme, std::shared_ptr<void> owner);
+  void start(std::string_view scheme, const std::shared_ptr<void>& owner);
   // Closes the acceptors; accept loops end and leave the gate. Safe from any thread.
   void close();
 
