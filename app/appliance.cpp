@@ -28,6 +28,9 @@
 #include "core/http_service.hpp"
 #include "core/logging.hpp"
 #include "core/service.hpp"
+#include "dns/forwarder.hpp"
+#include "dns/health_gate.hpp"
+#include "dns/responder.hpp"
 #include "dns/upstreams.hpp"
 #include "proxy/unavailable.hpp"
 
@@ -198,20 +201,31 @@ std::optional<int> build_proxy(const config::Config& cfg, boost::asio::io_contex
   return std::nullopt;
 }
 
+// Everything the DNS role runs on. Built before the responder that refers to it and destroyed
+// after it.
+struct DnsParts {
+  core::SteadyClock clock;
+  dns::SwitchableHealthGate gate;
+  std::unique_ptr<dns::Upstream> upstream;
+  std::vector<core::IpAddress> handed_out;
+};
+
 // Returns an exit status on failure.
-std::optional<int> prepare_dns(const config::Config& cfg) {
+std::optional<int> build_dns(const config::Config& cfg, boost::asio::io_context& io,
+                             DnsParts& parts,
+                             std::vector<std::unique_ptr<core::Service>>& services) {
   auto log = core::logger("dns");
   auto host_addresses = core::interface_addresses();
-  auto handed_out = appliance_addresses(cfg.appliance, host_addresses);
-  if (handed_out.empty()) {
+  parts.handed_out = appliance_addresses(cfg.appliance, host_addresses);
+  if (parts.handed_out.empty()) {
     log->warn(
         "appliance.addresses: no non-loopback address found; intercepted names "
-        "will get empty answers until addresses are configured");
+        "will be forwarded until addresses are configured");
   } else {
-    log->info("intercepted names resolve to: {}", join(handed_out));
+    log->info("intercepted names resolve to: {}", join(parts.handed_out));
   }
   auto selection = dns::select_upstreams(cfg.dns, read_text_file("/etc/resolv.conf"),
-                                         host_addresses, handed_out);
+                                         host_addresses, parts.handed_out);
   for (const auto& error : selection.errors) log->critical("{}", error);
   if (!selection.errors.empty()) return kExitConfig;
   for (const auto& dropped : selection.dropped) log->info("not forwarding to {}", dropped);
@@ -219,11 +233,20 @@ std::optional<int> prepare_dns(const config::Config& cfg) {
     log->warn(
         "no usable upstream resolver: names that are not intercepted will get "
         "SERVFAIL (set dns.upstreams)");
+    parts.upstream = std::make_unique<dns::NoUpstream>();
   } else {
     log->info("forwarding to: {}", join(selection.upstreams));
+    try {
+      parts.upstream = std::make_unique<dns::Forwarder>(
+          io, selection.upstreams,
+          std::chrono::duration_cast<std::chrono::milliseconds>(cfg.dns.upstream_timeout));
+    } catch (const std::exception& e) {
+      log->critical("cannot start the forwarder: {}", e.what());
+      return kExitFailure;
+    }
   }
-  log->warn("the DNS responder is not in this build yet: nothing listens on {}",
-            join(cfg.dns.listen));
+  services.push_back(
+      std::make_unique<dns::Responder>(io, cfg, parts.gate, *parts.upstream, parts.clock));
   return std::nullopt;
 }
 
@@ -243,10 +266,11 @@ int serve(const ServeOptions& options) {
   unsigned thread_count = std::max(1U, std::thread::hardware_concurrency());
   boost::asio::io_context io(static_cast<int>(thread_count));
   ProxyParts proxy_parts;
+  DnsParts dns_parts;
   std::vector<std::unique_ptr<core::Service>> services;
 
   if (options.role != Role::proxy) {
-    if (auto failed = prepare_dns(cfg)) return *failed;
+    if (auto failed = build_dns(cfg, io, dns_parts, services)) return *failed;
   }
   if (options.role != Role::dns) {
     if (auto failed = build_proxy(cfg, io, proxy_parts, services)) return *failed;
@@ -257,6 +281,16 @@ int serve(const ServeOptions& options) {
   } catch (const std::system_error& e) {
     log->critical("start-up failed: {}", e.what());
     return kExitFailure;
+  }
+  if (options.role == Role::all && !dns_parts.handed_out.empty()) {
+    // Until the health monitor lands, the cache in this very process counts as healthy once its
+    // listeners are up. With --role dns nothing vouches for a cache, so the gate stays closed and
+    // every name is forwarded.
+    dns_parts.gate.set(dns_parts.handed_out);
+    core::logger("dns")->info("rewriting intercepted names to the local cache");
+  } else if (options.role == Role::dns) {
+    core::logger("dns")->warn(
+        "no health monitor in this build: intercepted names are forwarded, not rewritten");
   }
 
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);

@@ -15,19 +15,9 @@
 
 #include "core/counters.hpp"
 #include "core/net.hpp"
+#include "dns/upstream.hpp"
 
 namespace pullthrough::dns {
-
-struct ForwardResult {
-  enum class Status {
-    answer,   // `answer` holds the upstream's response, whatever its rcode
-    timeout,  // every upstream timed out
-    error,    // could not send, connection refused by every upstream, or shut down
-  };
-  Status status = Status::error;
-  std::vector<std::uint8_t> answer;
-  std::string error;  // for logs, when status != answer
-};
 
 #define PULLTHROUGH_FORWARDER_COUNTERS(COUNTER)                            \
   COUNTER(queries_sent, "queries forwarded upstream")                      \
@@ -40,25 +30,26 @@ struct ForwarderCounters {
   PULLTHROUGH_COUNTER_VISITOR(PULLTHROUGH_FORWARDER_COUNTERS)
 };
 
-class Forwarder {
+class Forwarder final : public Upstream {
  public:
   // `upstreams` are tried in order; each try waits `timeout`. Throws std::runtime_error when
   // c-ares cannot be initialised.
   Forwarder(boost::asio::io_context& io, std::vector<core::Endpoint> upstreams,
             std::chrono::milliseconds timeout);
-  ~Forwarder();
+  ~Forwarder() override;
   Forwarder(const Forwarder&) = delete;
   Forwarder& operator=(const Forwarder&) = delete;
 
   // Sends `query` (a whole DNS message) and calls `done` exactly once, on the forwarder's strand,
   // with the outcome. c-ares sends the query under an ID of its own, and the answer carries that
-  // ID: the caller puts its client's ID back. Responses with any rcode (SERVFAIL, REFUSED, NOTIMP included) are
-  // answers (ARES_FLAG_NOCHECKRESP). A truncated UDP answer is retried over TCP by c-ares.
-  // Safe to call from any thread.
-  void forward(std::span<const std::uint8_t> query, std::function<void(ForwardResult)> done);
+  // ID: the caller puts its client's ID back. Responses with any rcode (SERVFAIL, REFUSED, NOTIMP
+  // included) are answers (ARES_FLAG_NOCHECKRESP). A truncated UDP answer is retried over TCP by
+  // c-ares. Safe to call from any thread.
+  void forward(std::span<const std::uint8_t> query,
+               std::function<void(ForwardResult)> done) override;
 
   // Fails every query in flight with Status::error and refuses new ones. Safe from any thread.
-  void shutdown();
+  void shutdown() override;
 
   const ForwarderCounters& counters() const;
 

@@ -1,0 +1,52 @@
+// Building DNS messages with ldns (the reference codec) for the dns tests.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace pullthrough::dns::testing {
+
+struct QuerySpec {
+  std::string name = {};  // presentation form, case as it should appear on the wire
+  std::uint16_t type = 1;
+  std::uint16_t id = 0x1234;
+  bool edns = false;
+  std::uint16_t udp_size = 1232;
+  bool dnssec_ok = false;
+  bool ad = false;
+};
+
+std::vector<std::uint8_t> make_query(const QuerySpec& spec);
+
+// A response built from zone-file lines, e.g. {"foo.example. 300 IN CNAME quay.io."}.
+struct ResponseSpec {
+  std::string qname = {};
+  std::uint16_t qtype = 1;
+  std::uint16_t id = 0x1234;
+  std::uint8_t rcode = 0;
+  bool tc = false;
+  std::vector<std::string> answer = {};
+  std::vector<std::string> authority = {};
+};
+
+std::vector<std::uint8_t> make_response(const ResponseSpec& spec);
+
+// A decoded message, for assertions.
+struct Decoded {
+  bool ok = false;
+  std::uint16_t id = 0;
+  std::uint8_t rcode = 0;
+  bool qr = false, aa = false, tc = false, rd = false, ra = false, ad = false;
+  bool has_opt = false;
+  bool dnssec_ok = false;
+  std::uint16_t udp_size = 0;
+  std::vector<std::string> question;  // "name type" lines
+  std::vector<std::string> answer;    // zone-file lines as ldns prints them, tabs as spaces
+  std::vector<std::string> authority = {};
+  std::vector<std::string> additional;
+};
+
+Decoded decode(const std::vector<std::uint8_t>& wire);
+
+}  // namespace pullthrough::dns::testing

@@ -1,0 +1,330 @@
+#include "dns/responder.hpp"
+
+#include <future>
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "config/loader.hpp"
+#include "dns/answers.hpp"
+#include "dns_test_support.hpp"
+#include "tests/core/fake_clock.hpp"
+
+namespace pullthrough::dns {
+namespace {
+
+namespace asio = boost::asio;
+using testing::decode;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using testing::make_query;
+using testing::make_response;
+using testing::QuerySpec;
+using testing::ResponseSpec;
+
+// Answers every forwarded query at once with what the test says.
+class FakeUpstream final : public Upstream {
+ public:
+  std::function<ForwardResult(std::span<const std::uint8_t>)> respond;
+  int calls = 0;
+  bool shut_down = false;
+
+  void forward(std::span<const std::uint8_t> query,
+               std::function<void(ForwardResult)> done) override {
+    ++calls;
+    done(respond(query));
+  }
+  void shutdown() override { shut_down = true; }
+};
+
+ForwardResult answer_with(const ResponseSpec& spec) {
+  ForwardResult r;
+  r.status = ForwardResult::Status::answer;
+  r.answer = make_response(spec);
+  return r;
+}
+
+ForwardResult timed_out() {
+  ForwardResult r;
+  r.status = ForwardResult::Status::timeout;
+  r.error = "timeout";
+  return r;
+}
+
+config::Config test_config(const std::string& extra = "") {
+  auto loaded = config::load_string(
+      "dns:\n"
+      "  listen: [\"127.0.0.1:0\"]\n"
+      "  upstreams: [\"127.0.0.1:1\"]\n"
+      "  answer_ttl: 10s\n"
+      "  cache: {max_entries: 1000, serve_stale: 30s}\n"
+      "  rate_limit: {per_client_qps: 5}\n" +
+          extra +
+          "registries:\n"
+          "  - {host: registry-1.docker.io, aliases: [docker.io]}\n"
+          "  - {host: quay.io}\n",
+      "t.yaml");
+  EXPECT_TRUE(loaded.config);
+  return *loaded.config;
+}
+
+class ResponderTest : public ::testing::Test {
+ protected:
+  // Answers one query through handle(); returns the wire answer or empty when dropped.
+  std::vector<std::uint8_t> ask(const std::vector<std::uint8_t>& query,
+                                const char* client = "192.168.1.20", bool tcp = false) {
+    std::vector<std::uint8_t> answer;
+    int sends = 0;
+    responder_.handle(query, core::Endpoint{*core::parse_ip(client), 40000}, tcp,
+                      [&](std::vector<std::uint8_t> a) {
+                        ++sends;
+                        answer = std::move(a);
+                      });
+    EXPECT_LE(sends, 1);
+    return answer;
+  }
+
+  testing::Decoded ask_decoded(const QuerySpec& spec, const char* client = "192.168.1.20") {
+    return decode(ask(make_query(spec), client));
+  }
+
+  config::Config config_ = test_config();
+  core::testing::FakeClock clock_;
+  SwitchableHealthGate gate_;
+  FakeUpstream upstream_;
+  asio::io_context io_;
+  Responder responder_{io_, config_, gate_, upstream_, clock_};
+};
+
+TEST_F(ResponderTest, InterceptedNameIsRewrittenWhileTheGateIsOpen) {
+  gate_.set({*core::parse_ip("192.0.2.10")});
+  auto d = ask_decoded({.name = "quay.io.", .type = rrtype::kA});
+  EXPECT_THAT(d.answer, ElementsAre("quay.io. 10 IN A 192.0.2.10"));
+  EXPECT_EQ(upstream_.calls, 0);
+  EXPECT_EQ(responder_.counters().rewritten.value(), 1U);
+  EXPECT_EQ(responder_.counters().queries_a.value(), 1U);
+}
+
+TEST_F(ResponderTest, InterceptionIgnoresCaseAndKeepsTheClientsCase) {
+  gate_.set({*core::parse_ip("192.0.2.10")});
+  auto d = ask_decoded({.name = "DoCkEr.Io.", .type = rrtype::kA});
+  EXPECT_THAT(d.question, ElementsAre("DoCkEr.Io. 1"));
+  ASSERT_EQ(d.answer.size(), 1U);
+  EXPECT_THAT(d.answer[0], HasSubstr("IN A 192.0.2.10"));
+}
+
+TEST_F(ResponderTest, AaaaOfInterceptedNameIsNodataNotTheRealAddress) {
+  gate_.set({*core::parse_ip("192.0.2.10")});
+  auto d = ask_decoded({.name = "quay.io.", .type = rrtype::kAaaa});
+  EXPECT_TRUE(d.answer.empty());
+  EXPECT_EQ(d.authority.size(), 1U);
+  EXPECT_EQ(upstream_.calls, 0);
+}
+
+TEST_F(ResponderTest, ClosedGateForwardsInterceptedNamesWithTheTtlCapped) {
+  upstream_.respond = [](auto) {
+    return answer_with({.qname = "quay.io.", .answer = {"quay.io. 300 IN A 203.0.113.5"}});
+  };
+  auto d = ask_decoded({.name = "quay.io.", .type = rrtype::kA});
+  EXPECT_THAT(d.answer, ElementsAre("quay.io. 10 IN A 203.0.113.5"));
+  EXPECT_EQ(upstream_.calls, 1);
+  EXPECT_EQ(responder_.counters().intercepted_forwarded.value(), 1U);
+}
+
+TEST_F(ResponderTest, GateFlipsNeverServeOneModesAnswerInTheOther) {
+  upstream_.respond = [](auto) {
+    return answer_with({.qname = "quay.io.", .answer = {"quay.io. 300 IN A 203.0.113.5"}});
+  };
+  auto closed = ask_decoded({.name = "quay.io.", .type = rrtype::kA});
+  EXPECT_THAT(closed.answer, ElementsAre("quay.io. 10 IN A 203.0.113.5"));
+  gate_.set({*core::parse_ip("192.0.2.10")});
+  auto open = ask_decoded({.name = "quay.io.", .type = rrtype::kA});
+  EXPECT_THAT(open.answer, ElementsAre("quay.io. 10 IN A 192.0.2.10"));
+  gate_.close();
+  auto closed_again = ask_decoded({.name = "quay.io.", .type = rrtype::kA});
+  EXPECT_THAT(closed_again.answer, ElementsAre("quay.io. 10 IN A 203.0.113.5"));
+}
+
+TEST_F(ResponderTest, OtherNamesAreForwardedThenServedFromTheCache) {
+  upstream_.respond = [](auto) {
+    return answer_with({.qname = "example.com.", .answer = {"example.com. 300 IN A 198.51.100.1"}});
+  };
+  EXPECT_THAT(ask_decoded({.name = "example.com.", .type = rrtype::kA}).answer,
+              ElementsAre("example.com. 300 IN A 198.51.100.1"));
+  clock_.advance(std::chrono::seconds(100));
+  EXPECT_THAT(ask_decoded({.name = "EXAMPLE.com.", .type = rrtype::kA, .id = 99}).answer,
+              ElementsAre("EXAMPLE.com. 200 IN A 198.51.100.1"));
+  EXPECT_EQ(upstream_.calls, 1);
+  EXPECT_EQ(responder_.counters().cache_hits.value(), 1U);
+}
+
+TEST_F(ResponderTest, CnameIntoInterceptedNameIsRewrittenOnlyWhileOpen) {
+  upstream_.respond = [](auto) {
+    return answer_with(
+        {.qname = "mirror.example.",
+         .answer = {"mirror.example. 300 IN CNAME quay.io.", "quay.io. 60 IN A 203.0.113.5"}});
+  };
+  gate_.set({*core::parse_ip("192.0.2.10")});
+  EXPECT_THAT(ask_decoded({.name = "mirror.example.", .type = rrtype::kA}).answer,
+              ElementsAre("mirror.example. 300 IN CNAME quay.io.", "quay.io. 10 IN A 192.0.2.10"));
+  gate_.close();
+  // From the cache, unrewritten now.
+  EXPECT_THAT(ask_decoded({.name = "mirror.example.", .type = rrtype::kA}).answer,
+              ElementsAre("mirror.example. 300 IN CNAME quay.io.", "quay.io. 60 IN A 203.0.113.5"));
+  EXPECT_EQ(upstream_.calls, 1);
+  EXPECT_EQ(responder_.counters().cname_rewritten.value(), 1U);
+}
+
+TEST_F(ResponderTest, UpstreamRcodesAreRelayed) {
+  upstream_.respond = [](auto) {
+    return answer_with({.qname = "broken.example.", .rcode = rcode::kServFail});
+  };
+  EXPECT_EQ(ask_decoded({.name = "broken.example.", .type = rrtype::kA}).rcode, rcode::kServFail);
+  upstream_.respond = [](auto) {
+    return answer_with({.qname = "refused.example.", .rcode = rcode::kRefused});
+  };
+  EXPECT_EQ(ask_decoded({.name = "refused.example.", .type = rrtype::kA}).rcode, rcode::kRefused);
+}
+
+TEST_F(ResponderTest, EveryUpstreamTimingOutIsServfail) {
+  upstream_.respond = [](auto) { return timed_out(); };
+  auto d = ask_decoded({.name = "slow.example.", .type = rrtype::kA});
+  EXPECT_EQ(d.rcode, rcode::kServFail);
+  EXPECT_EQ(responder_.counters().upstream_errors.value(), 1U);
+}
+
+TEST_F(ResponderTest, StaleAnswerServedWhileUpstreamsFail) {
+  upstream_.respond = [](auto) {
+    return answer_with({.qname = "example.com.", .answer = {"example.com. 60 IN A 198.51.100.1"}});
+  };
+  ask_decoded({.name = "example.com.", .type = rrtype::kA});
+  clock_.advance(std::chrono::seconds(70));  // expired 10 s ago; serve_stale is 30 s
+  upstream_.respond = [](auto) { return timed_out(); };
+  auto stale = ask_decoded({.name = "example.com.", .type = rrtype::kA});
+  EXPECT_EQ(stale.rcode, rcode::kNoError);
+  // RFC 8767 section 4: stale answers go out with a 30 s TTL.
+  EXPECT_THAT(stale.answer, ElementsAre("example.com. 30 IN A 198.51.100.1"));
+  EXPECT_EQ(responder_.counters().stale_served.value(), 1U);
+  clock_.advance(std::chrono::seconds(30));  // past the window
+  EXPECT_EQ(ask_decoded({.name = "example.com.", .type = rrtype::kA}).rcode, rcode::kServFail);
+}
+
+TEST_F(ResponderTest, ClientOutsideTheAllowListIsRefused) {
+  auto d = ask_decoded({.name = "example.com.", .type = rrtype::kA}, "203.0.113.9");
+  EXPECT_EQ(d.rcode, rcode::kRefused);
+  EXPECT_EQ(upstream_.calls, 0);
+  EXPECT_EQ(responder_.counters().refused.value(), 1U);
+}
+
+TEST_F(ResponderTest, RateLimitedUdpGetsTruncatedNeverAmplified) {
+  gate_.set({*core::parse_ip("192.0.2.10")});
+  auto query = make_query({.name = "quay.io.", .type = rrtype::kA});
+  for (int i = 0; i < 5; ++i) EXPECT_FALSE(decode(ask(query)).tc);
+  auto limited = ask(query);
+  EXPECT_TRUE(decode(limited).tc);
+  EXPECT_TRUE(decode(limited).answer.empty());
+  EXPECT_LE(limited.size(), query.size());
+  EXPECT_EQ(responder_.counters().rate_limited.value(), 1U);
+  // TCP is not limited: the client proved its address with a handshake.
+  EXPECT_FALSE(decode(ask(query, "192.168.1.20", true)).tc);
+}
+
+TEST_F(ResponderTest, MalformedPacketsAreDroppedAndCounted) {
+  EXPECT_TRUE(ask({0x12, 0x34, 0x01}).empty());
+  EXPECT_EQ(responder_.counters().malformed_short_header.value(), 1U);
+  auto trailing = make_query({.name = "quay.io.", .type = rrtype::kA});
+  trailing.push_back(0);
+  EXPECT_TRUE(ask(trailing).empty());
+  EXPECT_EQ(responder_.counters().malformed_trailing_garbage.value(), 1U);
+  EXPECT_EQ(responder_.counters().malformed.value(), 2U);
+}
+
+TEST_F(ResponderTest, ResponsesAreNotAnswered) {
+  auto response = make_response({.qname = "quay.io.", .answer = {"quay.io. 60 IN A 1.2.3.4"}});
+  EXPECT_TRUE(ask(response).empty());
+  EXPECT_EQ(responder_.counters().responses_dropped.value(), 1U);
+}
+
+TEST_F(ResponderTest, OtherOpcodesAreNotImplemented) {
+  auto query = make_query({.name = "quay.io.", .type = rrtype::kA});
+  query[2] = static_cast<std::uint8_t>((query[2] & 0x87) | (4 << 3));  // NOTIFY
+  EXPECT_EQ(decode(ask(query)).rcode, rcode::kNotImp);
+}
+
+TEST_F(ResponderTest, NoQuestionIsAFormatError) {
+  std::vector<std::uint8_t> empty{0x00, 0x07, 0x01, 0x00, 0, 0, 0, 0, 0, 0, 0, 0};
+  auto answer = ask(empty);
+  ASSERT_GE(answer.size(), 12U);
+  EXPECT_EQ(answer[3] & 0x0F, rcode::kFormErr);
+}
+
+// The real sockets: UDP and TCP on 127.0.0.1 with a port the kernel picks.
+TEST(ResponderSocketTest, AnswersOverUdpAndTcp) {
+  auto config = test_config();
+  core::SteadyClock clock;
+  SwitchableHealthGate gate;
+  gate.set({*core::parse_ip("192.0.2.10")});
+  FakeUpstream upstream;
+  upstream.respond = [](auto) {
+    ResponseSpec spec{.qname = "big.example."};
+    for (int i = 1; i <= 40; ++i)
+      spec.answer.push_back("big.example. 60 IN A 198.51.100." + std::to_string(i));
+    return answer_with(spec);
+  };
+  asio::io_context io;
+  Responder responder(io, config, gate, upstream, clock);
+  responder.start();
+  std::thread worker([&] { io.run(); });
+  auto udp_port = responder.udp_endpoints().at(0).port;
+  auto tcp_port = responder.tcp_endpoints().at(0).port;
+
+  asio::io_context client_io;
+  asio::ip::udp::socket udp(client_io, asio::ip::udp::v4());
+  auto query = make_query({.name = "quay.io.", .type = rrtype::kA});
+  udp.send_to(asio::buffer(query),
+              asio::ip::udp::endpoint(asio::ip::make_address("127.0.0.1"), udp_port));
+  std::vector<std::uint8_t> buffer(4096);
+  auto n = udp.receive(asio::buffer(buffer));
+  buffer.resize(n);
+  EXPECT_THAT(decode(buffer).answer, ElementsAre("quay.io. 10 IN A 192.0.2.10"));
+
+  auto big = make_query({.name = "big.example.", .type = rrtype::kA});
+  udp.send_to(asio::buffer(big),
+              asio::ip::udp::endpoint(asio::ip::make_address("127.0.0.1"), udp_port));
+  buffer.assign(4096, 0);
+  n = udp.receive(asio::buffer(buffer));
+  buffer.resize(n);
+  EXPECT_TRUE(decode(buffer).tc);
+
+  asio::ip::tcp::socket tcp(client_io);
+  tcp.connect(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), tcp_port));
+  // Two pipelined queries on one connection.
+  std::vector<std::uint8_t> framed;
+  for (const auto& q : {big, query}) {
+    framed.push_back(static_cast<std::uint8_t>(q.size() >> 8));
+    framed.push_back(static_cast<std::uint8_t>(q.size() & 0xFF));
+    framed.insert(framed.end(), q.begin(), q.end());
+  }
+  asio::write(tcp, asio::buffer(framed));
+  std::vector<testing::Decoded> answers;
+  for (int i = 0; i < 2; ++i) {
+    std::array<std::uint8_t, 2> length{};
+    asio::read(tcp, asio::buffer(length));
+    std::vector<std::uint8_t> message((length[0] << 8) | length[1]);
+    asio::read(tcp, asio::buffer(message));
+    answers.push_back(decode(message));
+  }
+  std::size_t total = answers[0].answer.size() + answers[1].answer.size();
+  EXPECT_EQ(total, 41U);  // 40 over TCP for big.example, 1 for quay.io
+  tcp.close();
+
+  std::promise<void> drained;
+  asio::post(io, [&] { responder.stop([&] { drained.set_value(); }); });
+  EXPECT_EQ(drained.get_future().wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  worker.join();
+  EXPECT_TRUE(upstream.shut_down);
+}
+
+}  // namespace
+}  // namespace pullthrough::dns
