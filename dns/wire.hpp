@@ -28,7 +28,8 @@ std::string_view to_string(WireError error);
 
 struct WireSummary {
   std::uint16_t id = 0;
-  std::uint16_t flags = 0;  // the header's second 16 bits: QR, opcode, AA, TC, RD, RA, Z, AD, CD, rcode
+  std::uint16_t flags =
+      0;  // the header's second 16 bits: QR, opcode, AA, TC, RD, RA, Z, AD, CD, rcode
   std::uint16_t qdcount = 0;
   std::uint16_t ancount = 0;
   std::uint16_t nscount = 0;
