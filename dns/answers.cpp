@@ -5,8 +5,9 @@
 #include <string>
 
 // ldns/common.h defines bool/true/false as macros unless <stdbool.h> came first.
-#include <ldns/ldns.h>
 #include <stdbool.h>
+
+#include <ldns/ldns.h>
 
 namespace pullthrough::dns {
 namespace {

@@ -1,8 +1,9 @@
 #include "dns/codec_info.hpp"
 
 // ldns/common.h defines bool/true/false as macros unless <stdbool.h> came first.
-#include <ldns/ldns.h>
 #include <stdbool.h>
+
+#include <ldns/ldns.h>
 
 namespace pullthrough::dns {
 

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 #include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
 
 namespace pullthrough::core {
 namespace {
@@ -16,7 +17,11 @@ TEST(JsonEscapeTest, EscapesQuotesBackslashesAndControls) {
 
 class LoggingTest : public ::testing::Test {
  protected:
-  void TearDown() override { configure_logging(spdlog::level::info, LogFormat::text); }
+  // The fixture's stream dies with it: put every logger back on stderr.
+  void TearDown() override {
+    configure_logging(spdlog::level::info, LogFormat::text,
+                      std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  }
   std::ostringstream out_;
   spdlog::sink_ptr sink_ = std::make_shared<spdlog::sinks::ostream_sink_mt>(out_);
 };

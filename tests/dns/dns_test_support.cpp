@@ -2,8 +2,9 @@
 
 #include <cstdlib>
 
-#include <ldns/ldns.h>
 #include <stdbool.h>
+
+#include <ldns/ldns.h>
 
 namespace pullthrough::dns::testing {
 namespace {

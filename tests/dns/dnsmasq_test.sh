@@ -8,8 +8,8 @@ if [ "$(id -u)" -ne 0 ]; then echo "needs root (network namespace)"; exit 77; fi
 ns="pt-dns-$$"
 work=$(mktemp -d)
 cleanup() {
-  [ -n "${pt_pid:-}" ] && kill -9 "$pt_pid" 2>/dev/null
-  [ -n "${dnsmasq_pid:-}" ] && kill "$dnsmasq_pid" 2>/dev/null
+  # Every process in the namespace, not just the wrappers that started them.
+  ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
   ip netns del "$ns" 2>/dev/null
   rm -rf "$work"
 }
@@ -28,7 +28,6 @@ in_ns dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts 
   --host-record=quay.io,203.0.113.5 \
   --cname=mirror.example.test,quay.io \
   --local=/example.test/ "${big_txt[@]}" 2>"$work/dnsmasq.log" &
-dnsmasq_pid=$!
 
 cat > "$work/pt.yaml" <<YAML
 state_dir: $work/state
