@@ -126,32 +126,33 @@ Built finish(const Query& query, ldns_pkt* pkt, std::size_t max_size, bool rewri
   return built;
 }
 
-RrPtr address_record(const ldns_rdf* owner, const core::IpAddress& address, std::uint32_t ttl) {
+// A record of class IN without rdata yet.
+RrPtr new_record(const ldns_rdf* owner, ldns_rr_type type, std::uint32_t ttl) {
   RrPtr rr(ldns_rr_new());
   ldns_rr_set_owner(rr.get(), ldns_rdf_clone(owner));
+  ldns_rr_set_type(rr.get(), type);
   ldns_rr_set_class(rr.get(), LDNS_RR_CLASS_IN);
   ldns_rr_set_ttl(rr.get(), ttl);
+  return rr;
+}
+
+RrPtr address_record(const ldns_rdf* owner, const core::IpAddress& address, std::uint32_t ttl) {
   if (address.is_v4()) {
     auto bytes = address.to_v4().to_bytes();
-    ldns_rr_set_type(rr.get(), LDNS_RR_TYPE_A);
+    RrPtr rr = new_record(owner, LDNS_RR_TYPE_A, ttl);
     ldns_rr_push_rdf(rr.get(), ldns_rdf_new_frm_data(LDNS_RDF_TYPE_A, bytes.size(), bytes.data()));
-  } else {
-    auto bytes = address.to_v6().to_bytes();
-    ldns_rr_set_type(rr.get(), LDNS_RR_TYPE_AAAA);
-    ldns_rr_push_rdf(rr.get(),
-                     ldns_rdf_new_frm_data(LDNS_RDF_TYPE_AAAA, bytes.size(), bytes.data()));
+    return rr;
   }
+  auto bytes = address.to_v6().to_bytes();
+  RrPtr rr = new_record(owner, LDNS_RR_TYPE_AAAA, ttl);
+  ldns_rr_push_rdf(rr.get(), ldns_rdf_new_frm_data(LDNS_RDF_TYPE_AAAA, bytes.size(), bytes.data()));
   return rr;
 }
 
 // The SOA that makes a NODATA answer cacheable for `ttl` (RFC 2308 section 3): the intercepted
 // name stands as its own zone apex.
 RrPtr soa_record(const ldns_rdf* owner, std::uint32_t ttl) {
-  RrPtr rr(ldns_rr_new());
-  ldns_rr_set_owner(rr.get(), ldns_rdf_clone(owner));
-  ldns_rr_set_type(rr.get(), LDNS_RR_TYPE_SOA);
-  ldns_rr_set_class(rr.get(), LDNS_RR_CLASS_IN);
-  ldns_rr_set_ttl(rr.get(), ttl);
+  RrPtr rr = new_record(owner, LDNS_RR_TYPE_SOA, ttl);
   ldns_rr_push_rdf(rr.get(), ldns_rdf_clone(owner));  // MNAME
   RdfPtr hostmaster(ldns_dname_new_frm_str("hostmaster"));
   ldns_rr_push_rdf(rr.get(), ldns_dname_cat_clone(hostmaster.get(), owner));  // RNAME
@@ -164,11 +165,7 @@ RrPtr soa_record(const ldns_rdf* owner, std::uint32_t ttl) {
 
 // RFC 8482 section 4.2: the synthesized HINFO for ANY when there is nothing better to give.
 RrPtr hinfo_record(const ldns_rdf* owner, std::uint32_t ttl) {
-  RrPtr rr(ldns_rr_new());
-  ldns_rr_set_owner(rr.get(), ldns_rdf_clone(owner));
-  ldns_rr_set_type(rr.get(), LDNS_RR_TYPE_HINFO);
-  ldns_rr_set_class(rr.get(), LDNS_RR_CLASS_IN);
-  ldns_rr_set_ttl(rr.get(), ttl);
+  RrPtr rr = new_record(owner, LDNS_RR_TYPE_HINFO, ttl);
   static constexpr std::uint8_t kCpu[] = {7, 'R', 'F', 'C', '8', '4', '8', '2'};
   static constexpr std::uint8_t kOs[] = {0};
   ldns_rr_push_rdf(rr.get(), ldns_rdf_new_frm_data(LDNS_RDF_TYPE_STR, sizeof kCpu, kCpu));
