@@ -103,6 +103,15 @@ std::vector<std::uint8_t> to_wire(const ldns_pkt* pkt) {
   return out;
 }
 
+bool same_but_case(std::span<const std::uint8_t> a, std::span<const std::uint8_t> b) {
+  auto fold = [](std::uint8_t c) {
+    return static_cast<std::uint8_t>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  };
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(),
+                    [&](std::uint8_t x, std::uint8_t y) { return fold(x) == fold(y); });
+}
+
 // Encodes `pkt`; when it does not fit `max_size`, sets TC and empties the record sections
 // (RFC 2181 section 9: the client retries over TCP). The question bytes are then replaced by the
 // client's own, so its letter case comes back exactly as sent.
@@ -118,9 +127,14 @@ Built finish(const Query& query, ldns_pkt* pkt, std::size_t max_size, bool rewri
     built.wire = to_wire(pkt);
     built.truncated = true;
   }
+  // Only when ldns wrote the very same bytes but for letter case: a question that compresses its
+  // name into itself (legal, never sent by real clients) encodes differently, and copying it
+  // would corrupt the answer.
   const auto& q = query.summary;
   std::size_t length = q.question_end - q.question_offset;
-  if (q.qdcount > 0 && built.wire.size() >= 12 + length && q.question_end <= query.wire.size()) {
+  if (q.qdcount > 0 && built.wire.size() >= 12 + length && q.question_end <= query.wire.size() &&
+      same_but_case(std::span<const std::uint8_t>(built.wire).subspan(12, length),
+                    query.wire.subspan(q.question_offset, length))) {
     std::memcpy(built.wire.data() + 12, query.wire.data() + q.question_offset, length);
   }
   return built;

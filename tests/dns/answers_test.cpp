@@ -297,3 +297,26 @@ TEST(ErrorAnswerTest, CarriesRcodeQuestionAndEdns) {
 
 }  // namespace
 }  // namespace pullthrough::dns
+
+namespace pullthrough::dns {
+namespace {
+
+// Found by dns_responder_fuzz: a question whose name points back into itself is legal, but its
+// bytes cannot be copied over ldns's uncompressed encoding of the same name.
+TEST(SynthesizeTest, SelfCompressedQuestionStillGivesAWellFormedAnswer) {
+  const std::vector<std::uint8_t> query{
+      0x77, 0x21, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,  // header
+      // A label holding "\001x\000", then a pointer into it that reads "x" and the root.
+      0x03, 0x01, 'x', 0x00, 0xC0, 0x0D, 0x00, 0x01, 0x00, 0x01};
+  // Keep the test honest: the name must really be compressed and accepted.
+  auto checked = check_message(query);
+  ASSERT_EQ(checked.error, WireError::none) << to_string(checked.error);
+  Query q{query, checked.summary};
+  auto built = synthesize(q, {*core::parse_ip("192.0.2.10")}, 10, 0, 512);
+  auto answer = check_message(built.wire);
+  EXPECT_EQ(answer.error, WireError::none) << to_string(answer.error);
+  EXPECT_EQ(answer.summary.qname, checked.summary.qname);
+}
+
+}  // namespace
+}  // namespace pullthrough::dns
