@@ -139,6 +139,12 @@ bool contains_any(const std::vector<Cidr>& networks, const IpAddress& address) {
                      [&](const Cidr& network) { return network.contains(address); });
 }
 
+bool ipv6_only(const Endpoint& endpoint, const std::vector<Endpoint>& listen) {
+  return std::any_of(listen.begin(), listen.end(), [&](const Endpoint& e) {
+    return e.address.is_v4() && e.port == endpoint.port;
+  });
+}
+
 const std::vector<Cidr>& private_networks() {
   static const std::vector<Cidr> kNetworks = [] {
     std::vector<Cidr> out;

@@ -58,6 +58,10 @@ class Cidr {
 
 bool contains_any(const std::vector<Cidr>& networks, const IpAddress& address);
 
+// Whether a socket bound to `endpoint` should be IPv6-only: an IPv6 wildcard ("[::]:80") is
+// dual-stack unless `listen` also has an IPv4 address on that port, which would then fail to bind.
+bool ipv6_only(const Endpoint& endpoint, const std::vector<Endpoint>& listen);
+
 // What "private" means in allow lists: loopback, RFC 1918, RFC 4193 unique-local, and link-local,
 // for both address families.
 const std::vector<Cidr>& private_networks();

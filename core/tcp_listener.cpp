@@ -45,11 +45,6 @@ struct TcpListener::State : std::enable_shared_from_this<TcpListener::State> {
         on_connection(std::move(handler)),
         log(logger(name)) {}
 
-  bool has_ipv4_on_port(std::uint16_t port) const {
-    return std::any_of(listen.begin(), listen.end(),
-                       [&](const Endpoint& e) { return e.address.is_v4() && e.port == port; });
-  }
-
   // `hold` keeps the gate open for as long as the loop runs. Parameters are destroyed in reverse
   // order, so `hold` leaves the gate while `owner` still keeps it alive.
   static asio::awaitable<void> accept_loop([[maybe_unused]] std::shared_ptr<void> owner,
@@ -113,7 +108,7 @@ void TcpListener::bind() {
     acceptor->open(where.protocol(), ec);
     if (!ec) acceptor->set_option(asio::socket_base::reuse_address(true), ec);
     if (!ec && endpoint.address.is_v6() && endpoint.address.is_unspecified()) {
-      acceptor->set_option(asio::ip::v6_only(s.has_ipv4_on_port(endpoint.port)), ec);
+      acceptor->set_option(asio::ip::v6_only(ipv6_only(endpoint, s.listen)), ec);
     }
     if (!ec) acceptor->bind(where, ec);
     if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);

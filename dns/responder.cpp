@@ -287,12 +287,6 @@ struct Responder::State : std::enable_shared_from_this<Responder::State> {
 
   // ---- UDP ----
 
-  bool has_ipv4_on_port(std::uint16_t port) const {
-    return std::any_of(
-        config.dns.listen.begin(), config.dns.listen.end(),
-        [&](const core::Endpoint& e) { return e.address.is_v4() && e.port == port; });
-  }
-
   void bind_udp(const core::Endpoint& endpoint, unsigned count) {
     std::uint16_t port = endpoint.port;
     for (unsigned i = 0; i < count; ++i) {
@@ -303,7 +297,7 @@ struct Responder::State : std::enable_shared_from_this<Responder::State> {
       // One socket per thread on the same address: the kernel spreads datagrams across them.
       if (!ec) socket->set_option(ReusePort(true), ec);
       if (!ec && endpoint.address.is_v6() && endpoint.address.is_unspecified()) {
-        socket->set_option(asio::ip::v6_only(has_ipv4_on_port(endpoint.port)), ec);
+        socket->set_option(asio::ip::v6_only(core::ipv6_only(endpoint, config.dns.listen)), ec);
       }
       if (!ec) socket->bind(where, ec);
       if (!ec) socket->non_blocking(true, ec);

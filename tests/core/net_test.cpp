@@ -102,3 +102,16 @@ TEST(InterfaceAddressesTest, IncludesLoopback) {
 
 }  // namespace
 }  // namespace pullthrough::core
+
+namespace pullthrough::core {
+namespace {
+
+TEST(Ipv6OnlyTest, WildcardIsDualStackUnlessIpv4SharesThePort) {
+  auto v6 = *parse_endpoint("[::]:53");
+  EXPECT_FALSE(ipv6_only(v6, {v6}));
+  EXPECT_TRUE(ipv6_only(v6, {*parse_endpoint("0.0.0.0:53"), v6}));
+  EXPECT_FALSE(ipv6_only(v6, {*parse_endpoint("0.0.0.0:5353"), v6}));
+}
+
+}  // namespace
+}  // namespace pullthrough::core
