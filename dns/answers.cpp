@@ -7,6 +7,8 @@
 // ldns/common.h defines bool/true/false as macros unless <stdbool.h> came first.
 #include <stdbool.h>
 
+#include "dns/wire_answers.hpp"
+
 #include <ldns/ldns.h>
 
 namespace pullthrough::dns {
@@ -94,6 +96,13 @@ void clear_section(ldns_pkt* pkt, ldns_pkt_section section) {
   }
 }
 
+// The cached answer is shared: the response gets copies of its records.
+void push_clones(ldns_pkt* pkt, ldns_pkt_section section, const ldns_rr_list* list) {
+  for (std::size_t i = 0; i < ldns_rr_list_rr_count(list); ++i) {
+    ldns_pkt_push_rr(pkt, section, ldns_rr_clone(ldns_rr_list_rr(list, i)));
+  }
+}
+
 std::vector<std::uint8_t> to_wire(const ldns_pkt* pkt) {
   std::uint8_t* data = nullptr;
   std::size_t size = 0;
@@ -169,7 +178,12 @@ RrPtr soa_record(const ldns_rdf* owner, std::uint32_t ttl) {
   RrPtr rr = new_record(owner, LDNS_RR_TYPE_SOA, ttl);
   ldns_rr_push_rdf(rr.get(), ldns_rdf_clone(owner));  // MNAME
   RdfPtr hostmaster(ldns_dname_new_frm_str("hostmaster"));
-  ldns_rr_push_rdf(rr.get(), ldns_dname_cat_clone(hostmaster.get(), owner));  // RNAME
+  // RNAME: hostmaster.<name>, or the name itself where that would pass 255 octets.
+  if (ldns_rdf_size(owner) + 11 <= 255) {  // 11: the "hostmaster" label and its length
+    ldns_rr_push_rdf(rr.get(), ldns_dname_cat_clone(hostmaster.get(), owner));
+  } else {
+    ldns_rr_push_rdf(rr.get(), ldns_rdf_clone(owner));
+  }
   ldns_rr_push_rdf(rr.get(), ldns_native2rdf_int32(LDNS_RDF_TYPE_INT32, 1));  // SERIAL
   for (int i = 0; i < 4; ++i) {  // REFRESH, RETRY, EXPIRE, MINIMUM
     ldns_rr_push_rdf(rr.get(), ldns_native2rdf_int32(LDNS_RDF_TYPE_PERIOD, ttl));
@@ -276,11 +290,14 @@ bool rewrite_cname_chain(ldns_pkt* pkt, const Query& query, const RelayOptions& 
 
 class UpstreamAnswer {
  public:
-  explicit UpstreamAnswer(PktPtr pkt) : pkt_(std::move(pkt)) {}
+  UpstreamAnswer(PktPtr pkt, std::optional<wire_answers::ReplayTemplate> replay)
+      : pkt_(std::move(pkt)), replay_(std::move(replay)) {}
   const ldns_pkt* pkt() const { return pkt_.get(); }
+  const wire_answers::ReplayTemplate* replay() const { return replay_ ? &*replay_ : nullptr; }
 
  private:
   PktPtr pkt_;
+  std::optional<wire_answers::ReplayTemplate> replay_;
 };
 
 std::size_t max_answer_size(const WireSummary& query, bool over_tcp) {
@@ -323,9 +340,11 @@ std::optional<ParsedUpstream> parse_upstream(std::span<const std::uint8_t> wire)
     }
     if (ttl && *ttl > 0) out.cache_ttl = std::chrono::seconds(std::min(*ttl, kMaxCacheTtl));
   }
-  out.answer = std::make_shared<const UpstreamAnswer>(std::move(pkt));
+  out.answer = std::make_shared<const UpstreamAnswer>(std::move(pkt), wire_answers::prepare(wire));
   return out;
 }
+
+namespace reference {
 
 Built synthesize(const Query& query, const std::vector<core::IpAddress>& addresses,
                  std::uint32_t ttl, std::size_t rotation, std::size_t max_size) {
@@ -338,25 +357,22 @@ Built synthesize(const Query& query, const std::vector<core::IpAddress>& address
 
 Built relay(const Query& query, const UpstreamAnswer& upstream, const RelayOptions& options,
             std::size_t max_size) {
-  PktPtr pkt(ldns_pkt_clone(upstream.pkt()));
-  const auto& q = query.summary;
-  ldns_pkt_set_id(pkt.get(), q.id);
-  ldns_pkt_set_rd(pkt.get(), (q.flags & 0x0100) != 0);
-  ldns_pkt_set_cd(pkt.get(), (q.flags & 0x0010) != 0);
-  // The question section is the client's, whatever the upstream echoed.
-  auto skeleton = response_for(query, 0);
-  ldns_rr_list_deep_free(ldns_pkt_question(pkt.get()));
-  ldns_pkt_set_question(pkt.get(), ldns_rr_list_clone(ldns_pkt_question(skeleton.get())));
-  ldns_pkt_set_qdcount(pkt.get(), ldns_pkt_qdcount(skeleton.get()));
-  // EDNS: ours, and only when the client used it.
-  ldns_pkt_set_edns_udp_size(pkt.get(), q.has_opt ? static_cast<std::uint16_t>(kMaxUdpPayload) : 0);
-  ldns_pkt_set_edns_do(pkt.get(), q.has_opt && q.dnssec_ok);
-  ldns_pkt_set_edns_extended_rcode(pkt.get(), 0);
-  ldns_pkt_set_edns_version(pkt.get(), 0);
-  ldns_pkt_set_edns_z(pkt.get(), 0);
-  ldns_rdf_deep_free(ldns_pkt_edns_data(pkt.get()));
-  ldns_pkt_set_edns_data(pkt.get(), nullptr);
-  ldns_pkt_set_edns_option_list(pkt.get(), nullptr);
+  // A fresh response for the client (its ID, RD, CD, question, and EDNS only when it used EDNS:
+  // a clone of the upstream's packet would keep the upstream's OPT), with the upstream's header
+  // bits and records.
+  const ldns_pkt* up = upstream.pkt();
+  auto pkt = response_for(query, static_cast<std::uint8_t>(ldns_pkt_get_rcode(up)));
+  ldns_pkt_set_opcode(pkt.get(), ldns_pkt_get_opcode(up));
+  ldns_pkt_set_aa(pkt.get(), ldns_pkt_aa(up));
+  ldns_pkt_set_tc(pkt.get(), ldns_pkt_tc(up));
+  ldns_pkt_set_ra(pkt.get(), ldns_pkt_ra(up));
+  ldns_pkt_set_ad(pkt.get(), ldns_pkt_ad(up));
+  clear_section(pkt.get(), LDNS_SECTION_ANSWER);
+  clear_section(pkt.get(), LDNS_SECTION_AUTHORITY);
+  clear_section(pkt.get(), LDNS_SECTION_ADDITIONAL);
+  push_clones(pkt.get(), LDNS_SECTION_ANSWER, ldns_pkt_answer(up));
+  push_clones(pkt.get(), LDNS_SECTION_AUTHORITY, ldns_pkt_authority(up));
+  push_clones(pkt.get(), LDNS_SECTION_ADDITIONAL, ldns_pkt_additional(up));
   adjust_ttls(ldns_pkt_answer(pkt.get()), options);
   adjust_ttls(ldns_pkt_authority(pkt.get()), options);
   adjust_ttls(ldns_pkt_additional(pkt.get()), options);
@@ -367,6 +383,31 @@ Built relay(const Query& query, const UpstreamAnswer& upstream, const RelayOptio
 Built error_answer(const Query& query, std::uint8_t rcode_value, std::size_t max_size) {
   auto pkt = response_for(query, rcode_value);
   return finish(query, pkt.get(), max_size, false);
+}
+
+}  // namespace reference
+
+Built synthesize(const Query& query, const std::vector<core::IpAddress>& addresses,
+                 std::uint32_t ttl, std::size_t rotation, std::size_t max_size) {
+  Built built;
+  if (wire_answers::synthesize(query, addresses, ttl, rotation, max_size, built)) return built;
+  return reference::synthesize(query, addresses, ttl, rotation, max_size);
+}
+
+Built relay(const Query& query, const UpstreamAnswer& upstream, const RelayOptions& options,
+            std::size_t max_size) {
+  Built built;
+  if (const auto* replay = upstream.replay();
+      replay != nullptr && wire_answers::relay(query, *replay, options, max_size, built)) {
+    return built;
+  }
+  return reference::relay(query, upstream, options, max_size);
+}
+
+Built error_answer(const Query& query, std::uint8_t rcode_value, std::size_t max_size) {
+  Built built;
+  if (wire_answers::error_answer(query, rcode_value, max_size, built)) return built;
+  return reference::error_answer(query, rcode_value, max_size);
 }
 
 }  // namespace pullthrough::dns

@@ -1,4 +1,4 @@
-// Building the responder's answers with ldns: synthesized answers for intercepted names, answers
+// Building the responder's answers: synthesized answers for intercepted names, answers
 // relayed from upstream (with a CNAME chain into an intercepted name rewritten, and TTLs aged or
 // capped), and error answers. Every answer echoes the client's question byte for byte (0x20 case
 // randomisation survives), carries OPT only when the query did, never sets AD on what we
@@ -98,5 +98,16 @@ Built relay(const Query& query, const UpstreamAnswer& upstream, const RelayOptio
 
 // An answer with no records and the given rcode (SERVFAIL, REFUSED, FORMERR, NOTIMP).
 Built error_answer(const Query& query, std::uint8_t rcode, std::size_t max_size);
+
+// The same three built with ldns alone. The functions above use the hand-written writers of
+// wire_answers.hpp for the shapes they handle and these for the rest; tests and the codec fuzz
+// target compare the two.
+namespace reference {
+Built synthesize(const Query& query, const std::vector<core::IpAddress>& addresses,
+                 std::uint32_t ttl, std::size_t rotation, std::size_t max_size);
+Built relay(const Query& query, const UpstreamAnswer& upstream, const RelayOptions& options,
+            std::size_t max_size);
+Built error_answer(const Query& query, std::uint8_t rcode, std::size_t max_size);
+}  // namespace reference
 
 }  // namespace pullthrough::dns

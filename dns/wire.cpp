@@ -213,4 +213,13 @@ WireCheck check_message(std::span<const std::uint8_t> message) {
   return out;
 }
 
+std::optional<std::string> read_name(std::span<const std::uint8_t> message, std::size_t pos,
+                                     std::size_t* next) {
+  NameText text;
+  std::size_t after = 0;
+  if (walk_name(message, pos, after, &text) != WireError::none) return std::nullopt;
+  if (next != nullptr) *next = after;
+  return std::string(text.view());
+}
+
 }  // namespace pullthrough::dns

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -53,5 +54,10 @@ struct WireCheck {
 };
 
 WireCheck check_message(std::span<const std::uint8_t> message);
+
+// The name at `pos` in `message`, as lower-case text in the form of WireSummary::qname; `next`
+// gets the offset just past it where it sits. Empty when the bytes there are not a valid name.
+std::optional<std::string> read_name(std::span<const std::uint8_t> message, std::size_t pos,
+                                     std::size_t* next = nullptr);
 
 }  // namespace pullthrough::dns

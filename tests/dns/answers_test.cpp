@@ -256,6 +256,25 @@ TEST(RelayTest, NoRewriteWhileTheGateIsClosed) {
               ElementsAre("mirror.example. 300 IN CNAME quay.io.", "quay.io. 60 IN A 203.0.113.5"));
 }
 
+// Found by comparing the two codecs: the ldns path cleared the Z field after setting DO, so a
+// DNSSEC-aware client lost its DO bit (RFC 3225 section 3: it is copied from the query).
+TEST(RelayTest, DoBitIsCopiedFromTheQuery) {
+  auto q = query_for({.name = "a.example.", .type = rrtype::kA, .edns = true, .dnssec_ok = true});
+  auto up = upstream({.qname = "a.example.", .answer = {"a.example. 300 IN A 198.51.100.1"}});
+  EXPECT_TRUE(decode(relay(q.query, *up.answer, RelayOptions{}, 1232).wire).dnssec_ok);
+  EXPECT_TRUE(decode(reference::relay(q.query, *up.answer, RelayOptions{}, 1232).wire).dnssec_ok);
+}
+
+// Found by comparing the two codecs: the ldns path cloned the upstream's packet, and ldns keeps
+// writing an OPT once it parsed one, so a client without EDNS got an OPT (RFC 6891 section 7).
+TEST(RelayTest, NoOptForAClientWithoutEdnsWhenTheUpstreamUsedIt) {
+  auto q = query_for({.name = "a.example.", .type = rrtype::kA});
+  auto up = upstream(
+      {.qname = "a.example.", .answer = {"a.example. 300 IN A 198.51.100.1"}, .edns = true});
+  EXPECT_FALSE(decode(relay(q.query, *up.answer, RelayOptions{}, 512).wire).has_opt);
+  EXPECT_FALSE(decode(reference::relay(q.query, *up.answer, RelayOptions{}, 512).wire).has_opt);
+}
+
 TEST(ParseUpstreamTest, PositiveTtlIsTheSmallest) {
   auto up = upstream(
       {.qname = "a.example.",

@@ -52,6 +52,7 @@ std::vector<std::uint8_t> make_query(const QuerySpec& spec) {
                          static_cast<ldns_rr_type>(spec.type), LDNS_RR_CLASS_IN, LDNS_RD);
   ldns_pkt_set_id(pkt, spec.id);
   ldns_pkt_set_ad(pkt, spec.ad);
+  ldns_pkt_set_cd(pkt, spec.cd);
   if (spec.edns) {
     ldns_pkt_set_edns_udp_size(pkt, spec.udp_size);
     ldns_pkt_set_edns_do(pkt, spec.dnssec_ok);
@@ -72,6 +73,9 @@ std::vector<std::uint8_t> make_response(const ResponseSpec& spec) {
   ldns_pkt_set_rcode(pkt, spec.rcode);
   for (const auto& line : spec.answer) push(pkt, LDNS_SECTION_ANSWER, line);
   for (const auto& line : spec.authority) push(pkt, LDNS_SECTION_AUTHORITY, line);
+  for (const auto& line : spec.additional) push(pkt, LDNS_SECTION_ADDITIONAL, line);
+  ldns_pkt_set_ad(pkt, spec.ad);
+  if (spec.edns) ldns_pkt_set_edns_udp_size(pkt, 4096);
   auto out = wire_of(pkt);
   ldns_pkt_free(pkt);
   return out;
@@ -90,6 +94,7 @@ Decoded decode(const std::vector<std::uint8_t>& wire) {
   d.rd = ldns_pkt_rd(pkt);
   d.ra = ldns_pkt_ra(pkt);
   d.ad = ldns_pkt_ad(pkt);
+  d.cd = ldns_pkt_cd(pkt);
   d.has_opt = ldns_pkt_edns(pkt);
   d.dnssec_ok = ldns_pkt_edns_do(pkt);
   d.udp_size = ldns_pkt_edns_udp_size(pkt);
@@ -105,6 +110,21 @@ Decoded decode(const std::vector<std::uint8_t>& wire) {
   d.additional = lines(ldns_pkt_additional(pkt));
   ldns_pkt_free(pkt);
   return d;
+}
+
+std::string describe(const Decoded& d) {
+  std::string out = "ok=" + std::to_string(d.ok) + " id=" + std::to_string(d.id) +
+                    " rcode=" + std::to_string(d.rcode) + " qr=" + std::to_string(d.qr) +
+                    " aa=" + std::to_string(d.aa) + " tc=" + std::to_string(d.tc) +
+                    " rd=" + std::to_string(d.rd) + " ra=" + std::to_string(d.ra) +
+                    " ad=" + std::to_string(d.ad) + " cd=" + std::to_string(d.cd) +
+                    " opt=" + std::to_string(d.has_opt) + " do=" + std::to_string(d.dnssec_ok) +
+                    " size=" + std::to_string(d.udp_size) + "\n";
+  for (const auto* section : {&d.question, &d.answer, &d.authority, &d.additional}) {
+    for (const auto& line : *section) out += "  " + line + "\n";
+    out += "  --\n";
+  }
+  return out;
 }
 
 }  // namespace pullthrough::dns::testing

@@ -15,6 +15,7 @@ struct QuerySpec {
   std::uint16_t udp_size = 1232;
   bool dnssec_ok = false;
   bool ad = false;
+  bool cd = false;
 };
 
 std::vector<std::uint8_t> make_query(const QuerySpec& spec);
@@ -28,6 +29,9 @@ struct ResponseSpec {
   bool tc = false;
   std::vector<std::string> answer = {};
   std::vector<std::string> authority = {};
+  std::vector<std::string> additional = {};
+  bool edns = false;  // an OPT record after the additional section
+  bool ad = false;
 };
 
 std::vector<std::uint8_t> make_response(const ResponseSpec& spec);
@@ -37,7 +41,7 @@ struct Decoded {
   bool ok = false;
   std::uint16_t id = 0;
   std::uint8_t rcode = 0;
-  bool qr = false, aa = false, tc = false, rd = false, ra = false, ad = false;
+  bool qr = false, aa = false, tc = false, rd = false, ra = false, ad = false, cd = false;
   bool has_opt = false;
   bool dnssec_ok = false;
   std::uint16_t udp_size = 0;
@@ -45,7 +49,11 @@ struct Decoded {
   std::vector<std::string> answer;    // zone-file lines as ldns prints them, tabs as spaces
   std::vector<std::string> authority = {};
   std::vector<std::string> additional;
+  bool operator==(const Decoded&) const = default;
 };
+
+// Every field and record of a decoded message on one line each, for readable test failures.
+std::string describe(const Decoded& d);
 
 Decoded decode(const std::vector<std::uint8_t>& wire);
 
