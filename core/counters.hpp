@@ -9,20 +9,40 @@
 //   };
 #pragma once
 
+#include <array>
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <string_view>
 
 namespace pullthrough::core {
 
 // Monotonic, lock-free, safe from any thread. Relaxed ordering: a counter orders nothing.
+//
+// Hot paths bump several counters per packet from every thread. One shared atomic would bounce
+// its cache line between cores on each add, so each counter keeps one cache line per slot and a
+// thread always adds to its own slot; reading sums the slots.
 class Counter {
  public:
-  void add(std::uint64_t n = 1) { value_.fetch_add(n, std::memory_order_relaxed); }
-  std::uint64_t value() const { return value_.load(std::memory_order_relaxed); }
+  void add(std::uint64_t n = 1) { slots_[slot()].value.fetch_add(n, std::memory_order_relaxed); }
+  std::uint64_t value() const {
+    std::uint64_t sum = 0;
+    for (const auto& s : slots_) sum += s.value.load(std::memory_order_relaxed);
+    return sum;
+  }
 
  private:
-  std::atomic<std::uint64_t> value_{0};
+  static constexpr std::size_t kSlots = 8;
+  struct alignas(64) Slot {
+    std::atomic<std::uint64_t> value{0};
+  };
+  // Threads take slots in the order they first count: the first kSlots threads never share.
+  static std::size_t slot() {
+    static std::atomic<std::size_t> next{0};
+    thread_local std::size_t mine = next.fetch_add(1, std::memory_order_relaxed) % kSlots;
+    return mine;
+  }
+  std::array<Slot, kSlots> slots_{};
 };
 
 }  // namespace pullthrough::core
