@@ -5,10 +5,15 @@
 #include <deque>
 #include <list>
 #include <mutex>
+#include <thread>
 
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <linux/filter.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/socket.h>
 
 #include "core/gate.hpp"
 #include "core/logging.hpp"
@@ -29,12 +34,22 @@ using boost::system::error_code;
 using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
 
 constexpr std::size_t kUdpBuffer = 4096;  // larger datagrams are no queries of ours
+constexpr std::size_t kUdpBatch = 32;     // datagrams per recvmmsg / sendmmsg
+constexpr int kUdpRounds = 8;             // batches per wake-up before stop() gets a turn
 constexpr std::size_t kMaxTcpConnections = 1024;
 constexpr std::size_t kMaxTcpInFlight = 64;  // per connection (RFC 7766 pipelining)
 constexpr auto kTcpIdleTimeout = std::chrono::seconds(10);
 constexpr auto kTcpReadTimeout = std::chrono::seconds(10);
 // RFC 8767 section 4: a stale answer carries a short TTL so clients ask again soon.
 constexpr std::uint32_t kStaleTtl = 30;
+
+// Lets the intercepted-name set be searched with a string_view, without building a string.
+struct NameHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view name) const {
+    return std::hash<std::string_view>{}(name);
+  }
+};
 
 core::Endpoint to_endpoint(const udp::endpoint& e) {
   return core::Endpoint{core::unmapped(e.address()), e.port()};
@@ -97,6 +112,11 @@ void count_malformed(DnsCounters& c, WireError error) {
 
 }  // namespace
 
+// What answer() did with a packet: answered it at once (the answer is in `out`), took the Send
+// that defer() made to answer it later, or dropped it.
+enum class Outcome { answered, deferred, dropped };
+using Defer = std::function<Responder::Send()>;
+
 struct Responder::State : std::enable_shared_from_this<Responder::State> {
   // One TCP connection: answers may complete in any order (RFC 7766 section 6.2.1.1) and are
   // written one after another from a queue on the connection's strand.
@@ -108,22 +128,40 @@ struct Responder::State : std::enable_shared_from_this<Responder::State> {
     explicit TcpConnection(tcp::socket socket) : stream(std::move(socket)) {}
   };
 
+  // One socket of a UDP listener, with its own thread and event loop. SO_REUSEPORT spreads the
+  // datagrams sent to one address over its sockets, so the hot path takes no lock shared with
+  // another thread and wakes no other thread, and each wake-up reads and answers a whole batch
+  // with one recvmmsg and one sendmmsg.
+  struct UdpShard {
+    asio::io_context io{1};
+    udp::socket socket{io};
+    std::thread thread;
+    unsigned cpu = 0;  // the CPU this socket's datagrams come from, and its thread runs on
+    // Batch buffers, used only by this shard's thread.
+    std::array<std::array<std::uint8_t, kUdpBuffer>, kUdpBatch> in{};
+    std::array<sockaddr_storage, kUdpBatch> from{};
+    std::array<iovec, kUdpBatch> in_iov{};
+    std::array<mmsghdr, kUdpBatch> in_msg{};
+    std::array<std::vector<std::uint8_t>, kUdpBatch> out{};
+    std::array<iovec, kUdpBatch> out_iov{};
+    std::array<mmsghdr, kUdpBatch> out_msg{};
+  };
+
   asio::io_context& io;
   const config::Config& config;
   HealthGate& health;
   Upstream& upstream;
   std::shared_ptr<spdlog::logger> log = core::logger("dns");
-  std::unordered_set<std::string> intercepted;
+  std::unordered_set<std::string, NameHash, std::equal_to<>> intercepted;
   std::uint32_t answer_ttl;
   TtlCache<UpstreamAnswer> cache;
   RateLimiter limiter;
   DnsCounters counters;
-  std::atomic<std::size_t> rotation{0};
 
   core::Gate gate;
   core::ListenerCounters tcp_counters;
   std::unique_ptr<core::TcpListener> tcp_listener;
-  std::vector<std::unique_ptr<udp::socket>> udp_sockets;
+  std::vector<std::unique_ptr<UdpShard>> udp_shards;
   std::vector<core::Endpoint> udp_bound;
   std::mutex tcp_mutex;
   std::list<std::shared_ptr<TcpConnection>> tcp_connections;
@@ -145,66 +183,87 @@ struct Responder::State : std::enable_shared_from_this<Responder::State> {
   }
 
   bool is_intercepted(std::string_view name) const {
-    return intercepted.count(std::string(name)) != 0;
+    return intercepted.find(name) != intercepted.end();
   }
 
   // ---- the policy ----
 
-  void handle(std::span<const std::uint8_t> packet, const core::Endpoint& client, bool over_tcp,
-              Send send) {
+  // The healthy cache hosts, as this thread last saw them: re-read from the gate only when its
+  // generation moved, so that answering does not touch a lock or a reference count other threads
+  // also write. Valid until the next call on the same thread.
+  const std::shared_ptr<const HealthGate::Addresses>& healthy_now() {
+    struct Seen {
+      std::uint64_t generation = 0;
+      std::shared_ptr<const HealthGate::Addresses> addresses;
+    };
+    thread_local Seen seen;
+    auto generation = health.generation();
+    if (generation != seen.generation || !seen.addresses) {
+      seen.addresses = health.healthy();
+      seen.generation = generation;
+    }
+    return seen.addresses;
+  }
+
+  // Rotation of the address list, per thread: no cache line shared between threads.
+  static std::size_t next_rotation() {
+    thread_local std::size_t rotation = 0;
+    return rotation++;
+  }
+
+  Outcome answer(std::span<const std::uint8_t> packet, const core::Endpoint& client, bool over_tcp,
+                 std::vector<std::uint8_t>& out, const Defer& defer) {
     (over_tcp ? counters.queries_tcp : counters.queries_udp).add();
     auto checked = check_message(packet);
     if (checked.error != WireError::none) {
       count_malformed(counters, checked.error);
-      return;
+      return Outcome::dropped;
     }
     const auto& summary = checked.summary;
     if ((summary.flags & 0x8000) != 0) {  // a response: answering it could start a loop
       counters.responses_dropped.add();
-      return;
+      return Outcome::dropped;
     }
     Query query{packet, summary};
     auto max_size = max_answer_size(summary, over_tcp);
     if (!config.dns.allow.empty() && !core::contains_any(config.dns.allow, client.address)) {
       counters.refused.add();
-      send(error_answer(query, rcode::kRefused, max_size).wire);
-      return;
+      out = error_answer(query, rcode::kRefused, max_size).wire;
+      return Outcome::answered;
     }
     if (!over_tcp && !limiter.allow(client.address)) {
       // TC=1 with no records is never larger than the query: no amplification, and a real client
       // retries over TCP, which costs it a handshake.
       counters.rate_limited.add();
-      auto built = error_answer(query, rcode::kNoError, max_size);
-      if (built.wire.size() >= 3) built.wire[2] |= 0x02;  // TC
-      send(std::move(built.wire));
-      return;
+      out = error_answer(query, rcode::kNoError, max_size).wire;
+      if (out.size() >= 3) out[2] |= 0x02;  // TC
+      return Outcome::answered;
     }
     if (((summary.flags >> 11) & 0xF) != 0) {
       counters.not_implemented.add();
-      send(error_answer(query, rcode::kNotImp, max_size).wire);
-      return;
+      out = error_answer(query, rcode::kNotImp, max_size).wire;
+      return Outcome::answered;
     }
     if (summary.qdcount != 1) {
       counters.format_errors.add();
-      send(error_answer(query, rcode::kFormErr, max_size).wire);
-      return;
+      out = error_answer(query, rcode::kFormErr, max_size).wire;
+      return Outcome::answered;
     }
     count_type(counters, summary.qtype);
     bool intercepted_name = summary.qclass == 1 && is_intercepted(summary.qname);
-    auto healthy = health.healthy();
+    const auto& healthy = healthy_now();
     if (intercepted_name && !healthy->empty()) {
       counters.rewritten.add();
-      auto built = synthesize(query, *healthy, answer_ttl, rotation.fetch_add(1), max_size);
+      auto built = synthesize(query, *healthy, answer_ttl, next_rotation(), max_size);
       if (built.truncated) counters.truncated.add();
-      send(std::move(built.wire));
-      return;
+      out = std::move(built.wire);
+      return Outcome::answered;
     }
     if (intercepted_name) counters.intercepted_forwarded.add();
-    answer_forwarded(query, intercepted_name, std::move(healthy), max_size, std::move(send));
+    return answer_forwarded(query, intercepted_name, healthy, max_size, out, defer);
   }
 
-  RelayOptions relay_options(bool intercepted_name,
-                             const std::shared_ptr<const HealthGate::Addresses>& healthy,
+  RelayOptions relay_options(bool intercepted_name, const HealthGate::Addresses& healthy,
                              std::uint32_t age) {
     RelayOptions options;
     options.age_seconds = age;
@@ -212,49 +271,50 @@ struct Responder::State : std::enable_shared_from_this<Responder::State> {
     // clients come back to the cache soon after it recovers.
     if (intercepted_name) options.ttl_cap = answer_ttl;
     options.intercepted = [this](std::string_view name) { return is_intercepted(name); };
-    options.rewrite_to = healthy->empty() ? nullptr : healthy.get();
+    options.rewrite_to = healthy.empty() ? nullptr : &healthy;
     options.answer_ttl = answer_ttl;
-    options.rotation = rotation.fetch_add(1);
+    options.rotation = next_rotation();
     return options;
   }
 
-  void send_relayed(const Query& query, const UpstreamAnswer& answer, const RelayOptions& options,
-                    std::size_t max_size, const Send& send) {
+  std::vector<std::uint8_t> relayed(const Query& query, const UpstreamAnswer& answer,
+                                    const RelayOptions& options, std::size_t max_size) {
     auto built = relay(query, answer, options, max_size);
     if (built.rewritten) counters.cname_rewritten.add();
     if (built.truncated) counters.truncated.add();
-    send(std::move(built.wire));
+    return std::move(built.wire);
   }
 
-  void answer_forwarded(const Query& query, bool intercepted_name,
-                        std::shared_ptr<const HealthGate::Addresses> healthy, std::size_t max_size,
-                        Send send) {
+  Outcome answer_forwarded(const Query& query, bool intercepted_name,
+                           const std::shared_ptr<const HealthGate::Addresses>& healthy,
+                           std::size_t max_size, std::vector<std::uint8_t>& out,
+                           const Defer& defer) {
     const auto& summary = query.summary;
-    CacheKey key{summary.qname, summary.qtype, summary.qclass, summary.dnssec_ok};
-    if (auto hit = cache.lookup(key, false)) {
+    CacheKeyView view{summary.qname, summary.qtype, summary.qclass, summary.dnssec_ok};
+    if (auto hit = cache.lookup(view, false)) {
       counters.cache_hits.add();
       auto age = static_cast<std::uint32_t>(
           std::chrono::duration_cast<std::chrono::seconds>(hit->age).count());
-      send_relayed(query, *hit->value, relay_options(intercepted_name, healthy, age), max_size,
-                   send);
-      return;
+      out = relayed(query, *hit->value, relay_options(intercepted_name, *healthy, age), max_size);
+      return Outcome::answered;
     }
     counters.forwarded.add();
+    CacheKey key{summary.qname, summary.qtype, summary.qclass, summary.dnssec_ok};
     // The query's bytes must outlive the asynchronous forward.
     auto bytes = std::make_shared<std::vector<std::uint8_t>>(query.wire.begin(), query.wire.end());
     auto self = shared_from_this();
-    core::GateHolder hold(gate);
-    auto holder = std::make_shared<core::GateHolder>(std::move(hold));
+    auto holder = std::make_shared<core::GateHolder>(gate);
     upstream.forward(*bytes, [self, bytes, summary, key, intercepted_name, healthy, max_size,
-                              send = std::move(send), holder](ForwardResult result) {
+                              send = defer(), holder](ForwardResult result) {
       Query again{*bytes, summary};
-      self->on_upstream(again, key, intercepted_name, healthy, max_size, send, std::move(result));
+      send(self->on_upstream(again, key, intercepted_name, *healthy, max_size, std::move(result)));
     });
+    return Outcome::deferred;
   }
 
-  void on_upstream(const Query& query, const CacheKey& key, bool intercepted_name,
-                   const std::shared_ptr<const HealthGate::Addresses>& healthy,
-                   std::size_t max_size, const Send& send, ForwardResult result) {
+  std::vector<std::uint8_t> on_upstream(const Query& query, const CacheKey& key,
+                                        bool intercepted_name, const HealthGate::Addresses& healthy,
+                                        std::size_t max_size, ForwardResult result) {
     if (result.status == ForwardResult::Status::answer &&
         check_message(result.answer).error == WireError::none) {
       if (auto parsed = parse_upstream(result.answer)) {
@@ -265,9 +325,8 @@ struct Responder::State : std::enable_shared_from_this<Responder::State> {
           cache.insert(key, parsed->answer, ttl);
         }
         if (parsed->rcode == rcode::kServFail) counters.servfail_sent.add();
-        send_relayed(query, *parsed->answer, relay_options(intercepted_name, healthy, 0), max_size,
-                     send);
-        return;
+        return relayed(query, *parsed->answer, relay_options(intercepted_name, healthy, 0),
+                       max_size);
       }
     }
     counters.upstream_errors.add();
@@ -278,57 +337,190 @@ struct Responder::State : std::enable_shared_from_this<Responder::State> {
       counters.stale_served.add();
       auto options = relay_options(intercepted_name, healthy, 0);
       options.ttl_cap = std::min(options.ttl_cap.value_or(kStaleTtl), kStaleTtl);
-      send_relayed(query, *stale->value, options, max_size, send);
-      return;
+      return relayed(query, *stale->value, options, max_size);
     }
     counters.servfail_sent.add();
-    send(error_answer(query, rcode::kServFail, max_size).wire);
+    return error_answer(query, rcode::kServFail, max_size).wire;
   }
 
   // ---- UDP ----
 
+  struct Sender {
+    State* state;
+    UdpShard* shard;
+    const sockaddr_storage* from;
+    socklen_t length;
+  };
+
   void bind_udp(const core::Endpoint& endpoint, unsigned count) {
     std::uint16_t port = endpoint.port;
     for (unsigned i = 0; i < count; ++i) {
-      auto socket = std::make_unique<udp::socket>(asio::make_strand(io));
+      auto shard = std::make_unique<UdpShard>();
+      auto& socket = shard->socket;
       udp::endpoint where(endpoint.address, port);
       error_code ec;
-      socket->open(where.protocol(), ec);
+      socket.open(where.protocol(), ec);
       // One socket per thread on the same address: the kernel spreads datagrams across them.
-      if (!ec) socket->set_option(ReusePort(true), ec);
+      if (!ec) socket.set_option(ReusePort(true), ec);
       if (!ec && endpoint.address.is_v6() && endpoint.address.is_unspecified()) {
-        socket->set_option(asio::ip::v6_only(core::ipv6_only(endpoint, config.dns.listen)), ec);
+        socket.set_option(asio::ip::v6_only(core::ipv6_only(endpoint, config.dns.listen)), ec);
       }
-      if (!ec) socket->bind(where, ec);
-      if (!ec) socket->non_blocking(true, ec);
+      if (!ec) socket.bind(where, ec);
+      if (!ec) socket.non_blocking(true, ec);
       if (ec) throw std::system_error(ec, "dns: cannot listen on udp " + endpoint.to_string());
-      auto bound = to_endpoint(socket->local_endpoint());
+      auto bound = to_endpoint(socket.local_endpoint());
       port = bound.port;  // a configured port 0: every socket shares the first one's port
       if (i == 0) udp_bound.push_back(bound);
-      udp_sockets.push_back(std::move(socket));
+      shard->cpu = i;
+      udp_shards.push_back(std::move(shard));
+    }
+    steer_by_cpu(*udp_shards.back(), count);
+  }
+
+  // Hands each datagram to the socket whose thread runs on the CPU that received it (the one
+  // that took the NIC interrupt, or for loopback the sender's): the wake-up stays on that CPU and
+  // its caches. Without the filter the kernel hashes the sender's address and port, and a few
+  // busy clients can all land on one socket. Best effort: without it, hashing still works.
+  void steer_by_cpu(UdpShard& any_of_group, unsigned count) {
+    sock_filter code[] = {
+        {BPF_LD | BPF_W | BPF_ABS, 0, 0, static_cast<std::uint32_t>(SKF_AD_OFF + SKF_AD_CPU)},
+        {BPF_ALU | BPF_MOD | BPF_K, 0, 0, count},
+        {BPF_RET | BPF_A, 0, 0, 0},
+    };
+    sock_fprog program{static_cast<unsigned short>(std::size(code)), code};
+    if (::setsockopt(any_of_group.socket.native_handle(), SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF,
+                     &program, sizeof program) != 0) {
+      log->debug("udp: no CPU steering ({}), sockets share datagrams by hash", errno);
     }
   }
 
-  static asio::awaitable<void> udp_loop(std::shared_ptr<State> self, udp::socket& socket,
-                                        [[maybe_unused]] core::GateHolder hold) {
-    std::array<std::uint8_t, kUdpBuffer> buffer{};
-    udp::endpoint from;
-    error_code ec;
-    for (;;) {
-      std::size_t n = co_await socket.async_receive_from(
-          asio::buffer(buffer), from, asio::redirect_error(asio::use_awaitable, ec));
-      if (ec == asio::error::operation_aborted || !socket.is_open()) co_return;
-      if (ec) continue;  // ICMP errors surfacing as ECONNREFUSED and the like
-      auto client = to_endpoint(from);
-      auto executor = socket.get_executor();
-      self->handle(std::span<const std::uint8_t>(buffer.data(), n), client, false,
-                   [self, &socket, from, executor](std::vector<std::uint8_t> answer) {
-                     asio::dispatch(executor, [self, &socket, from, answer = std::move(answer)] {
-                       error_code send_ec;
-                       if (socket.is_open()) socket.send_to(asio::buffer(answer), from, 0, send_ec);
-                       if (send_ec || !socket.is_open()) self->counters.send_errors.add();
-                     });
-                   });
+  void start_udp() {
+    for (std::size_t i = 0; i < udp_shards.size(); ++i) {
+      UdpShard& shard = *udp_shards[i];
+      wait_readable(shard, core::GateHolder(gate));
+      shard.thread = std::thread([this, &shard, i] {
+        std::string name = "dns-udp-" + std::to_string(i);
+        pthread_setname_np(pthread_self(), name.c_str());
+        cpu_set_t cpus;
+        CPU_ZERO(&cpus);
+        CPU_SET(shard.cpu, &cpus);
+        pthread_setaffinity_np(pthread_self(), sizeof cpus, &cpus);
+        try {
+          shard.io.run();
+        } catch (const std::exception& e) {
+          log->error("dns udp thread stopped: {}", e.what());
+        }
+      });
+    }
+  }
+
+  void wait_readable(UdpShard& shard, core::GateHolder hold) {
+    shard.socket.async_wait(udp::socket::wait_read,
+                            [this, &shard, hold = std::move(hold)](const error_code& ec) mutable {
+                              if (ec || !shard.socket.is_open()) return;  // stopping
+                              read_batches(shard);
+                              wait_readable(shard, std::move(hold));
+                            });
+  }
+
+  // Reads and answers until the socket has nothing left, a bounded number of batches at a time so
+  // that stop() gets a turn.
+  void read_batches(UdpShard& shard) {
+    const int fd = shard.socket.native_handle();
+    for (int round = 0; round < kUdpRounds; ++round) {
+      for (std::size_t i = 0; i < kUdpBatch; ++i) {
+        shard.in_iov[i] = {shard.in[i].data(), shard.in[i].size()};
+        auto& header = shard.in_msg[i].msg_hdr;
+        header = {};
+        header.msg_name = &shard.from[i];
+        header.msg_namelen = sizeof(sockaddr_storage);
+        header.msg_iov = &shard.in_iov[i];
+        header.msg_iovlen = 1;
+      }
+      int received = ::recvmmsg(fd, shard.in_msg.data(), kUdpBatch, MSG_DONTWAIT, nullptr);
+      if (received <= 0) return;  // EAGAIN, or an ICMP error surfacing: wait for more
+      std::size_t answers = 0;
+      for (std::size_t i = 0; i < static_cast<std::size_t>(received); ++i) {
+        const auto& header = shard.in_msg[i].msg_hdr;
+        if ((header.msg_flags & MSG_TRUNC) != 0) {  // larger than any query of ours
+          count_malformed(counters, WireError::trailing_garbage);
+          continue;
+        }
+        auto client = from_sockaddr(shard.from[i]);
+        if (!client) continue;
+        std::span<const std::uint8_t> packet(shard.in[i].data(), shard.in_msg[i].msg_len);
+        auto& out = shard.out[answers];
+        // One reference captured: std::function keeps it inline, no allocation per datagram.
+        const Sender sender{this, &shard, &shard.from[i], header.msg_namelen};
+        auto outcome = answer(packet, *client, false, out, [&sender] {
+          return sender.state->deferred_udp_send(*sender.shard, *sender.from, sender.length);
+        });
+        if (outcome != Outcome::answered) continue;
+        shard.out_iov[answers] = {out.data(), out.size()};
+        auto& reply = shard.out_msg[answers].msg_hdr;
+        reply = {};
+        reply.msg_name = &shard.from[i];
+        reply.msg_namelen = header.msg_namelen;
+        reply.msg_iov = &shard.out_iov[answers];
+        reply.msg_iovlen = 1;
+        ++answers;
+      }
+      send_batch(fd, shard.out_msg.data(), answers);
+      if (static_cast<std::size_t>(received) < kUdpBatch) return;
+    }
+  }
+
+  void send_batch(int fd, mmsghdr* messages, std::size_t count) {
+    std::size_t sent = 0;
+    while (sent < count) {
+      int n = ::sendmmsg(fd, messages + sent, static_cast<unsigned>(count - sent), MSG_DONTWAIT);
+      if (n > 0) {
+        sent += static_cast<std::size_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      // The send buffer is full (or the client unreachable): drop this one, go on with the rest.
+      counters.send_errors.add();
+      ++sent;
+    }
+  }
+
+  // An answer that waits for upstream goes out from whichever thread gets it, straight to the
+  // socket: a datagram send needs no lock, and the descriptor stays open until the state that
+  // every such Send holds is gone.
+  Send deferred_udp_send(UdpShard& shard, const sockaddr_storage& from, socklen_t length) {
+    return [self = shared_from_this(), fd = shard.socket.native_handle(), from,
+            length](std::vector<std::uint8_t> answer) {
+      ssize_t n = ::sendto(fd, answer.data(), answer.size(), MSG_DONTWAIT,
+                           reinterpret_cast<const sockaddr*>(&from), length);
+      if (n < 0) self->counters.send_errors.add();
+    };
+  }
+
+  static std::optional<core::Endpoint> from_sockaddr(const sockaddr_storage& from) {
+    if (from.ss_family == AF_INET) {
+      const auto& in = reinterpret_cast<const sockaddr_in&>(from);
+      return core::Endpoint{asio::ip::address_v4(ntohl(in.sin_addr.s_addr)), ntohs(in.sin_port)};
+    }
+    if (from.ss_family == AF_INET6) {
+      const auto& in6 = reinterpret_cast<const sockaddr_in6&>(from);
+      asio::ip::address_v6::bytes_type bytes;
+      std::memcpy(bytes.data(), in6.sin6_addr.s6_addr, bytes.size());
+      return core::Endpoint{core::unmapped(asio::ip::address_v6(bytes, in6.sin6_scope_id)),
+                            ntohs(in6.sin6_port)};
+    }
+    return std::nullopt;
+  }
+
+  void join_udp() {
+    for (auto& shard : udp_shards) {
+      if (!shard->thread.joinable()) continue;
+      if (std::this_thread::get_id() == shard->thread.get_id()) {
+        shard->thread.detach();  // cannot happen: shard threads hold no reference to the state
+        continue;
+      }
+      shard->io.stop();
+      shard->thread.join();
     }
   }
 
@@ -399,13 +591,17 @@ struct Responder::State : std::enable_shared_from_this<Responder::State> {
                                 asio::redirect_error(asio::use_awaitable, ec));
       if (ec) break;
       if (connection->in_flight >= kMaxTcpInFlight) break;  // a client that never reads answers
-      ++connection->in_flight;
-      self->handle(message, peer, true, [connection, executor](std::vector<std::uint8_t> answer) {
-        asio::dispatch(executor, [connection, answer = std::move(answer)]() mutable {
-          --connection->in_flight;
-          queue_answer(connection, std::move(answer));
+      std::vector<std::uint8_t> now;
+      auto outcome = self->answer(message, peer, true, now, [&] {
+        ++connection->in_flight;
+        return Send([connection, executor](std::vector<std::uint8_t> later) {
+          asio::dispatch(executor, [connection, later = std::move(later)]() mutable {
+            --connection->in_flight;
+            queue_answer(connection, std::move(later));
+          });
         });
       });
+      if (outcome == Outcome::answered) queue_answer(connection, std::move(now));
     }
     {
       std::lock_guard lock(self->tcp_mutex);
@@ -416,10 +612,11 @@ struct Responder::State : std::enable_shared_from_this<Responder::State> {
   }
 
   void stop(std::function<void()> drained) {
-    for (auto& socket : udp_sockets) {
-      asio::post(socket->get_executor(), [s = socket.get()] {
+    // Stop reading; the descriptors stay open for answers still coming back from upstream.
+    for (auto& shard : udp_shards) {
+      asio::post(shard->io, [s = shard.get()] {
         error_code ignored;
-        s->close(ignored);
+        s->socket.cancel(ignored);
       });
     }
     tcp_listener->close();
@@ -448,17 +645,13 @@ Responder::Responder(asio::io_context& io, const config::Config& config, HealthG
       });
 }
 
-Responder::~Responder() = default;
+Responder::~Responder() { state_->join_udp(); }
 
 void Responder::start() {
   unsigned per_address = std::max(1U, std::thread::hardware_concurrency());
   for (const auto& endpoint : state_->config.dns.listen) state_->bind_udp(endpoint, per_address);
   state_->tcp_listener->bind();
-  for (auto& socket : state_->udp_sockets) {
-    core::spawn_logged(socket->get_executor(),
-                       State::udp_loop(state_, *socket, core::GateHolder(state_->gate)),
-                       state_->log, "dns udp loop failed");
-  }
+  state_->start_udp();
   for (const auto& endpoint : state_->udp_bound) {
     state_->log->info("listening on udp {} ({} sockets)", endpoint.to_string(), per_address);
   }
@@ -469,7 +662,10 @@ void Responder::stop(std::function<void()> drained) { state_->stop(std::move(dra
 
 void Responder::handle(std::span<const std::uint8_t> packet, const core::Endpoint& client,
                        bool over_tcp, Send send) {
-  state_->handle(packet, client, over_tcp, std::move(send));
+  std::vector<std::uint8_t> now;
+  if (state_->answer(packet, client, over_tcp, now, [&] { return send; }) == Outcome::answered) {
+    send(std::move(now));
+  }
 }
 
 const DnsCounters& Responder::counters() const { return state_->counters; }

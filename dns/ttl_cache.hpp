@@ -15,6 +15,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
 #include "core/clock.hpp"
@@ -31,12 +32,38 @@ struct CacheKey {
   bool operator==(const CacheKey&) const = default;
 };
 
+// The same key pointing at a name it does not own: looking up costs no allocation.
+struct CacheKeyView {
+  std::string_view name;
+  std::uint16_t type = 0;
+  std::uint16_t klass = 1;
+  bool dnssec_ok = false;
+};
+
+inline CacheKeyView view_of(const CacheKey& key) {
+  return {key.name, key.type, key.klass, key.dnssec_ok};
+}
+inline const CacheKeyView& view_of(const CacheKeyView& key) { return key; }
+
 struct CacheKeyHash {
-  std::size_t operator()(const CacheKey& key) const {
-    std::size_t h = std::hash<std::string>{}(key.name);
+  using is_transparent = void;
+  template <typename Key>
+  std::size_t operator()(const Key& any) const {
+    CacheKeyView key = view_of(any);
+    std::size_t h = std::hash<std::string_view>{}(key.name);
     h ^= (static_cast<std::size_t>(key.type) << 17) ^ (static_cast<std::size_t>(key.klass) << 1) ^
          static_cast<std::size_t>(key.dnssec_ok);
     return h * 0x9E3779B97F4A7C15ULL;
+  }
+};
+
+struct CacheKeyEqual {
+  using is_transparent = void;
+  template <typename A, typename B>
+  bool operator()(const A& a_any, const B& b_any) const {
+    CacheKeyView a = view_of(a_any);
+    CacheKeyView b = view_of(b_any);
+    return a.name == b.name && a.type == b.type && a.klass == b.klass && a.dnssec_ok == b.dnssec_ok;
   }
 };
 
@@ -82,7 +109,8 @@ class TtlCache {
 
   // A fresh entry, or a stale one when `allow_stale` and it expired less than serve_stale ago.
   // Entries past the stale window are dropped on sight.
-  std::optional<Hit> lookup(const CacheKey& key, bool allow_stale) {
+  template <typename Key>  // CacheKey or CacheKeyView
+  std::optional<Hit> lookup(const Key& key, bool allow_stale) {
     if (per_shard_ == 0) return std::nullopt;
     auto& shard = shard_for(key);
     auto now = clock_.now();
@@ -137,11 +165,15 @@ class TtlCache {
   struct Shard {
     mutable std::mutex mutex;
     std::list<Entry> lru;  // most recently used first
-    std::unordered_map<CacheKey, typename std::list<Entry>::iterator, CacheKeyHash> index;
+    std::unordered_map<CacheKey, typename std::list<Entry>::iterator, CacheKeyHash, CacheKeyEqual>
+        index;
     std::uint64_t evictions = 0;
   };
 
-  Shard& shard_for(const CacheKey& key) { return shards_[CacheKeyHash{}(key) % shard_count_]; }
+  template <typename Key>
+  Shard& shard_for(const Key& key) {
+    return shards_[CacheKeyHash{}(key) % shard_count_];
+  }
 
   std::size_t shard_count_;
   std::size_t per_shard_;

@@ -1,6 +1,7 @@
 #include "dns/responder.hpp"
 
 #include <future>
+#include <set>
 #include <thread>
 
 #include <gmock/gmock.h>
@@ -120,6 +121,26 @@ TEST_F(ResponderTest, AaaaOfInterceptedNameIsNodataNotTheRealAddress) {
   EXPECT_TRUE(d.answer.empty());
   EXPECT_EQ(d.authority.size(), 1U);
   EXPECT_EQ(upstream_.calls, 0);
+}
+
+// Each thread keeps the gate's address list until the gate's generation moves: a change must
+// still show on the very next query.
+TEST_F(ResponderTest, EveryGateChangeShowsOnTheNextQuery) {
+  upstream_.respond = [](auto) {
+    return answer_with({.qname = "quay.io.", .answer = {"quay.io. 300 IN A 203.0.113.5"}});
+  };
+  gate_.set({*core::parse_ip("192.0.2.10")});
+  EXPECT_THAT(ask_decoded({.name = "quay.io.", .type = rrtype::kA}).answer,
+              ElementsAre("quay.io. 10 IN A 192.0.2.10"));
+  gate_.set({*core::parse_ip("192.0.2.77")});
+  EXPECT_THAT(ask_decoded({.name = "quay.io.", .type = rrtype::kA}).answer,
+              ElementsAre("quay.io. 10 IN A 192.0.2.77"));
+  gate_.close();
+  EXPECT_THAT(ask_decoded({.name = "quay.io.", .type = rrtype::kA}).answer,
+              ElementsAre("quay.io. 10 IN A 203.0.113.5"));
+  gate_.set({*core::parse_ip("192.0.2.78")});
+  EXPECT_THAT(ask_decoded({.name = "quay.io.", .type = rrtype::kA}).answer,
+              ElementsAre("quay.io. 10 IN A 192.0.2.78"));
 }
 
 TEST_F(ResponderTest, ClosedGateForwardsInterceptedNamesWithTheTtlCapped) {
@@ -324,6 +345,103 @@ TEST(ResponderSocketTest, AnswersOverUdpAndTcp) {
   EXPECT_EQ(drained.get_future().wait_for(std::chrono::seconds(5)), std::future_status::ready);
   worker.join();
   EXPECT_TRUE(upstream.shut_down);
+}
+
+// Answers on another thread, later: the path of a real forward.
+class AsyncFakeUpstream final : public Upstream {
+ public:
+  explicit AsyncFakeUpstream(asio::io_context& io) : io_(io) {}
+  std::function<ForwardResult(std::span<const std::uint8_t>)> respond;
+  void forward(std::span<const std::uint8_t> query,
+               std::function<void(ForwardResult)> done) override {
+    asio::post(io_, [this, bytes = std::vector<std::uint8_t>(query.begin(), query.end()),
+                     done = std::move(done)] { done(respond(bytes)); });
+  }
+  void shutdown() override {}
+
+ private:
+  asio::io_context& io_;
+};
+
+// Many clients at once: the UDP sockets read and answer in batches, and answers that wait for
+// upstream leave from the upstream's thread; every query gets exactly its own answer.
+TEST(ResponderSocketTest, UdpBurstFromManyClientsGetsEveryAnswer) {
+  auto config = test_config();
+  config.dns.per_client_qps = 0;  // every client here is 127.0.0.1
+  core::SteadyClock clock;
+  SwitchableHealthGate gate;
+  gate.set({*core::parse_ip("192.0.2.10")});
+  asio::io_context upstream_io;
+  auto upstream_work = asio::make_work_guard(upstream_io);
+  std::thread upstream_thread([&] { upstream_io.run(); });
+  AsyncFakeUpstream upstream(upstream_io);
+  upstream.respond = [](std::span<const std::uint8_t> query) {
+    auto checked = check_message(query);
+    const auto& name = checked.summary.qname;
+    return answer_with({.qname = name + ".",
+                        .id = checked.summary.id,
+                        .answer = {name + ". 60 IN A 198.51.100.7"}});
+  };
+  asio::io_context io;
+  Responder responder(io, config, gate, upstream, clock);
+  responder.start();
+  std::thread worker([&] { io.run(); });
+  asio::ip::udp::endpoint server(asio::ip::make_address("127.0.0.1"),
+                                 responder.udp_endpoints().at(0).port);
+
+  constexpr int kClients = 8;
+  // 128 datagrams in flight fit the default socket buffers, so none may be lost.
+  constexpr int kQueriesEach = 16;
+  asio::io_context client_io;
+  std::vector<asio::ip::udp::socket> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back(client_io, asio::ip::udp::v4());
+    timeval five_seconds{5, 0};  // a lost answer fails the test instead of hanging it
+    setsockopt(clients.back().native_handle(), SOL_SOCKET, SO_RCVTIMEO, &five_seconds,
+               sizeof five_seconds);
+  }
+  for (int q = 0; q < kQueriesEach; ++q) {
+    for (int c = 0; c < kClients; ++c) {
+      // Odd queries are intercepted, even ones forwarded (each name once, so never cached).
+      std::string name =
+          q % 2 == 1 ? "quay.io." : "n" + std::to_string(c) + "-" + std::to_string(q) + ".example.";
+      auto id = static_cast<std::uint16_t>(c * 1000 + q);
+      clients[static_cast<std::size_t>(c)].send_to(
+          asio::buffer(make_query({.name = name, .type = rrtype::kA, .id = id})), server);
+    }
+  }
+  for (int c = 0; c < kClients; ++c) {
+    auto& socket = clients[static_cast<std::size_t>(c)];
+    std::set<std::uint16_t> ids;
+    for (int q = 0; q < kQueriesEach; ++q) {
+      std::vector<std::uint8_t> buffer(4096);
+      auto n = socket.receive(asio::buffer(buffer));
+      buffer.resize(n);
+      auto d = decode(buffer);
+      ASSERT_TRUE(d.ok);
+      ASSERT_EQ(d.answer.size(), 1U) << testing::describe(d);
+      int query_number = d.id % 1000;
+      EXPECT_EQ(d.id / 1000, c);
+      if (query_number % 2 == 1) {
+        EXPECT_EQ(d.answer[0], "quay.io. 10 IN A 192.0.2.10");
+      } else {
+        EXPECT_EQ(d.answer[0], "n" + std::to_string(c) + "-" + std::to_string(query_number) +
+                                   ".example. 60 IN A 198.51.100.7");
+      }
+      ids.insert(d.id);
+    }
+    EXPECT_EQ(ids.size(), static_cast<std::size_t>(kQueriesEach));
+  }
+  EXPECT_EQ(responder.counters().queries_udp.value(),
+            static_cast<std::uint64_t>(kClients * kQueriesEach));
+  EXPECT_EQ(responder.counters().send_errors.value(), 0U);
+
+  std::promise<void> drained;
+  asio::post(io, [&] { responder.stop([&] { drained.set_value(); }); });
+  EXPECT_EQ(drained.get_future().wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  worker.join();
+  upstream_work.reset();
+  upstream_thread.join();
 }
 
 }  // namespace
