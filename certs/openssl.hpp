@@ -33,6 +33,7 @@ using GeneralNamesPtr =
 using Asn1IntegerPtr =
     std::unique_ptr<ASN1_INTEGER, OpenSslDeleter<ASN1_INTEGER, ASN1_INTEGER_free>>;
 using BignumPtr = std::unique_ptr<BIGNUM, OpenSslDeleter<BIGNUM, BN_free>>;
+using EvpMdCtxPtr = std::unique_ptr<EVP_MD_CTX, OpenSslDeleter<EVP_MD_CTX, EVP_MD_CTX_free>>;
 
 // Drains OpenSSL's thread-local error queue into one line ("" when empty).
 std::string take_openssl_errors();

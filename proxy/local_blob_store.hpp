@@ -1,0 +1,38 @@
+// The BlobStore on a local file system. Blobs live at <root>/blobs/<algorithm>/<2 hex>/<hex>;
+// they are written under <root>/tmp, hashed as they arrive, and renamed into place only once the
+// digest matches, after an fsync of the file and then of its directory.
+#pragma once
+
+#include <atomic>
+#include <string>
+
+#include "proxy/blob_store.hpp"
+
+namespace pullthrough::proxy {
+
+class LocalBlobStore final : public BlobStore {
+ public:
+  // Creates the directories (mode 0700) and deletes the temp files a crash left behind. Throws
+  // std::system_error naming the directory when it cannot.
+  explicit LocalBlobStore(std::string root);
+
+  std::optional<std::uint64_t> size(std::string_view digest) override;
+  std::unique_ptr<BlobReader> open(std::string_view digest) override;
+  std::unique_ptr<BlobWriter> create(std::string_view digest,
+                                     std::optional<std::uint64_t> expected_size) override;
+  bool remove(std::string_view digest) override;
+
+  // How many temp files the constructor deleted.
+  std::size_t leftovers_removed() const { return leftovers_removed_; }
+  const std::string& root() const { return root_; }
+
+ private:
+  std::string path_for(std::string_view digest) const;
+
+  std::string root_;
+  std::string temp_dir_;
+  std::size_t leftovers_removed_ = 0;
+  std::atomic<std::uint64_t> next_temp_{0};
+};
+
+}  // namespace pullthrough::proxy
