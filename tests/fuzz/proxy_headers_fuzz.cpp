@@ -1,0 +1,93 @@
+// Fuzzes the proxy's parsers of header and body text from the network: a client's Range header,
+// an upstream's WWW-Authenticate challenges (and the token URL built from them), and the token
+// endpoint's JSON answer. The first byte picks the parser; each result must keep its promises.
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+#include "proxy/auth_challenge.hpp"
+#include "proxy/byte_range.hpp"
+
+namespace {
+
+using namespace pullthrough::proxy;
+
+void check(bool condition, const char* what) {
+  if (condition) return;
+  std::fprintf(stderr, "invariant failed: %s\n", what);
+  std::abort();
+}
+
+bool header_safe(std::string_view text) {
+  for (unsigned char c : text) {
+    if (c <= 0x20 || c >= 0x7f) return false;
+  }
+  return true;
+}
+
+void range(std::string_view input) {
+  // The size comes from the input too, so small sizes and edge values are both reached.
+  std::uint64_t size = input.empty() ? 0 : static_cast<unsigned char>(input[0]) * 1000ULL;
+  if (!input.empty()) input.remove_prefix(1);
+  auto decision = decide_range(input, size);
+  if (decision.kind == RangeKind::partial) {
+    check(decision.range.first <= decision.range.last, "first <= last");
+    check(decision.range.last < size, "last inside the blob");
+    check(decision.range.length() <= size, "length within size");
+    auto text = content_range(decision.range, size);
+    check(text.rfind("bytes ", 0) == 0, "Content-Range starts with the unit");
+  }
+  if (decision.kind == RangeKind::unsatisfiable) {
+    check(unsatisfied_content_range(size) == "bytes */" + std::to_string(size), "416 format");
+  }
+}
+
+void challenges(std::string_view input) {
+  auto parsed = parse_challenges(input);
+  if (!parsed) return;
+  check(!parsed->empty(), "a parsed value holds a challenge");
+  for (const auto& c : *parsed) {
+    check(!c.scheme.empty(), "scheme not empty");
+    for (char ch : c.scheme) check(ch < 'A' || ch > 'Z', "scheme lower case");
+    for (const auto& [key, value] : c.params) {
+      for (char ch : key) check(ch < 'A' || ch > 'Z', "param name lower case");
+    }
+    if (auto url = token_request_url(c)) {
+      std::string scheme = url->substr(0, url->find("://") + 3);
+      for (auto& ch : scheme) ch = static_cast<char>(ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch);
+      check(scheme == "https://" || scheme == "http://", "token URL is absolute http(s)");
+      check(header_safe(*url), "token URL has no space or control character");
+    }
+  }
+}
+
+void token(std::string_view input) {
+  auto parsed = parse_token_response(input);
+  if (!parsed) return;
+  check(!parsed->value.empty(), "token not empty");
+  check(header_safe(parsed->value), "token fits an Authorization header");
+  check(parsed->expires_in.count() >= 60 && parsed->expires_in.count() <= 86400,
+        "lifetime within bounds");
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  if (size < 1) return 0;
+  std::string_view input(reinterpret_cast<const char*>(data) + 1, size - 1);
+  switch (data[0] % 3) {
+    case 0:
+      range(input);
+      break;
+    case 1:
+      challenges(input);
+      break;
+    default:
+      token(input);
+      break;
+  }
+  return 0;
+}
