@@ -13,25 +13,13 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using testing::make_query;
 using testing::make_response;
+using testing::query_for;
 using testing::QuerySpec;
 using testing::ResponseSpec;
 
 core::IpAddress ip(const char* text) { return *core::parse_ip(text); }
 
 // A query that passed check_message, owning its bytes.
-struct TestQuery {
-  std::vector<std::uint8_t> bytes;
-  Query query;
-};
-
-TestQuery query_for(const QuerySpec& spec) {
-  TestQuery t;
-  t.bytes = make_query(spec);
-  auto checked = check_message(t.bytes);
-  EXPECT_EQ(checked.error, WireError::none);
-  t.query = Query{t.bytes, checked.summary};
-  return t;
-}
 
 const std::vector<core::IpAddress> kAddresses{ip("192.0.2.10"), ip("192.0.2.11"), ip("fd00::10")};
 

@@ -1,8 +1,11 @@
 #include "dns_test_support.hpp"
 
 #include <cstdlib>
+#include <stdexcept>
 
 #include <stdbool.h>
+
+#include "dns/wire.hpp"
 
 #include <ldns/ldns.h>
 
@@ -60,6 +63,18 @@ std::vector<std::uint8_t> make_query(const QuerySpec& spec) {
   auto out = wire_of(pkt);
   ldns_pkt_free(pkt);
   return out;
+}
+
+TestQuery query_for(const QuerySpec& spec) {
+  TestQuery t;
+  t.bytes = make_query(spec);
+  auto checked = check_message(t.bytes);
+  if (checked.error != WireError::none) {
+    throw std::logic_error("test query does not pass check_message: " +
+                           std::string(to_string(checked.error)));
+  }
+  t.query = Query{t.bytes, checked.summary};
+  return t;
 }
 
 std::vector<std::uint8_t> make_response(const ResponseSpec& spec) {

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "dns/answers.hpp"
+
 namespace pullthrough::dns::testing {
 
 struct QuerySpec {
@@ -19,6 +21,15 @@ struct QuerySpec {
 };
 
 std::vector<std::uint8_t> make_query(const QuerySpec& spec);
+
+// A query built from `spec` that passed check_message(), owning its bytes (moving it keeps
+// `query.wire` valid: a vector's buffer moves with it).
+struct TestQuery {
+  std::vector<std::uint8_t> bytes;
+  Query query;
+};
+
+TestQuery query_for(const QuerySpec& spec);
 
 // A response built from zone-file lines, e.g. {"foo.example. 300 IN CNAME quay.io."}.
 struct ResponseSpec {

@@ -13,24 +13,11 @@ using testing::decode;
 using testing::describe;
 using testing::make_query;
 using testing::make_response;
+using testing::query_for;
 using testing::QuerySpec;
 using testing::ResponseSpec;
 
 core::IpAddress ip(const char* text) { return *core::parse_ip(text); }
-
-struct TestQuery {
-  std::vector<std::uint8_t> bytes;
-  Query query;
-};
-
-TestQuery query_for(const QuerySpec& spec) {
-  TestQuery t;
-  t.bytes = make_query(spec);
-  auto checked = check_message(t.bytes);
-  EXPECT_EQ(checked.error, WireError::none);
-  t.query = Query{t.bytes, checked.summary};
-  return t;
-}
 
 // The hand-written answer must mean exactly what the ldns one means: same header bits, same
 // question with the client's case, same records in the same order with the same TTLs, same OPT.

@@ -19,6 +19,7 @@
 #include "dns/wire.hpp"
 #include "dns/wire_answers.hpp"
 #include "dns_test_support.hpp"
+#include "fuzz_check.hpp"
 
 // ldns/common.h defines bool, true and false as macros unless <stdbool.h> came first.
 #include <stdbool.h>
@@ -30,11 +31,7 @@ namespace {
 namespace dns = pullthrough::dns;
 using pullthrough::core::IpAddress;
 
-void check(bool condition, const char* what) {
-  if (condition) return;
-  std::fprintf(stderr, "invariant failed: %s\n", what);
-  std::abort();
-}
+using pullthrough::fuzz::check;
 
 std::uint16_t read_u16(const std::uint8_t* p) {
   return static_cast<std::uint16_t>((static_cast<unsigned>(p[0]) << 8) | p[1]);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "dns/wire.hpp"
+#include "fuzz_check.hpp"
 
 // ldns/common.h defines bool, true and false as macros unless <stdbool.h> came first.
 #include <stdbool.h>
@@ -29,11 +30,7 @@ using pullthrough::dns::WireSummary;
 constexpr std::uint16_t kOpaqueType = 0xff00;
 constexpr std::uint16_t kTypeOpt = 41;
 
-void check(bool condition, const char* what) {
-  if (condition) return;
-  std::fprintf(stderr, "invariant failed: %s\n", what);
-  std::abort();
-}
+using pullthrough::fuzz::check;
 
 std::uint16_t read_u16(const std::uint8_t* p) {
   return static_cast<std::uint16_t>((static_cast<unsigned>(p[0]) << 8) | p[1]);

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "fuzz_check.hpp"
 #include "proxy/auth_challenge.hpp"
 #include "proxy/byte_range.hpp"
 
@@ -15,11 +16,7 @@ namespace {
 
 using namespace pullthrough::proxy;
 
-void check(bool condition, const char* what) {
-  if (condition) return;
-  std::fprintf(stderr, "invariant failed: %s\n", what);
-  std::abort();
-}
+using pullthrough::fuzz::check;
 
 bool header_safe(std::string_view text) {
   for (unsigned char c : text) {
