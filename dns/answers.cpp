@@ -367,9 +367,6 @@ Built relay(const Query& query, const UpstreamAnswer& upstream, const RelayOptio
   ldns_pkt_set_tc(pkt.get(), ldns_pkt_tc(up));
   ldns_pkt_set_ra(pkt.get(), ldns_pkt_ra(up));
   ldns_pkt_set_ad(pkt.get(), ldns_pkt_ad(up));
-  clear_section(pkt.get(), LDNS_SECTION_ANSWER);
-  clear_section(pkt.get(), LDNS_SECTION_AUTHORITY);
-  clear_section(pkt.get(), LDNS_SECTION_ADDITIONAL);
   push_clones(pkt.get(), LDNS_SECTION_ANSWER, ldns_pkt_answer(up));
   push_clones(pkt.get(), LDNS_SECTION_AUTHORITY, ldns_pkt_authority(up));
   push_clones(pkt.get(), LDNS_SECTION_ADDITIONAL, ldns_pkt_additional(up));
