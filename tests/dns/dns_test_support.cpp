@@ -1,5 +1,6 @@
 #include "dns_test_support.hpp"
 
+#include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
 
@@ -125,6 +126,26 @@ Decoded decode(const std::vector<std::uint8_t>& wire) {
   d.additional = lines(ldns_pkt_additional(pkt));
   ldns_pkt_free(pkt);
   return d;
+}
+
+std::string qname_text(std::span<const std::uint8_t> name) {
+  std::string text;
+  const std::uint8_t* data = name.data();
+  const std::size_t size = name.size();
+  for (std::size_t pos = 0; pos < size && data[pos] != 0; pos += 1 + data[pos]) {
+    if (!text.empty()) text += '.';
+    for (std::size_t i = 1; i <= data[pos] && pos + i < size; ++i) {
+      unsigned char byte = data[pos + i];
+      if (byte < 0x21 || byte > 0x7e || byte == '.' || byte == '\\') {
+        char escaped[8];
+        std::snprintf(escaped, sizeof escaped, "\\%03u", byte);
+        text += escaped;
+      } else {
+        text += static_cast<char>(byte >= 'A' && byte <= 'Z' ? byte - 'A' + 'a' : byte);
+      }
+    }
+  }
+  return text;
 }
 
 std::string describe(const Decoded& d) {

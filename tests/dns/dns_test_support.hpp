@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -67,5 +68,9 @@ struct Decoded {
 std::string describe(const Decoded& d);
 
 Decoded decode(const std::vector<std::uint8_t>& wire);
+
+// The qname text (the form of WireSummary::qname) of an uncompressed wire name, written
+// independently of dns/wire.cpp so that tests and fuzz targets can check it.
+std::string qname_text(std::span<const std::uint8_t> name);
 
 }  // namespace pullthrough::dns::testing

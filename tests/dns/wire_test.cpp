@@ -14,6 +14,8 @@
 
 #include <gtest/gtest.h>
 
+#include "dns_test_support.hpp"
+
 // ldns/common.h defines bool, true and false as macros unless <stdbool.h> came first.
 #include <stdbool.h>
 // ldns last, after gtest and <stdbool.h>.
@@ -498,24 +500,9 @@ struct PktFree {
 };
 using Pkt = std::unique_ptr<ldns_pkt, PktFree>;
 
-// Our qname text for an uncompressed wire name, written independently of dns/wire.cpp.
+// The independent oracle, on an ldns name.
 std::string qname_text(const ldns_rdf* name) {
-  std::string text;
-  const std::uint8_t* data = ldns_rdf_data(name);
-  for (std::size_t pos = 0; data[pos] != 0; pos += 1 + data[pos]) {
-    if (!text.empty()) text += '.';
-    for (std::size_t i = 1; i <= data[pos]; ++i) {
-      unsigned char byte = data[pos + i];
-      if (byte < 0x21 || byte > 0x7e || byte == '.' || byte == '\\') {
-        char escaped[8];
-        std::snprintf(escaped, sizeof escaped, "\\%03u", byte);
-        text += escaped;
-      } else {
-        text += static_cast<char>(byte >= 'A' && byte <= 'Z' ? byte - 'A' + 'a' : byte);
-      }
-    }
-  }
-  return text;
+  return testing::qname_text({ldns_rdf_data(name), ldns_rdf_size(name)});
 }
 
 Pkt query(const char* name, ldns_rr_type type, std::uint16_t id) {

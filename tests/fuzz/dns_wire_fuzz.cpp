@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "dns/wire.hpp"
+#include "dns_test_support.hpp"
 #include "fuzz_check.hpp"
 
 // ldns/common.h defines bool, true and false as macros unless <stdbool.h> came first.
@@ -36,25 +37,9 @@ std::uint16_t read_u16(const std::uint8_t* p) {
   return static_cast<std::uint16_t>((static_cast<unsigned>(p[0]) << 8) | p[1]);
 }
 
-// The qname text an uncompressed wire name should produce, written independently of wire.cpp.
+// The independent oracle, on an ldns name.
 std::string qname_text(const ldns_rdf* name) {
-  std::string text;
-  const std::uint8_t* data = ldns_rdf_data(name);
-  const std::size_t size = ldns_rdf_size(name);
-  for (std::size_t pos = 0; pos < size && data[pos] != 0; pos += 1 + data[pos]) {
-    if (!text.empty()) text += '.';
-    for (std::size_t i = 1; i <= data[pos] && pos + i < size; ++i) {
-      unsigned char byte = data[pos + i];
-      if (byte < 0x21 || byte > 0x7e || byte == '.' || byte == '\\') {
-        char escaped[8];
-        std::snprintf(escaped, sizeof escaped, "\\%03u", byte);
-        text += escaped;
-      } else {
-        text += static_cast<char>(byte >= 'A' && byte <= 'Z' ? byte - 'A' + 'a' : byte);
-      }
-    }
-  }
-  return text;
+  return pullthrough::dns::testing::qname_text({ldns_rdf_data(name), ldns_rdf_size(name)});
 }
 
 // Where the name at `pos` ends in the stream. Only for names check_message already accepted.
