@@ -1,0 +1,106 @@
+// The RegistryUpstream for one configured registry, over HTTP/1.1 with Boost.Beast:
+//
+//  - TLS (when the upstream URL is https) verified against the system trust store plus the
+//    registry's ca_file, which is trusted for every connection made on the registry's behalf:
+//    its token realm and its redirect targets too. SNI and host name verification on every one.
+//  - Host names resolved through a core::HostResolver (the real resolvers, dns.upstreams), never
+//    the system resolver; an address that is one of the appliance's own is refused (own_address),
+//    since a request to it would come back to this proxy.
+//  - Keep-alive: idle connections are pooled per scheme://host:port, a bounded number each, and
+//    closed after an idle timeout. A connection whose body was not read to the end is closed.
+//  - Authentication: a 401 with a Bearer challenge fetches a token from the realm (anonymously, or
+//    with the registry's credentials by Basic), caches it per realm, service and scope until it
+//    expires (core::Clock), and retries once. A Basic challenge is answered with the credentials.
+//    Later requests for the same scope send the cached token without waiting for a 401.
+//  - Redirects (301, 302, 303, 307, 308) are followed for GET and HEAD, up to a limit.
+//    Authorization is only ever sent to the registry's own scheme://host:port, never to the
+//    redirect's host (Docker Hub sends blob GETs to a CDN with a signed URL).
+//  - Timeouts: connect (per address tried), TLS handshake, and a read timeout that applies to the
+//    response header and to every body read, so a stalled upstream is detected.
+#pragma once
+
+#include "core/asio.hpp"
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+
+#include "config/config.hpp"
+#include "core/clock.hpp"
+#include "core/counters.hpp"
+#include "core/host_resolver.hpp"
+#include "proxy/upstream.hpp"
+
+namespace pullthrough::proxy {
+
+struct UpstreamLimits {
+  std::chrono::milliseconds connect_timeout = std::chrono::seconds(3);
+  // For the TLS handshake, the response header, and each body read.
+  std::chrono::milliseconds read_timeout = std::chrono::seconds(30);
+  std::size_t max_header_bytes = std::size_t{64} * 1024;
+  std::size_t max_token_body_bytes = std::size_t{1024} * 1024;
+  std::size_t max_idle_per_host = 16;
+  std::chrono::milliseconds idle_timeout = std::chrono::seconds(60);
+  unsigned max_redirects = 5;
+};
+
+#define PULLTHROUGH_UPSTREAM_COUNTERS(COUNTER)                                        \
+  COUNTER(requests, "requests sent upstream (each retry and redirect counted)")       \
+  COUNTER(connections_opened, "upstream connections opened")                          \
+  COUNTER(connections_reused, "upstream requests sent on a pooled connection")        \
+  COUNTER(tokens_fetched, "bearer tokens fetched from a token realm")                 \
+  COUNTER(redirects_followed, "redirects followed")                                   \
+  COUNTER(failures_resolve, "upstream requests failed: name did not resolve")         \
+  COUNTER(failures_own_address, "upstream requests refused: name resolves to us")     \
+  COUNTER(failures_connect, "upstream requests failed: could not connect in time")    \
+  COUNTER(failures_tls, "upstream requests failed: TLS handshake or verification")    \
+  COUNTER(failures_timeout, "upstream requests failed: no response in time")          \
+  COUNTER(failures_protocol, "upstream requests failed: malformed or oversized HTTP") \
+  COUNTER(failures_auth, "upstream requests failed: token endpoint unusable")
+
+struct UpstreamCounters {
+  PULLTHROUGH_UPSTREAM_COUNTERS(PULLTHROUGH_COUNTER_FIELD)
+  PULLTHROUGH_COUNTER_VISITOR(PULLTHROUGH_UPSTREAM_COUNTERS)
+};
+
+struct UpstreamSettings {
+  // The registry's upstream URL, ca_file and credentials are used; `registry` must outlive the
+  // client.
+  const config::RegistryConfig* registry = nullptr;
+  // The password for registry->credentials, already read from its password_file.
+  std::string password;
+  // The appliance's own addresses (handed out in DNS answers, and those it listens on): an
+  // upstream resolving to one of them is refused.
+  std::vector<core::IpAddress> own_addresses;
+  UpstreamLimits limits;
+};
+
+class UpstreamClient final : public RegistryUpstream {
+ public:
+  // `resolver` and `clock` must outlive the client. Throws std::runtime_error naming the file
+  // when ca_file cannot be loaded.
+  UpstreamClient(boost::asio::io_context& io, UpstreamSettings settings,
+                 core::HostResolver& resolver, const core::Clock& clock);
+  ~UpstreamClient() override;
+  UpstreamClient(const UpstreamClient&) = delete;
+  UpstreamClient& operator=(const UpstreamClient&) = delete;
+
+  boost::asio::awaitable<UpstreamResult> send(UpstreamRequest request) override;
+
+  // Closes the pooled connections and makes new requests fail with shutting_down. Requests in
+  // flight finish or fail by their timeouts. Safe from any thread.
+  void shutdown();
+
+  const UpstreamCounters& counters() const;
+
+ private:
+  struct State;
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace pullthrough::proxy
