@@ -1,0 +1,729 @@
+# shellcheck shell=bash
+# End-to-end test bed for pullthrough: real upstream registries (Debian's docker-registry), a real
+# token service (nginx serving a static RS256 JWT), real DNS (dnsmasq) and real clients (skopeo,
+# podman, ctr, docker), all in ONE private network namespace that only uses 127.0.0.0/8.
+# Source it from bash (set -u safe, does not set -e), then call e2e_init. Needs root.
+#
+# State for the tests (set by e2e_init and the start functions):
+#   E2E_NS            the namespace (pt-e2e-PID); /etc/netns/$E2E_NS/{resolv.conf,hosts} is its /etc view
+#   E2E_WORK          the work directory (removed by e2e_cleanup unless E2E_KEEP=1)
+#   E2E_UPSTREAM_CA   the CA of the upstream registries and token service ($E2E_WORK/upstream-ca.pem)
+#   E2E_CLIENT_CA     the only bundle clients trust (see e2e_client_trust); starts as E2E_UPSTREAM_CA
+#   E2E_CLIENT_DNS    the resolver clients use (see e2e_client_dns); starts as E2E_DNS_ADDR
+#   $E2E_WORK/NAME.digest  digests recorded by e2e_seed_images (read them with e2e_digest NAME)
+#
+# How clients see changes (checked on Debian 12: docker.io 20.10, containerd 1.6, podman 4.3):
+#   - Trust: skopeo, podman and ctr are per-command (containerd 1.6's `ctr images pull` resolves and
+#     fetches in the ctr process, not in containerd), so e2e_client_trust applies to the next command.
+#     dockerd does NOT verify certificates here at all: it hard-codes 127.0.0.0/8 as an insecure
+#     registry range (registry/config.go, no flag removes it), so for any registry name resolving into
+#     127/8 it skips verification and would even fall back to plain http://NAME:80. Prove CA handling
+#     with skopeo/podman/ctr; docker pulls prove protocol compatibility only.
+#   - DNS: /etc/netns/$E2E_NS/resolv.conf is rewritten in place (same inode), so the bind mounts of
+#     `ip netns exec` and e2e_ns_daemon show the new text at once; but Go's resolver in a running
+#     dockerd re-reads it only every 5 s (measured), so e2e_client_dns restarts a running dockerd.
+
+# The resolver every client in the namespace uses until e2e_client_dns says otherwise.
+E2E_DNS_ADDR=${E2E_DNS_ADDR:-127.0.0.53}
+# Upstream names dnsmasq answers (A only) and the loopback address of the peer behind each: NAME=ADDR.
+# Append entries after sourcing and before e2e_start_dns, or later with e2e_dns_set.
+E2E_UPSTREAMS=(
+  quay.io=127.0.1.10      # anonymous registry
+  ghcr.io=127.0.1.12      # token-auth registry
+  auth.ghcr.io=127.0.1.13 # its token service (realm https://auth.ghcr.io/token)
+)
+# Repositories the static JWT grants pull and push on (the token registry checks every scope).
+E2E_TOKEN_REPOS=(e2e/private e2e/small e2e/multi e2e/corrupt e2e/pushed e2e/scratch)
+# Size of each random layer of the seeded images, in KiB.
+E2E_LAYER_KIB=${E2E_LAYER_KIB:-2048}
+# Poll timeout for a peer to come up, in seconds.
+E2E_START_TIMEOUT=${E2E_START_TIMEOUT:-30}
+# Snapshotter for ctr pulls (native needs no overlay mounts).
+E2E_CTR_SNAPSHOTTER=${E2E_CTR_SNAPSHOTTER:-native}
+E2E_NS=${E2E_NS:-}
+E2E_WORK=${E2E_WORK:-}
+
+# e2e_err MESSAGE...: prints "e2e: MESSAGE" on stderr and returns 1.
+e2e_err() {
+  echo "e2e: $*" >&2
+  return 1
+}
+
+# e2e_log MESSAGE...: prints a progress line on stderr.
+e2e_log() { echo "e2e: $*" >&2; }
+
+# e2e_have_tools: returns 1 (naming the first missing one) unless every tool the test bed uses exists.
+e2e_have_tools() {
+  local t
+  for t in ip nsenter unshare openssl curl jq dig dnsmasq nginx docker-registry umoci skopeo podman \
+    containerd ctr dockerd docker; do
+    command -v "$t" >/dev/null 2>&1 || { echo "missing: $t"; return 1; }
+  done
+}
+
+# e2e_ns CMD...: runs CMD in the namespace with `ip netns exec` (its /etc/netns view applied).
+e2e_ns() { ip netns exec "$E2E_NS" "$@"; }
+
+# e2e_ns_daemon CMD...: runs CMD in the namespace's network with a private mount namespace in which
+# every file of /etc/netns/$E2E_NS is bind-mounted over /etc; unlike `ip netns exec` it keeps /sys
+# and the cgroup mounts (dockerd needs them). Everything in the chain execs: the pid is CMD's.
+e2e_ns_daemon() {
+  _e2e_daemon_prefix ""
+  "${_e2e_pre[@]}" "$@"
+}
+
+# _e2e_daemon_prefix RUNDIR: sets _e2e_pre, the command prefix of e2e_ns_daemon; a non-empty RUNDIR
+# is bind-mounted over /run first (dockerd creates /run/docker/plugins whatever its flags say).
+_e2e_daemon_prefix() {
+  # shellcheck disable=SC2016 # expanded by the inner sh
+  _e2e_pre=(nsenter --net="/run/netns/$E2E_NS" unshare --mount --propagation private sh -c '
+    etc=$0 run=$1
+    shift
+    if [ -n "$run" ]; then mount --bind "$run" /run || exit 1; fi
+    for f in "$etc"/*; do
+      [ -f "$f" ] || continue
+      t=$(readlink -f "/etc/${f##*/}")
+      case $t in /run/*) [ -e "$t" ] || { mkdir -p "${t%/*}" && : >"$t"; } ;; esac
+      mount --bind "$f" "$t" || exit 1
+    done
+    exec "$@"' "/etc/netns/$E2E_NS" "$1")
+}
+_e2e_pre=()
+
+# e2e_addr NAME: the address E2E_UPSTREAMS gives NAME (returns 1 when there is none).
+e2e_addr() {
+  local e
+  for e in "${E2E_UPSTREAMS[@]}"; do
+    if [ "${e%%=*}" = "$1" ]; then echo "${e#*=}"; return 0; fi
+  done
+  e2e_err "no address for $1 in E2E_UPSTREAMS"
+}
+
+# e2e_now: seconds since the epoch with microseconds (for timings).
+e2e_now() { echo "${EPOCHREALTIME:-$(date +%s.%N)}"; }
+
+# e2e_since START: seconds elapsed since START (from e2e_now), two decimals.
+e2e_since() { awk -v a="$1" -v b="$(e2e_now)" 'BEGIN { printf "%.2f", b - a }'; }
+
+# _e2e_bg NAME ns|daemon CMD...: starts CMD in the background in the namespace (as e2e_ns or as
+# e2e_ns_daemon does; a daemon gets $E2E_WORK/run/NAME as its /run), output to
+# $E2E_WORK/logs/NAME.log; CMD's own pid goes to $E2E_WORK/pids/NAME.
+_e2e_bg() {
+  local name=$1 mode=$2 log=$E2E_WORK/logs/$1.log
+  shift 2
+  if [ "$mode" = daemon ]; then
+    mkdir -p "$E2E_WORK/run/$name"
+    _e2e_daemon_prefix "$E2E_WORK/run/$name"
+    "${_e2e_pre[@]}" "$@" >>"$log" 2>&1 &
+  else
+    ip netns exec "$E2E_NS" "$@" >>"$log" 2>&1 &
+  fi
+  echo $! >"$E2E_WORK/pids/$name"
+}
+
+# e2e_pid NAME: the pid of background peer NAME if it is alive (returns 1 otherwise).
+e2e_pid() {
+  local pid
+  pid=$(cat "$E2E_WORK/pids/$1" 2>/dev/null) || return 1
+  kill -0 "$pid" 2>/dev/null || return 1
+  echo "$pid"
+}
+
+# e2e_log_tail NAME [LINES]: the last lines of peer NAME's log, indented.
+e2e_log_tail() {
+  echo "--- last lines of $E2E_WORK/logs/$1.log:" >&2
+  tail -n "${2:-25}" "$E2E_WORK/logs/$1.log" 2>/dev/null | sed 's/^/  | /' >&2
+}
+
+# e2e_wait_ready NAME CMD...: polls CMD every 0.1 s until it succeeds; fails (with NAME's log tail)
+# after E2E_START_TIMEOUT seconds or as soon as peer NAME has died.
+e2e_wait_ready() {
+  local name=$1 deadline
+  shift
+  deadline=$((SECONDS + E2E_START_TIMEOUT))
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    "$@" >/dev/null 2>&1 && return 0
+    if ! e2e_pid "$name" >/dev/null; then
+      e2e_err "$name died while starting"
+      e2e_log_tail "$name"
+      return 1
+    fi
+    sleep 0.1
+  done
+  e2e_err "$name not ready within ${E2E_START_TIMEOUT}s (probe: $*)"
+  e2e_log_tail "$name"
+  return 1
+}
+
+# e2e_stop NAME: SIGTERM to peer NAME, SIGKILL after 10 s; no error when it is not running.
+e2e_stop() {
+  local pid
+  pid=$(e2e_pid "$1") || return 0
+  kill -TERM "$pid" 2>/dev/null
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null
+  rm -f "$E2E_WORK/pids/$1"
+  return 0
+}
+
+# e2e_init [WORKDIR]: creates the work directory (mktemp when none), the namespace with lo up, its
+# /etc/netns view (resolv.conf -> E2E_DNS_ADDR, a minimal hosts), the upstream CA and the client
+# configuration; installs `trap e2e_cleanup EXIT` (and exit on INT/TERM) unless E2E_NO_TRAP=1.
+e2e_init() {
+  [ "$(id -u)" -eq 0 ] || { e2e_err "e2e_init needs root"; return 1; }
+  if [ -n "${1:-}" ]; then
+    mkdir -p "$1" || return 1
+    E2E_WORK=$(cd "$1" && pwd)
+  else
+    E2E_WORK=$(mktemp -d "${TMPDIR:-/tmp}/pt-e2e.XXXXXX") || return 1
+  fi
+  e2e_reap_stale
+  E2E_NS=pt-e2e-$$
+  echo "$E2E_NS" >"$E2E_WORK/namespace"
+  if [ "${E2E_NO_TRAP:-0}" != 1 ]; then
+    trap e2e_cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+  fi
+  mkdir -p "$E2E_WORK"/{logs,pids,tmp,home,etc/empty-certs,etc/registries.d} || return 1
+  ip netns add "$E2E_NS" || { e2e_err "ip netns add $E2E_NS failed"; return 1; }
+  e2e_ns ip link set lo up || { e2e_err "cannot bring lo up in $E2E_NS"; return 1; }
+  mkdir -p "/etc/netns/$E2E_NS" || return 1
+  printf '127.0.0.1 localhost\n::1 localhost ip6-localhost\n' >"/etc/netns/$E2E_NS/hosts"
+  E2E_CLIENT_DNS=$E2E_DNS_ADDR
+  printf 'nameserver %s\noptions timeout:2 attempts:2\n' "$E2E_CLIENT_DNS" >"/etc/netns/$E2E_NS/resolv.conf"
+
+  E2E_UPSTREAM_CA=$E2E_WORK/upstream-ca.pem
+  E2E_CLIENT_CA=$E2E_UPSTREAM_CA
+  e2e_make_ca "$E2E_WORK/upstream-ca" "pullthrough e2e upstream CA" || return 1
+
+  local etc=$E2E_WORK/etc
+  echo '{"default": [{"type": "insecureAcceptAnything"}]}' >"$etc/policy.json"
+  echo 'unqualified-search-registries = []' >"$etc/registries.conf"
+  echo '{"auths": {}}' >"$etc/auth.json"
+  mkdir -p "$E2E_WORK/podman/root" "$E2E_WORK/podman/run" "$E2E_WORK/podman/tmp" "$E2E_WORK/podman/net"
+  cat >"$etc/containers.conf" <<EOF
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "$E2E_WORK/podman/tmp/events.log"
+image_copy_tmp_dir = "$E2E_WORK/tmp"
+tmp_dir = "$E2E_WORK/podman/tmp"
+[network]
+network_config_dir = "$E2E_WORK/podman/net"
+EOF
+  cat >"$etc/storage.conf" <<EOF
+[storage]
+driver = "vfs"
+graphroot = "$E2E_WORK/podman/root"
+runroot = "$E2E_WORK/podman/run"
+EOF
+  _e2e_client_env
+  e2e_log "namespace $E2E_NS, work directory $E2E_WORK"
+}
+
+# e2e_cleanup: kills every process in the namespace (TERM, then KILL), deletes the namespace and
+# /etc/netns/$E2E_NS, unmounts anything left under the work directory and removes it (kept when
+# E2E_KEEP=1). Idempotent; safe from a trap and after a partial e2e_init.
+e2e_cleanup() {
+  local ns=${E2E_NS:-} pids i
+  if [ -n "$ns" ] && [ -e "/run/netns/$ns" ]; then
+    pids=$(ip netns pids "$ns" 2>/dev/null)
+    # shellcheck disable=SC2086
+    [ -n "$pids" ] && kill -TERM $pids 2>/dev/null
+    for i in $(seq 50); do
+      pids=$(ip netns pids "$ns" 2>/dev/null)
+      [ -z "$pids" ] && break
+      # shellcheck disable=SC2086
+      [ "$i" -ge 30 ] && kill -KILL $pids 2>/dev/null
+      sleep 0.1
+    done
+    ip netns del "$ns" 2>/dev/null || e2e_err "could not delete namespace $ns"
+  fi
+  [ -n "$ns" ] && rm -rf "/etc/netns/${ns:?}"
+  if [ -n "${E2E_WORK:-}" ] && [ -d "$E2E_WORK" ]; then
+    awk -v w="$E2E_WORK/" 'index($2, w) == 1 { print $2 }' /proc/self/mounts | sort -r |
+      while read -r m; do umount -l "$m"; done
+    if [ "${E2E_KEEP:-0}" = 1 ]; then
+      e2e_log "kept $E2E_WORK"
+    else
+      rm -rf "${E2E_WORK:?}"
+    fi
+  fi
+  E2E_NS=
+  E2E_WORK=
+}
+
+# e2e_reap_stale: cleans up after test beds whose shell was killed without running e2e_cleanup
+# (SIGKILL, e.g. a test-runner timeout): every pt-e2e-PID namespace whose PID is gone, its
+# processes, /etc/netns entry and the ${TMPDIR:-/tmp}/pt-e2e.* work directory that names it.
+e2e_reap_stale() {
+  local ns d
+  for ns in $(ip netns list 2>/dev/null | grep -oE '^pt-e2e-[0-9]+'); do
+    kill -0 "${ns#pt-e2e-}" 2>/dev/null && continue
+    e2e_log "reaping stale test bed $ns"
+    # shellcheck disable=SC2046
+    kill -KILL $(ip netns pids "$ns" 2>/dev/null) 2>/dev/null
+    sleep 0.2
+    ip netns del "$ns" 2>/dev/null
+    rm -rf "/etc/netns/${ns:?}"
+    for d in "${TMPDIR:-/tmp}"/pt-e2e.*; do
+      [ "$(cat "$d/namespace" 2>/dev/null)" = "$ns" ] && rm -rf "${d:?}"
+    done
+  done
+  return 0
+}
+
+# e2e_make_ca PREFIX CN: a self-signed EC CA certificate PREFIX.pem with key PREFIX.key.
+e2e_make_ca() {
+  cat >"$1.cnf" <<'EOF'
+[req]
+distinguished_name = dn
+x509_extensions = ca
+[dn]
+[ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+EOF
+  if ! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -sha256 -days 30 \
+    -keyout "$1.key" -out "$1.pem" -subj "/CN=$2" -config "$1.cnf" 2>"$1.log"; then
+    cat "$1.log" >&2
+    e2e_err "cannot create CA $1"
+  fi
+}
+
+# e2e_make_cert CA_PREFIX OUT_PREFIX NAME...: a server certificate OUT.pem (key OUT.key) for the DNS
+# names given, signed by the CA at CA_PREFIX.{pem,key}.
+e2e_make_cert() {
+  local ca=$1 out=$2 san="" n
+  shift 2
+  for n in "$@"; do san+="${san:+,}DNS:$n"; done
+  cat >"$out.ext" <<EOF
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = $san
+EOF
+  if ! openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$out.key" \
+    -out "$out.csr" -subj "/CN=$1" 2>"$out.log" ||
+    ! openssl x509 -req -in "$out.csr" -CA "$ca.pem" -CAkey "$ca.key" -sha256 -days 30 \
+      -set_serial "0x$(openssl rand -hex 12)" -out "$out.pem" -extfile "$out.ext" 2>>"$out.log"; then
+    cat "$out.log" >&2
+    e2e_err "cannot create certificate $out"
+  fi
+}
+
+# e2e_curl ARGS...: curl in the namespace, trusting only E2E_CLIENT_CA.
+e2e_curl() { e2e_ns curl -sS --max-time 10 --cacert "$E2E_CLIENT_CA" "$@"; }
+
+# --- DNS -----------------------------------------------------------------------------------------
+
+# e2e_start_dns: dnsmasq on E2E_DNS_ADDR:53 in the namespace answering the E2E_UPSTREAMS names from
+# $E2E_WORK/dns/hosts: TTL 0, NODATA for other types of those names, NXDOMAIN for every other name
+# (--local=/#/: nothing is forwarded). Logs every query to $E2E_WORK/logs/dnsmasq.log.
+# Note: glibc's getaddrinfo with AI_ADDRCONFIG (e.g. `getent ahosts`) finds nothing in a namespace
+# that has only lo; gethostbyname, curl and Go's resolver are fine.
+e2e_start_dns() {
+  local e
+  mkdir -p "$E2E_WORK/dns"
+  : >"$E2E_WORK/dns/hosts"
+  for e in "${E2E_UPSTREAMS[@]}"; do printf '%s %s\n' "${e#*=}" "${e%%=*}" >>"$E2E_WORK/dns/hosts"; done
+  _e2e_bg dnsmasq ns dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
+    --bind-interfaces --listen-address="$E2E_DNS_ADDR" --port=53 --user=root \
+    --pid-file="$E2E_WORK/dns/dnsmasq.pid" --addn-hosts="$E2E_WORK/dns/hosts" --local-ttl=0 \
+    --local='/#/' --log-facility=- --log-queries
+  local first=${E2E_UPSTREAMS[0]}
+  e2e_wait_ready dnsmasq _e2e_dns_answers "${first%%=*}" "${first#*=}"
+}
+
+# _e2e_dns_answers NAME ADDR: true when dnsmasq answers NAME with ADDR.
+_e2e_dns_answers() {
+  [ "$(e2e_ns dig +time=1 +tries=1 +short "@$E2E_DNS_ADDR" "$1" A)" = "$2" ]
+}
+
+# e2e_dns_set NAME ADDR: adds or changes NAME in dnsmasq's data (and E2E_UPSTREAMS); reloads it.
+e2e_dns_set() {
+  local e kept=()
+  for e in "${E2E_UPSTREAMS[@]}"; do [ "${e%%=*}" = "$1" ] || kept+=("$e"); done
+  E2E_UPSTREAMS=("${kept[@]}" "$1=$2")
+  awk -v n="$1" '$2 != n' "$E2E_WORK/dns/hosts" >"$E2E_WORK/dns/hosts.new"
+  printf '%s %s\n' "$2" "$1" >>"$E2E_WORK/dns/hosts.new"
+  mv "$E2E_WORK/dns/hosts.new" "$E2E_WORK/dns/hosts"
+  local pid
+  pid=$(e2e_pid dnsmasq) || return 0
+  kill -HUP "$pid"
+  e2e_wait_ready dnsmasq _e2e_dns_answers "$1" "$2"
+}
+
+# --- Upstream registries and token service -------------------------------------------------------
+
+# e2e_start_registry NAME ADDR [token]: docker-registry (distribution 2.8) serving https://NAME on
+# ADDR:443 with a certificate from the upstream CA, storage in $E2E_WORK/registry/NAME/data. With
+# `token`, it requires bearer tokens from https://auth.NAME/token (started here, see
+# e2e_start_token_service), and the function checks the 401 challenge and that the token works.
+e2e_start_registry() {
+  local name=$1 addr=$2 mode=${3:-} dir=$E2E_WORK/registry/$1
+  mkdir -p "$dir/data"
+  e2e_make_cert "$E2E_WORK/upstream-ca" "$dir/tls" "$name" || return 1
+  cat >"$dir/config.yml" <<EOF
+version: 0.1
+log:
+  level: info
+  formatter: text
+  accesslog: {disabled: false}
+storage:
+  filesystem: {rootdirectory: $dir/data}
+  delete: {enabled: true}
+  maintenance: {uploadpurging: {enabled: false}}
+http:
+  addr: $addr:443
+  secret: pullthrough-e2e-not-a-secret
+  tls: {certificate: $dir/tls.pem, key: $dir/tls.key}
+EOF
+  if [ "$mode" = token ]; then
+    e2e_start_token_service "$name" || return 1
+    cat >>"$dir/config.yml" <<EOF
+auth:
+  token:
+    realm: https://auth.$name/token
+    service: $name
+    issuer: pullthrough-e2e-token-issuer
+    rootcertbundle: $E2E_WORK/token-$name/signer.pem
+EOF
+  fi
+  _e2e_bg "registry-$name" ns env -i PATH="$PATH" docker-registry serve "$dir/config.yml"
+  local want=200
+  [ "$mode" = token ] && want=401
+  e2e_wait_ready "registry-$name" _e2e_http_status "$want" --resolve "$name:443:$addr" \
+    "https://$name/v2/" || return 1
+  if [ "$mode" = token ]; then
+    local hdr
+    hdr=$(e2e_ns curl -sS -o /dev/null -D - --cacert "$E2E_UPSTREAM_CA" --resolve "$name:443:$addr" \
+      "https://$name/v2/")
+    grep -qi "^www-authenticate: Bearer realm=\"https://auth.$name/token\"" <<<"$hdr" ||
+      { e2e_err "registry $name: no Bearer challenge in: $hdr"; return 1; }
+    _e2e_http_status 200 --resolve "$name:443:$addr" -H "Authorization: Bearer $(e2e_token "$name")" \
+      "https://$name/v2/" ||
+      { e2e_err "registry $name rejects the static token"; e2e_log_tail "registry-$name"; return 1; }
+  fi
+  e2e_log "registry https://$name on $addr:443${mode:+ ($mode auth)}"
+}
+
+# _e2e_http_status CODE CURL_ARGS...: true when an upstream-CA-trusting GET answers CODE.
+_e2e_http_status() {
+  local want=$1 got
+  shift
+  got=$(e2e_ns curl -sS --max-time 5 -o /dev/null -w '%{http_code}' --cacert "$E2E_UPSTREAM_CA" "$@")
+  [ "$got" = "$want" ]
+}
+
+# _e2e_b64url: base64url without padding of stdin.
+_e2e_b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
+
+# e2e_token NAME: the static JWT that the token service of registry NAME hands out.
+e2e_token() { cat "$E2E_WORK/token-$1/token.jwt"; }
+
+# e2e_start_token_service NAME: nginx on the address of auth.NAME:443 answering GET /token with a
+# static RS256 JWT {"token": JWT, "access_token": JWT, "expires_in": 300}. The JWT (iss
+# pullthrough-e2e-token-issuer, aud NAME, nbf/iat now - 60 s, exp in 10 years) grants pull and
+# push on every E2E_TOKEN_REPOS repository; its header carries the signing certificate in x5c.
+e2e_start_token_service() {
+  local name=$1 auth=auth.$1 dir=$E2E_WORK/token-$1 addr
+  addr=$(e2e_addr "$auth") || return 1
+  mkdir -p "$dir/tmp"
+  openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 30 -keyout "$dir/signer.key" \
+    -out "$dir/signer.pem" -subj "/CN=pullthrough e2e token signer" 2>"$dir/signer.log" ||
+    { cat "$dir/signer.log" >&2; e2e_err "cannot create the token signer"; return 1; }
+  e2e_make_cert "$E2E_WORK/upstream-ca" "$dir/tls" "$auth" || return 1
+  local now x5c access header claims input sig
+  now=$(date +%s)
+  x5c=$(openssl x509 -in "$dir/signer.pem" -outform DER | openssl base64 -A)
+  access=$(printf '%s\n' "${E2E_TOKEN_REPOS[@]}" |
+    jq -R '{type: "repository", name: ., actions: ["pull", "push"]}' | jq -cs .)
+  header=$(jq -cn --arg x5c "$x5c" '{typ: "JWT", alg: "RS256", x5c: [$x5c]}')
+  claims=$(jq -cn --arg aud "$name" --argjson now "$now" --argjson access "$access" \
+    '{iss: "pullthrough-e2e-token-issuer", sub: "", aud: $aud, exp: ($now + 315360000),
+      nbf: ($now - 60), iat: ($now - 60), jti: "pullthrough-e2e-\($now)", access: $access}')
+  input="$(printf %s "$header" | _e2e_b64url).$(printf %s "$claims" | _e2e_b64url)"
+  sig=$(printf %s "$input" | openssl dgst -sha256 -sign "$dir/signer.key" | _e2e_b64url) || return 1
+  printf %s "$input.$sig" >"$dir/token.jwt"
+  jq -cn --arg t "$input.$sig" '{token: $t, access_token: $t, expires_in: 300}' >"$dir/token.json"
+  cat >"$dir/nginx.conf" <<EOF
+daemon off;
+master_process on;
+worker_processes 1;
+user root;
+pid $dir/nginx.pid;
+error_log $E2E_WORK/logs/nginx-$auth.log info;
+events { worker_connections 256; }
+http {
+  access_log $E2E_WORK/logs/nginx-$auth.log;
+  client_body_temp_path $dir/tmp/body;
+  proxy_temp_path $dir/tmp/proxy;
+  fastcgi_temp_path $dir/tmp/fastcgi;
+  uwsgi_temp_path $dir/tmp/uwsgi;
+  scgi_temp_path $dir/tmp/scgi;
+  server {
+    listen $addr:443 ssl;
+    server_name $auth;
+    ssl_certificate $dir/tls.pem;
+    ssl_certificate_key $dir/tls.key;
+    location = /token {
+      default_type application/json;
+      alias $dir/token.json;
+    }
+    location / { return 404; }
+  }
+}
+EOF
+  _e2e_bg "nginx-$auth" ns nginx -p "$dir" -e "$E2E_WORK/logs/nginx-$auth.log" -c "$dir/nginx.conf"
+  e2e_wait_ready "nginx-$auth" _e2e_http_status 200 --resolve "$auth:443:$addr" \
+    "https://$auth/token?service=$name&scope=repository:e2e/private:pull" || return 1
+  e2e_log "token service https://$auth/token on $addr:443"
+}
+
+# --- Images --------------------------------------------------------------------------------------
+
+# e2e_build_image LAYOUT TAG ARCH LAYERS: adds TAG to the OCI layout LAYOUT (created if needed): an
+# image for linux/ARCH with LAYERS layers, each one file of E2E_LAYER_KIB KiB of random data.
+e2e_build_image() {
+  local layout=$1 tag=$2 arch=$3 n=$4 i src
+  [ -d "$layout" ] || umoci init --layout "$layout" || return 1
+  umoci new --image "$layout:$tag" || return 1
+  umoci config --image "$layout:$tag" --os linux --architecture "$arch" \
+    --config.cmd /bin/true || return 1
+  src=$(mktemp -d "$E2E_WORK/tmp/layer.XXXXXX")
+  for i in $(seq "$n"); do
+    head -c "$((E2E_LAYER_KIB * 1024))" /dev/urandom >"$src/blob$i" || return 1
+    umoci insert --image "$layout:$tag" "$src/blob$i" "/data/$tag-$i.bin" >/dev/null || return 1
+  done
+  rm -rf "$src"
+}
+
+# e2e_oci_manifest LAYOUT TAG: the manifest descriptor (JSON) TAG names in the OCI layout.
+e2e_oci_manifest() {
+  jq -ce --arg t "$2" '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"] == $t)' \
+    "$1/index.json"
+}
+
+# e2e_oci_blob LAYOUT DIGEST: the content of a blob of the OCI layout.
+e2e_oci_blob() { cat "$1/blobs/${2%%:*}/${2#*:}"; }
+
+# _e2e_ns_varlib CMD...: e2e_ns with $E2E_WORK/var-lib mounted over /var/lib (in the private mount
+# namespace of `ip netns exec`): as root, containers/image keeps a blob info cache in
+# /var/lib/containers/cache, and neither skopeo nor podman 4.3 has a flag to move it.
+_e2e_ns_varlib() {
+  mkdir -p "$E2E_WORK/var-lib"
+  # shellcheck disable=SC2016 # expanded by the inner sh
+  e2e_ns sh -c 'mount --bind "$0" /var/lib && exec "$@"' "$E2E_WORK/var-lib" "$@"
+}
+
+# e2e_skopeo ARGS...: skopeo in the namespace with the client environment (e2e_client_trust).
+e2e_skopeo() {
+  _e2e_ns_varlib env "${_e2e_env[@]}" skopeo --policy "$E2E_WORK/etc/policy.json" \
+    --registries-conf "$E2E_WORK/etc/registries.conf" --registries.d "$E2E_WORK/etc/registries.d" \
+    --tmpdir "$E2E_WORK/tmp" "$@"
+}
+
+# e2e_push SRC DEST [SKOPEO_COPY_ARGS...]: skopeo copy SRC docker://DEST trusting the upstream CA
+# directly (whatever e2e_client_trust says); records the pushed manifest digest in $E2E_WORK/push.digest.
+e2e_push() {
+  local src=$1 dst=$2
+  shift 2
+  _e2e_client_env "$E2E_UPSTREAM_CA"
+  e2e_skopeo copy --quiet --retry-times 0 --digestfile "$E2E_WORK/push.digest" "$@" "$src" "docker://$dst"
+  local rc=$?
+  _e2e_client_env
+  [ "$rc" -eq 0 ] || e2e_err "push of $src to $dst failed"
+}
+
+# e2e_digest NAME: a digest recorded by e2e_seed_images: small, multi (the index), multi-amd64,
+# multi-arm64, private, corrupt, corrupt-layer (the corrupted blob).
+e2e_digest() { cat "$E2E_WORK/$1.digest"; }
+
+# e2e_seed_images: builds and pushes quay.io/e2e/small:v1 (linux/amd64, 2 layers), quay.io/e2e/multi:v1
+# (an OCI index of linux/amd64 and linux/arm64 images, 2 layers each), ghcr.io/e2e/private:v1 (token
+# registry, 2 layers) and quay.io/e2e/corrupt:v1 (2 layers) whose last layer blob is then overwritten
+# on quay.io's disk with as many different bytes. Records the digests (see e2e_digest).
+e2e_seed_images() {
+  local img=$E2E_WORK/images d
+  mkdir -p "$img"
+  e2e_build_image "$img/small" v1 amd64 2 || return 1
+  e2e_push "oci:$img/small:v1" quay.io/e2e/small:v1 || return 1
+  cp "$E2E_WORK/push.digest" "$E2E_WORK/small.digest"
+
+  e2e_build_image "$img/multi" amd64 amd64 2 || return 1
+  e2e_build_image "$img/multi" arm64 arm64 2 || return 1
+  local amd arm index
+  amd=$(e2e_oci_manifest "$img/multi" amd64) && arm=$(e2e_oci_manifest "$img/multi" arm64) || return 1
+  index=$(jq -cn --argjson a "$amd" --argjson b "$arm" '{schemaVersion: 2,
+    mediaType: "application/vnd.oci.image.index.v1+json",
+    manifests: [($a | del(.annotations) | .platform = {architecture: "amd64", os: "linux"}),
+                ($b | del(.annotations) | .platform = {architecture: "arm64", os: "linux", variant: "v8"})]}')
+  d=$(printf %s "$index" | sha256sum | cut -d' ' -f1)
+  printf %s "$index" >"$img/multi/blobs/sha256/$d"
+  jq -cn --arg d "sha256:$d" --argjson s "${#index}" '{schemaVersion: 2, manifests: [{
+    mediaType: "application/vnd.oci.image.index.v1+json", digest: $d, size: $s,
+    annotations: {"org.opencontainers.image.ref.name": "v1"}}]}' >"$img/multi/index.json"
+  jq -r .digest <<<"$amd" >"$E2E_WORK/multi-amd64.digest"
+  jq -r .digest <<<"$arm" >"$E2E_WORK/multi-arm64.digest"
+  e2e_push "oci:$img/multi:v1" quay.io/e2e/multi:v1 --all || return 1
+  cp "$E2E_WORK/push.digest" "$E2E_WORK/multi.digest"
+  [ "$(e2e_digest multi)" = "sha256:$d" ] ||
+    { e2e_err "multi:v1 index was rewritten on push ($(e2e_digest multi) != sha256:$d)"; return 1; }
+
+  e2e_build_image "$img/private" v1 amd64 2 || return 1
+  e2e_push "oci:$img/private:v1" ghcr.io/e2e/private:v1 || return 1
+  cp "$E2E_WORK/push.digest" "$E2E_WORK/private.digest"
+
+  e2e_build_image "$img/corrupt" v1 amd64 2 || return 1
+  e2e_push "oci:$img/corrupt:v1" quay.io/e2e/corrupt:v1 || return 1
+  cp "$E2E_WORK/push.digest" "$E2E_WORK/corrupt.digest"
+  d=$(e2e_oci_blob "$img/corrupt" "$(e2e_digest corrupt)" | jq -r '.layers[-1].digest')
+  echo "$d" >"$E2E_WORK/corrupt-layer.digest"
+  e2e_corrupt_blob quay.io "$d" || return 1
+  e2e_log "seeded: small $(e2e_digest small), multi $(e2e_digest multi), private $(e2e_digest private), corrupt $(e2e_digest corrupt) (layer $d corrupted)"
+}
+
+# e2e_corrupt_blob REGISTRY DIGEST: overwrites the blob's data file on REGISTRY's disk (started by
+# e2e_start_registry) with as many random bytes, so the registry serves wrong bytes for DIGEST.
+e2e_corrupt_blob() {
+  local hex=${2#sha256:} f size
+  f=$E2E_WORK/registry/$1/data/docker/registry/v2/blobs/sha256/${hex:0:2}/$hex/data
+  [ -f "$f" ] || { e2e_err "no blob file $f"; return 1; }
+  size=$(stat -c %s "$f")
+  head -c "$size" /dev/urandom >"$f"
+  [ "$(sha256sum <"$f" | cut -d' ' -f1)" != "$hex" ] || { e2e_err "blob $2 still intact"; return 1; }
+}
+
+# --- Clients -------------------------------------------------------------------------------------
+
+# _e2e_client_env [CA]: sets _e2e_env, the environment of every client and daemon: trust only CA
+# (default E2E_CLIENT_CA) through SSL_CERT_FILE (SSL_CERT_DIR is an empty directory, so Go adds no
+# system roots), no proxies, HOME/TMPDIR/auth/containers configuration under $E2E_WORK.
+_e2e_client_env() {
+  local etc=$E2E_WORK/etc
+  _e2e_env=(-u http_proxy -u https_proxy -u HTTP_PROXY -u HTTPS_PROXY -u all_proxy -u ALL_PROXY
+    -u no_proxy -u NO_PROXY -u DOCKER_HOST -u CONTAINERD_ADDRESS -u XDG_RUNTIME_DIR
+    SSL_CERT_FILE="${1:-$E2E_CLIENT_CA}" SSL_CERT_DIR="$etc/empty-certs"
+    HOME="$E2E_WORK/home" TMPDIR="$E2E_WORK/tmp" REGISTRY_AUTH_FILE="$etc/auth.json"
+    CONTAINERS_CONF="$etc/containers.conf" CONTAINERS_REGISTRIES_CONF="$etc/registries.conf"
+    CONTAINERS_STORAGE_CONF="$etc/storage.conf" DOCKER_CONFIG="$E2E_WORK/home/.docker")
+}
+_e2e_env=()
+
+# e2e_client_trust FILE: from now on clients trust only the CA bundle FILE (dockerd: see the header;
+# it gets FILE as SSL_CERT_FILE when it is next started, which changes nothing for 127/8 registries).
+e2e_client_trust() {
+  [ -s "$1" ] || { e2e_err "no CA bundle $1"; return 1; }
+  E2E_CLIENT_CA=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+  _e2e_client_env
+}
+
+# e2e_client_dns IP: from now on the namespace's resolv.conf (clients and daemons) names IP; rewritten
+# in place so bind mounts see it; restarts a running dockerd so it cannot use the old server.
+e2e_client_dns() {
+  E2E_CLIENT_DNS=$1
+  printf 'nameserver %s\noptions timeout:2 attempts:2\n' "$1" >"/etc/netns/$E2E_NS/resolv.conf"
+  if e2e_pid dockerd >/dev/null; then e2e_stop dockerd && e2e_start_dockerd; fi
+}
+
+# e2e_skopeo_copy REF DEST [SKOPEO_COPY_ARGS...]: skopeo copy docker://REF oci:DEST as a client
+# (client trust and DNS); DEST is DIR or DIR:TAG of an OCI layout, DIR's parent must exist.
+e2e_skopeo_copy() {
+  local ref=$1 dest=$2
+  shift 2
+  _e2e_client_env
+  e2e_skopeo copy --quiet --retry-times 0 "$@" "docker://$ref" "oci:$dest"
+}
+
+# e2e_podman ARGS...: podman as root in the namespace, vfs storage and all state under $E2E_WORK/podman.
+e2e_podman() {
+  _e2e_client_env
+  _e2e_ns_varlib env "${_e2e_env[@]}" podman --root "$E2E_WORK/podman/root" --runroot "$E2E_WORK/podman/run" \
+    --storage-driver vfs --cgroup-manager cgroupfs --events-backend file --tmpdir "$E2E_WORK/podman/tmp" \
+    "$@"
+}
+
+# e2e_podman_pull REF [PODMAN_PULL_ARGS...]: podman pull REF (client trust and DNS).
+e2e_podman_pull() {
+  local ref=$1
+  shift
+  e2e_podman pull --quiet --signature-policy "$E2E_WORK/etc/policy.json" "$@" "$ref"
+}
+
+# e2e_podman_arch REF: the architecture of podman's local image REF.
+e2e_podman_arch() { e2e_podman image inspect --format '{{.Architecture}}' "$1"; }
+
+# e2e_start_containerd: containerd (CRI plugin off) with root, state, socket and config under
+# $E2E_WORK/containerd, in the namespace. ctr talks to it with e2e_ctr.
+e2e_start_containerd() {
+  local dir=$E2E_WORK/containerd
+  mkdir -p "$dir/root" "$dir/state" "$dir/opt"
+  cat >"$dir/config.toml" <<EOF
+version = 2
+root = "$dir/root"
+state = "$dir/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.snapshotter.v1.aufs", "io.containerd.tracing.processor.v1.otlp"]
+[grpc]
+  address = "$dir/containerd.sock"
+[ttrpc]
+  address = "$dir/containerd.sock.ttrpc"
+[debug]
+  address = ""
+[metrics]
+  address = ""
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$dir/opt"
+EOF
+  _e2e_client_env
+  _e2e_bg containerd daemon env "${_e2e_env[@]}" containerd --config "$dir/config.toml" \
+    --root "$dir/root" --state "$dir/state" --address "$dir/containerd.sock"
+  e2e_wait_ready containerd e2e_ctr version || return 1
+  e2e_log "containerd on $dir/containerd.sock"
+}
+
+# e2e_ctr ARGS...: ctr (namespace "e2e") against the test bed's containerd, run in the network
+# namespace with the client environment (containerd 1.6's ctr pulls in its own process).
+e2e_ctr() {
+  _e2e_client_env
+  e2e_ns env "${_e2e_env[@]}" ctr --address "$E2E_WORK/containerd/containerd.sock" --namespace e2e "$@"
+}
+
+# e2e_ctr_pull REF [CTR_PULL_ARGS...]: ctr images pull REF, unpacked with E2E_CTR_SNAPSHOTTER.
+e2e_ctr_pull() {
+  local ref=$1
+  shift
+  e2e_ctr images pull --snapshotter "$E2E_CTR_SNAPSHOTTER" "$@" "$ref" >"$E2E_WORK/logs/ctr-pull.log" 2>&1 ||
+    { tail -n 15 "$E2E_WORK/logs/ctr-pull.log" >&2; return 1; }
+}
+
+# e2e_start_dockerd: dockerd (no iptables, no bridge, vfs) in the namespace via e2e_ns_daemon, its
+# data, exec root, pid file, socket, trust key and config under $E2E_WORK/docker; it uses the test
+# bed's containerd (started here if needed; its own would create /opt/containerd). Trusts
+# E2E_CLIENT_CA and resolves through the namespace's resolv.conf; pulls happen in dockerd itself.
+e2e_start_dockerd() {
+  local dir=$E2E_WORK/docker
+  e2e_pid containerd >/dev/null || e2e_start_containerd || return 1
+  mkdir -p "$dir/data" "$dir/exec"
+  jq -n --arg k "$dir/key.json" '{"deprecated-key-path": $k}' >"$dir/daemon.json"
+  _e2e_client_env
+  _e2e_bg dockerd daemon env "${_e2e_env[@]}" dockerd --config-file "$dir/daemon.json" \
+    --data-root "$dir/data" --exec-root "$dir/exec" --pidfile "$dir/docker.pid" \
+    -H "unix://$dir/docker.sock" --iptables=false --ip6tables=false --ip-forward=false \
+    --ip-masq=false --bridge=none --storage-driver=vfs --containerd "$E2E_WORK/containerd/containerd.sock"
+  e2e_wait_ready dockerd e2e_docker version || return 1
+  e2e_log "dockerd on $dir/docker.sock"
+}
+
+# e2e_docker ARGS...: the docker CLI against the test bed's dockerd (it needs no network itself).
+e2e_docker() {
+  _e2e_client_env
+  env "${_e2e_env[@]}" docker -H "unix://$E2E_WORK/docker/docker.sock" "$@"
+}
+
+# e2e_docker_pull REF: docker pull REF through the test bed's dockerd.
+e2e_docker_pull() { e2e_docker pull --quiet "$1"; }
