@@ -28,11 +28,12 @@
 #include "core/http_service.hpp"
 #include "core/logging.hpp"
 #include "core/service.hpp"
+#include "dns/address_resolver.hpp"
 #include "dns/forwarder.hpp"
 #include "dns/health_gate.hpp"
 #include "dns/responder.hpp"
 #include "dns/upstreams.hpp"
-#include "proxy/unavailable.hpp"
+#include "proxy/registry_cache.hpp"
 
 namespace pullthrough::app {
 namespace {
@@ -151,13 +152,64 @@ class WorkerPool {
   std::vector<std::thread> threads_;
 };
 
-// Everything the proxy role runs on: the CA, its leaves and the TLS configuration. Built before
-// the services that refer to it and destroyed after them.
+// Everything the proxy role runs on: the CA, its leaves and the TLS configuration, and the
+// resolver it reaches upstream registries with. Built before the services that refer to it and
+// destroyed after them.
 struct ProxyParts {
   std::optional<certs::CertificateAuthority> ca;
   std::unique_ptr<certs::LeafStore> leaves;
   std::unique_ptr<certs::ServerTls> tls;
+  core::SteadyClock clock;
+  std::unique_ptr<dns::Upstream> resolvers;
+  std::unique_ptr<dns::AddressResolver> resolver;
 };
+
+// The addresses an upstream registry must not resolve to: those we hand out, those of this host,
+// and those the proxy listens on. A request to any of them would come back to us.
+std::vector<core::IpAddress> own_addresses(const config::Config& cfg,
+                                           const std::vector<core::IpAddress>& host) {
+  std::vector<core::IpAddress> own = appliance_addresses(cfg.appliance, host);
+  auto add = [&own](const core::IpAddress& address) {
+    auto plain = core::unmapped(address);
+    if (!plain.is_unspecified() && std::find(own.begin(), own.end(), plain) == own.end()) {
+      own.push_back(plain);
+    }
+  };
+  for (const auto& address : host) add(address);
+  for (const auto& listen : cfg.proxy.listen) add(listen.address);
+  return own;
+}
+
+// The proxy resolves upstream registries through the real resolvers, the same ones the DNS
+// responder forwards to, never through the system resolver (which may be this appliance).
+std::optional<int> build_upstream_resolver(const config::Config& cfg, boost::asio::io_context& io,
+                                           ProxyParts& parts) {
+  auto log = core::logger("proxy");
+  auto host_addresses = core::interface_addresses();
+  auto selection =
+      dns::select_upstreams(cfg.dns, read_text_file("/etc/resolv.conf"), host_addresses,
+                            appliance_addresses(cfg.appliance, host_addresses));
+  for (const auto& error : selection.errors) log->critical("{}", error);
+  if (!selection.errors.empty()) return kExitConfig;
+  if (selection.upstreams.empty()) {
+    log->warn(
+        "no usable resolver for upstream registries: cache misses will fail (set "
+        "dns.upstreams)");
+    parts.resolvers = std::make_unique<dns::NoUpstream>();
+  } else {
+    try {
+      parts.resolvers = std::make_unique<dns::Forwarder>(
+          io, selection.upstreams,
+          std::chrono::duration_cast<std::chrono::milliseconds>(cfg.dns.upstream_timeout));
+    } catch (const std::exception& e) {
+      log->critical("cannot start the upstream resolver: {}", e.what());
+      return kExitFailure;
+    }
+    log->info("upstream registries are resolved through: {}", join(selection.upstreams));
+  }
+  parts.resolver = std::make_unique<dns::AddressResolver>(io, *parts.resolvers, parts.clock);
+  return std::nullopt;
+}
 
 // Returns an exit status on failure.
 std::optional<int> build_proxy(const config::Config& cfg, boost::asio::io_context& io,
@@ -189,10 +241,14 @@ std::optional<int> build_proxy(const config::Config& cfg, boost::asio::io_contex
   log->info("certificates ready for {} intercepted names", names.size());
   parts.tls = std::make_unique<certs::ServerTls>(
       *parts.leaves, [&cfg](std::string_view name) { return cfg.find_registry(name) != nullptr; });
-  services.push_back(
-      std::make_unique<certs::TlsFrontDoor>(io, cfg, *parts.tls, proxy::answer_unavailable));
-  core::logger("proxy")->warn(
-      "the registry cache is not in this build yet: TLS connections get 503 UNAVAILABLE");
+  if (auto failed = build_upstream_resolver(cfg, io, parts)) return *failed;
+  try {
+    services.push_back(std::make_unique<proxy::RegistryCache>(
+        io, cfg, *parts.tls, *parts.resolver, own_addresses(cfg, core::interface_addresses())));
+  } catch (const std::exception& e) {
+    core::logger("proxy")->critical("cannot open the cache: {}", e.what());
+    return kExitFailure;
+  }
   if (!cfg.proxy.http_listen.empty()) {
     services.push_back(
         std::make_unique<core::HttpService>(io, "ca-page", cfg.proxy.http_listen, cfg.proxy.allow,

@@ -18,4 +18,19 @@ class SteadyClock final : public Clock {
   TimePoint now() const override { return std::chrono::steady_clock::now(); }
 };
 
+// Calendar time, for what must survive a restart (when upstream last confirmed a tag, when a blob
+// was last used). It may step; users must tolerate that.
+class WallClock {
+ public:
+  using TimePoint = std::chrono::system_clock::time_point;
+  virtual ~WallClock() = default;
+  // Safe to call from any thread.
+  virtual TimePoint now() const = 0;
+};
+
+class SystemWallClock final : public WallClock {
+ public:
+  TimePoint now() const override { return std::chrono::system_clock::now(); }
+};
+
 }  // namespace pullthrough::core

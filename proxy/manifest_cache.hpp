@@ -1,0 +1,105 @@
+// Manifests and tags: what a pull asks for first, and the only part of a pull whose answer can
+// change upstream (a tag moves; a digest never does).
+//
+//  - A manifest is stored by digest, verified, in the BlobStore, with its media type in the
+//    metadata index. By digest it is served from the cache forever after.
+//  - A tag -> digest mapping is served without asking upstream while younger than the registry's
+//    manifest_ttl. After that it is revalidated with a HEAD upstream (cheap, and not counted
+//    against Docker Hub's pull limit); if the digest is unchanged only the confirmation time
+//    moves. If upstream cannot be reached, times out, or answers 5xx or 429, the last known
+//    mapping is served anyway (stale-if-error), counted and logged.
+//  - The client's Accept is honoured: a cached manifest of a type the client did not ask for is
+//    never served; that request goes upstream with the client's own Accept.
+//  - Nothing cached and upstream unreachable: an immediate 503 with a clear error.
+#pragma once
+
+#include "core/asio.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <spdlog/logger.h>
+
+#include "config/config.hpp"
+#include "core/clock.hpp"
+#include "core/counters.hpp"
+#include "proxy/blob_store.hpp"
+#include "proxy/metadata_index.hpp"
+#include "proxy/oci_error.hpp"
+#include "proxy/upstream.hpp"
+
+namespace pullthrough::proxy {
+
+#define PULLTHROUGH_MANIFEST_COUNTERS(COUNTER)                                               \
+  COUNTER(manifest_hits, "manifest requests answered from the cache")                        \
+  COUNTER(manifest_misses, "manifest requests that fetched the manifest upstream")           \
+  COUNTER(tag_revalidations, "expired tag mappings checked upstream with a HEAD")            \
+  COUNTER(tag_revalidations_unchanged, "revalidated tags whose digest had not changed")      \
+  COUNTER(stale_tags_served, "tag mappings served stale because upstream failed")            \
+  COUNTER(manifest_digest_mismatches, "manifests from upstream that did not match a digest") \
+  COUNTER(manifests_unavailable, "manifest requests answered 503: not cached, upstream down")
+
+struct ManifestCounters {
+  PULLTHROUGH_MANIFEST_COUNTERS(PULLTHROUGH_COUNTER_FIELD)
+  PULLTHROUGH_COUNTER_VISITOR(PULLTHROUGH_MANIFEST_COUNTERS)
+};
+
+// The largest manifest accepted from upstream (the distribution registry's own limit).
+inline constexpr std::size_t kMaxManifestBytes = std::size_t{4} * 1024 * 1024;
+
+struct ManifestRequest {
+  const config::RegistryConfig* registry = nullptr;
+  RegistryUpstream* upstream = nullptr;
+  std::string repository;
+  std::string reference;  // a tag or a digest that passed the route's checks
+  bool by_digest = false;
+  std::string accept;  // the client's Accept, all its fields joined with ", "
+  bool want_body = true;
+};
+
+struct ManifestAnswer {
+  // Set when there is a manifest to answer with.
+  bool found = false;
+  std::string digest;
+  std::string media_type;
+  std::uint64_t size = 0;
+  std::string body;  // when want_body
+  bool stale = false;
+
+  // Otherwise: the error to answer with. `retry_after` is passed on from an upstream 429/503.
+  OciError error = OciError::manifest_unknown;
+  std::string message;
+  std::string retry_after;
+};
+
+class ManifestCache {
+ public:
+  // Everything must outlive the cache. `disk` runs blocking work (fsync when storing).
+  ManifestCache(BlobStore& store, MetadataIndex& index, const core::WallClock& clock,
+                boost::asio::any_io_executor disk, ManifestCounters& counters);
+
+  boost::asio::awaitable<ManifestAnswer> get(ManifestRequest request);
+
+ private:
+  struct Cached;
+  std::optional<Cached> cached(const std::string& digest, bool want_body);
+  boost::asio::awaitable<ManifestAnswer> fetch(const ManifestRequest& request,
+                                               std::string_view accept);
+  boost::asio::awaitable<ManifestAnswer> answer_cached(const ManifestRequest& request,
+                                                       const std::string& digest, bool stale);
+  std::int64_t now_seconds() const;
+
+  BlobStore& store_;
+  MetadataIndex& index_;
+  const core::WallClock& clock_;
+  boost::asio::any_io_executor disk_;
+  ManifestCounters& counters_;
+  std::shared_ptr<spdlog::logger> log_;
+};
+
+}  // namespace pullthrough::proxy

@@ -1,0 +1,75 @@
+#include "proxy/media_types.hpp"
+
+#include <string>
+
+namespace pullthrough::proxy {
+namespace {
+
+constexpr std::string_view kUpstreamAccept =
+    "application/vnd.oci.image.index.v1+json, "
+    "application/vnd.docker.distribution.manifest.list.v2+json, "
+    "application/vnd.oci.image.manifest.v1+json, "
+    "application/vnd.docker.distribution.manifest.v2+json";
+
+std::string_view trim(std::string_view text) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
+  return text;
+}
+
+std::string lower(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+// q=0 (with any number of zero decimals) marks a range as "not acceptable".
+bool has_zero_quality(std::string_view params) {
+  while (!params.empty()) {
+    auto semi = params.find(';');
+    auto param = trim(params.substr(0, semi));
+    params = semi == std::string_view::npos ? std::string_view{} : params.substr(semi + 1);
+    auto eq = param.find('=');
+    if (eq == std::string_view::npos || lower(trim(param.substr(0, eq))) != "q") continue;
+    auto value = trim(param.substr(eq + 1));
+    if (value.empty() || value[0] != '0') return false;
+    value.remove_prefix(1);
+    if (value.empty()) return true;
+    if (value[0] != '.') return false;
+    value.remove_prefix(1);
+    return value.find_first_not_of('0') == std::string_view::npos;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string_view upstream_accept() { return kUpstreamAccept; }
+
+std::string media_type_of(std::string_view content_type) {
+  return lower(trim(content_type.substr(0, content_type.find(';'))));
+}
+
+bool accepts(std::string_view accept, std::string_view media_type) {
+  if (trim(accept).empty()) return true;
+  std::string wanted = lower(media_type);
+  auto slash = wanted.find('/');
+  std::string wanted_major = wanted.substr(0, slash == std::string::npos ? 0 : slash);
+  while (!accept.empty()) {
+    auto comma = accept.find(',');
+    auto range = trim(accept.substr(0, comma));
+    accept = comma == std::string_view::npos ? std::string_view{} : accept.substr(comma + 1);
+    if (range.empty()) continue;
+    auto semi = range.find(';');
+    std::string type = lower(trim(range.substr(0, semi)));
+    bool excluded = semi != std::string_view::npos && has_zero_quality(range.substr(semi + 1));
+    bool matches =
+        type == "*/*" || type == wanted || (!wanted_major.empty() && type == wanted_major + "/*");
+    if (matches && !excluded) return true;
+  }
+  return false;
+}
+
+}  // namespace pullthrough::proxy

@@ -1,0 +1,127 @@
+#include "proxy/registry_cache.hpp"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <unordered_map>
+
+#include <boost/asio/thread_pool.hpp>
+
+#include "core/logging.hpp"
+#include "proxy/local_blob_store.hpp"
+#include "proxy/metadata_index.hpp"
+
+namespace pullthrough::proxy {
+namespace {
+
+// Blocking disk work (fsync of committed blobs) runs here, off the network threads.
+constexpr int kDiskThreads = 2;
+
+std::string read_password(const std::string& path, const std::string& registry) {
+  std::ifstream in(path);
+  if (!in) {
+    throw std::runtime_error("registry " + registry + ": cannot read password_file " + path);
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  std::string password = text.str();
+  // Files written by `echo` end in a newline that is not part of the password.
+  while (!password.empty() && (password.back() == '\n' || password.back() == '\r')) {
+    password.pop_back();
+  }
+  return password;
+}
+
+}  // namespace
+
+// Destroyed bottom-up: everything is declared after what it refers to. (The counters, aligned
+// to cache lines, come first, which also keeps padding down.)
+struct RegistryCache::Parts {
+  RegistryCounters counters;
+  BlobFetchCounters fetch_counters;
+  ManifestCounters manifest_counters;
+  core::SystemWallClock wall_clock;
+  core::SteadyClock steady_clock;
+  boost::asio::thread_pool disk{kDiskThreads};
+  std::unique_ptr<LocalBlobStore> store;
+  std::unique_ptr<MetadataIndex> index;
+  std::vector<std::unique_ptr<UpstreamClient>> upstreams;
+  std::unique_ptr<BlobFetches> fetches;
+  std::unique_ptr<ManifestCache> manifests;
+  std::unique_ptr<RegistryProxy> proxy;
+  std::unique_ptr<certs::TlsFrontDoor> front_door;
+
+  ~Parts() {
+    disk.stop();
+    disk.join();
+  }
+};
+
+RegistryCache::RegistryCache(boost::asio::io_context& io, const config::Config& config,
+                             certs::ServerTls& tls, core::HostResolver& resolver,
+                             const std::vector<core::IpAddress>& own_addresses)
+    : parts_(std::make_unique<Parts>()) {
+  auto log = core::logger("proxy");
+  auto& p = *parts_;
+  p.store = std::make_unique<LocalBlobStore>(config.storage.path);
+  if (p.store->leftovers_removed() > 0) {
+    log->info("removed {} partial files left by an earlier run", p.store->leftovers_removed());
+  }
+  p.index = MetadataIndex::open(config.storage.path + "/metadata.db");
+
+  RegistryProxyParts proxy_parts;
+  for (const auto& registry : config.registries) {
+    UpstreamSettings settings;
+    settings.registry = &registry;
+    settings.own_addresses = own_addresses;
+    if (registry.credentials) {
+      settings.password = read_password(registry.credentials->password_file, registry.host);
+    }
+    p.upstreams.push_back(
+        std::make_unique<UpstreamClient>(io, std::move(settings), resolver, p.steady_clock));
+    proxy_parts.upstreams.emplace(&registry, p.upstreams.back().get());
+  }
+  p.fetches = std::make_unique<BlobFetches>(io, p.disk.get_executor(), *p.store, *p.index,
+                                            p.wall_clock, p.fetch_counters);
+  p.manifests = std::make_unique<ManifestCache>(*p.store, *p.index, p.wall_clock,
+                                                p.disk.get_executor(), p.manifest_counters);
+  proxy_parts.config = &config;
+  proxy_parts.store = p.store.get();
+  proxy_parts.index = p.index.get();
+  proxy_parts.fetches = p.fetches.get();
+  proxy_parts.manifests = p.manifests.get();
+  proxy_parts.clock = &p.wall_clock;
+  proxy_parts.counters = &p.counters;
+  p.proxy = std::make_unique<RegistryProxy>(std::move(proxy_parts));
+  RegistryProxy* proxy = p.proxy.get();
+  p.front_door = std::make_unique<certs::TlsFrontDoor>(
+      io, config, tls,
+      [proxy](certs::TlsConnection connection) { return proxy->serve(std::move(connection)); });
+  log->info("cache at {}: {} registries", config.storage.path, config.registries.size());
+}
+
+RegistryCache::~RegistryCache() = default;
+
+void RegistryCache::start() { parts_->front_door->start(); }
+
+void RegistryCache::stop(std::function<void()> drained) {
+  Parts* p = parts_.get();
+  p->front_door->stop([p, drained = std::move(drained)]() mutable {
+    p->fetches->stop([p, drained = std::move(drained)] {
+      for (auto& upstream : p->upstreams) upstream->shutdown();
+      drained();
+    });
+  });
+}
+
+const std::vector<core::Endpoint>& RegistryCache::bound_endpoints() const {
+  return parts_->front_door->bound_endpoints();
+}
+const RegistryCounters& RegistryCache::counters() const { return parts_->counters; }
+const BlobFetchCounters& RegistryCache::fetch_counters() const { return parts_->fetch_counters; }
+const ManifestCounters& RegistryCache::manifest_counters() const {
+  return parts_->manifest_counters;
+}
+
+}  // namespace pullthrough::proxy

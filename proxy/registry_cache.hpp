@@ -1,0 +1,54 @@
+// The registry cache as one service: the TLS front door, the request handler behind it, the
+// content-addressed store and its metadata index, the blob fetches, and one upstream client per
+// configured registry. The app builds it from the configuration and supervises it like any other
+// service; nothing here knows about the DNS side except the resolver it is handed.
+#pragma once
+
+#include "core/asio.hpp"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+
+#include "certs/front_door.hpp"
+#include "certs/server_tls.hpp"
+#include "config/config.hpp"
+#include "core/clock.hpp"
+#include "core/host_resolver.hpp"
+#include "core/service.hpp"
+#include "proxy/blob_fetches.hpp"
+#include "proxy/manifest_cache.hpp"
+#include "proxy/registry_proxy.hpp"
+#include "proxy/upstream_client.hpp"
+
+namespace pullthrough::proxy {
+
+class RegistryCache final : public core::Service {
+ public:
+  // Opens the store under storage.path (removing a crash's temp files) and the metadata index,
+  // and builds an upstream client per registry. Throws std::runtime_error naming the file or
+  // directory when one cannot be opened, or a registry's ca_file or password_file read.
+  // `config`, `tls` and `resolver` must outlive the service. `own_addresses`: upstreams that
+  // resolve to one of these are refused.
+  RegistryCache(boost::asio::io_context& io, const config::Config& config, certs::ServerTls& tls,
+                core::HostResolver& resolver, const std::vector<core::IpAddress>& own_addresses);
+  ~RegistryCache() override;
+
+  std::string_view name() const override { return "proxy"; }
+  void start() override;
+  // Stops accepting, lets connections and blob fetches finish, then closes upstream connections.
+  void stop(std::function<void()> drained) override;
+
+  const std::vector<core::Endpoint>& bound_endpoints() const;
+  const RegistryCounters& counters() const;
+  const BlobFetchCounters& fetch_counters() const;
+  const ManifestCounters& manifest_counters() const;
+
+ private:
+  struct Parts;
+  std::unique_ptr<Parts> parts_;
+};
+
+}  // namespace pullthrough::proxy

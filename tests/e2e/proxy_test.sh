@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# The registry cache end to end, against real peers in one network namespace: docker-registry
+# upstreams with TLS from a test CA (quay.io anonymous, ghcr.io behind a bearer-token service),
+# dnsmasq as the real DNS, and skopeo, podman, ctr and docker as clients whose resolver is the
+# appliance and whose only trusted CA is the appliance's. Only loopback addresses are used.
+#   proxy_test.sh PULLTHROUGH_BINARY
+# Exit 0 pass, 1 fail, 77 skip (not root, or a peer or client missing).
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+pt_bin=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
+. "$here/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$here/lib.sh"
+if [ "$(id -u)" -ne 0 ]; then echo "needs root (network namespace)"; exit 77; fi
+if ! missing=$(e2e_have_tools); then echo "skipped: $missing"; exit 77; fi
+
+t_start=$(e2e_now)
+# timed LABEL CMD...: runs CMD and prints how long it took; returns CMD's status.
+timed() {
+  local label=$1 t0 rc
+  shift
+  t0=$(e2e_now)
+  "$@"
+  rc=$?
+  printf '  %7ss  %s%s\n' "$(e2e_since "$t0")" "$label" "$([ "$rc" -eq 0 ] || echo " (exit $rc)")"
+  return "$rc"
+}
+setup() { timed "$@" || { echo "FAIL: setup: $1"; exit 1; }; }
+fails() { ! "$@"; }
+
+# The appliance: DNS on 127.0.0.1, the cache on 127.0.0.2 (the address it hands out), dnsmasq
+# (127.0.0.53) as its real resolver, the upstream CA trusted for both registries.
+pt_addr=127.0.0.2
+ttl=2
+start_appliance() {
+  _e2e_bg pullthrough ns "$pt_bin" serve --config "$E2E_WORK/pt.yaml"
+  e2e_wait_ready pullthrough grep -q 'ready: ' "$E2E_WORK/logs/pullthrough.log"
+}
+pt_log() { cat "$E2E_WORK/logs/pullthrough.log"; }
+# upstream_gets REGISTRY PATTERN: how many GETs matching PATTERN the registry has served so far.
+upstream_gets() {
+  grep -cE "\"GET [^\"]*$2[^\"]* HTTP" "$E2E_WORK/logs/registry-$1.log"
+}
+blob_file() { echo "$E2E_WORK/pt/cache/blobs/sha256/${1:7:2}/${1:7}"; }
+
+setup "namespace and upstream CA" e2e_init
+setup "dnsmasq" e2e_start_dns
+setup "registry quay.io (anonymous)" e2e_start_registry quay.io "$(e2e_addr quay.io)"
+setup "registry ghcr.io (token) + token service" e2e_start_registry ghcr.io "$(e2e_addr ghcr.io)" token
+setup "seed images (layers of ${E2E_LAYER_KIB} KiB)" e2e_seed_images
+
+cat >"$E2E_WORK/pt.yaml" <<YAML
+state_dir: $E2E_WORK/pt
+log: {level: debug}
+appliance: {addresses: [$pt_addr]}
+dns:
+  listen: ["127.0.0.1:53"]
+  upstreams: ["$E2E_DNS_ADDR"]
+  allow: ["127.0.0.0/8"]
+  rate_limit: {per_client_qps: 0}
+proxy:
+  listen: ["$pt_addr:443"]
+  http_listen: []
+  allow: ["127.0.0.0/8"]
+admin: {listen: "127.0.0.1:9090"}
+registries:
+  - {host: quay.io, ca_file: "$E2E_UPSTREAM_CA", manifest_ttl: ${ttl}s}
+  - {host: ghcr.io, ca_file: "$E2E_UPSTREAM_CA", manifest_ttl: ${ttl}s}
+YAML
+setup "pullthrough" start_appliance
+setup "clients trust only the appliance's CA" e2e_client_trust "$E2E_WORK/pt/ca/ca.crt"
+setup "clients resolve through the appliance" e2e_client_dns 127.0.0.1
+check "quay.io resolves to the appliance in the namespace" \
+  test "$(e2e_ns getent hosts quay.io | awk '{ print $1 }')" = "$pt_addr"
+
+oci=$E2E_WORK/pulled
+mkdir -p "$oci"
+oci_digest() { jq -r '.manifests[0].digest' "$1/index.json"; }
+small=$(e2e_digest small)
+small_layers=$(e2e_oci_blob "$E2E_WORK/images/small" "$small" | jq -r '.layers[].digest')
+
+# Cold pull: everything comes from upstream once, and is stored verified.
+check "cold: skopeo copies quay.io/e2e/small:v1" timed "skopeo cold copy small:v1" \
+  e2e_skopeo_copy quay.io/e2e/small:v1 "$oci/small:v1"
+check "cold: skopeo got small:v1's manifest" test "$(oci_digest "$oci/small")" = "$small"
+for layer in $small_layers; do
+  check "cold: layer ${layer:0:19} is stored" test -s "$(blob_file "$layer")"
+done
+gets_before=$(upstream_gets quay.io /v2/e2e/small/blobs/)
+
+# Warm pull: no blob leaves upstream again.
+rm -rf "$oci/small"
+check "warm: skopeo copies small:v1 again" timed "skopeo warm copy small:v1" \
+  e2e_skopeo_copy quay.io/e2e/small:v1 "$oci/small:v1"
+check "warm: no blob was fetched upstream again" \
+  test "$(upstream_gets quay.io /v2/e2e/small/blobs/)" = "$gets_before"
+
+# By digest.
+check "by digest: skopeo copies quay.io/e2e/small@$small" timed "skopeo copy by digest" \
+  e2e_skopeo_copy "quay.io/e2e/small@$small" "$oci/bydigest"
+check "by digest: same manifest" test "$(oci_digest "$oci/bydigest")" = "$small"
+
+# Multi-arch index through podman: it picks linux/amd64.
+check "podman pulls the multi-arch quay.io/e2e/multi:v1" timed "podman pull multi:v1" \
+  e2e_podman_pull quay.io/e2e/multi:v1
+arch=$(e2e_podman_arch quay.io/e2e/multi:v1)
+check "podman picked linux/amd64 from the index (got $arch)" test "$arch" = amd64
+digests=$(e2e_podman image inspect --format '{{join .RepoDigests " "}}' quay.io/e2e/multi:v1)
+check "podman's multi:v1 is the amd64 manifest" grep -q "@$(e2e_digest multi-amd64)" <<<"$digests"
+
+# Token-protected upstream, through ctr and skopeo.
+setup "containerd" e2e_start_containerd
+check "ctr pulls quay.io/e2e/small:v1" timed "ctr pull small:v1" e2e_ctr_pull quay.io/e2e/small:v1
+check "ctr pulls token-protected ghcr.io/e2e/private:v1" timed "ctr pull private:v1 (token)" \
+  e2e_ctr_pull ghcr.io/e2e/private:v1
+check "the appliance fetched a token from the realm" \
+  grep -q 'GET /token?' "$E2E_WORK/logs/nginx-auth.ghcr.io.log"
+target=$(e2e_ctr images ls | awk '$1 == "ghcr.io/e2e/private:v1" { print $3 }')
+check "ctr's private:v1 is the pushed manifest ($target)" test "$target" = "$(e2e_digest private)"
+
+# docker (dockerd does not verify certificates for 127/8 registries; this proves the protocol).
+setup "dockerd" e2e_start_dockerd
+check "docker pulls quay.io/e2e/small:v1" timed "docker pull small:v1" e2e_docker_pull quay.io/e2e/small:v1
+repo_digest=$(e2e_docker image inspect --format '{{index .RepoDigests 0}}' quay.io/e2e/small:v1)
+check "docker's small:v1 is the pushed manifest" test "$repo_digest" = "quay.io/e2e/small@$small"
+
+# Coalescing: 8 concurrent GETs of a blob nobody has pulled (multi's arm64 layer) reach upstream once.
+arm_layer=$(e2e_oci_blob "$E2E_WORK/images/multi" "$(e2e_digest multi-arm64)" | jq -r '.layers[0].digest')
+curls=()
+for i in $(seq 8); do
+  e2e_curl -o "$E2E_WORK/coalesced.$i" "https://quay.io/v2/e2e/multi/blobs/$arm_layer" &
+  curls+=($!)
+done
+wait "${curls[@]}"
+ok=0
+for i in $(seq 8); do
+  [ "$(sha256sum <"$E2E_WORK/coalesced.$i" | cut -d' ' -f1)" = "${arm_layer#sha256:}" ] && ok=$((ok + 1))
+done
+check "8 concurrent clients got the right bytes ($ok of 8)" test "$ok" = 8
+check "upstream served that blob once ($(upstream_gets quay.io "$arm_layer"))" \
+  test "$(upstream_gets quay.io "$arm_layer")" = 1
+
+# Corruption: an upstream serving wrong bytes is caught and nothing is stored.
+bad=$(e2e_digest corrupt-layer)
+out=$(timed "skopeo copy corrupt:v1 (must fail)" e2e_skopeo_copy quay.io/e2e/corrupt:v1 "$oci/corrupt:v1" 2>&1)
+rc=$?
+check "corrupt: skopeo's pull fails" test "$rc" -ne 0
+check "corrupt: the appliance logged the mismatch" grep -q "hash to .*: discarded" <(pt_log)
+check "corrupt: the bad blob is not in the store" test ! -e "$(blob_file "$bad")"
+code=$(e2e_curl -o "$E2E_WORK/corrupt.body" -w '%{http_code}' "https://quay.io/v2/e2e/corrupt/blobs/$bad" 2>/dev/null)
+check "corrupt: a direct GET does not complete normally (got '$code')" test "$code" != 200 -o \
+  "$(sha256sum <"$E2E_WORK/corrupt.body" | cut -d' ' -f1)" != "${bad#sha256:}"
+
+# Traversal in a repository name: a 400 with an OCI error, before any disk or upstream access.
+code=$(e2e_curl -o "$E2E_WORK/traversal.body" -w '%{http_code}' --path-as-is \
+  "https://quay.io/v2/e2e/../../etc/manifests/v1")
+check "traversal: 400 (got $code)" test "$code" = 400
+check "traversal: OCI NAME_INVALID body" grep -q '"code":"NAME_INVALID"' "$E2E_WORK/traversal.body"
+
+# Upstream down: warm pulls by tag still work (tag expired: stale-if-error), cold ones fail fast.
+setup "stop quay.io" e2e_stop registry-quay.io
+sleep $((ttl + 1))
+rm -rf "$oci/small"
+check "upstream down: skopeo copies small:v1 by tag" timed "skopeo copy small:v1 (upstream down)" \
+  e2e_skopeo_copy quay.io/e2e/small:v1 "$oci/small:v1"
+check "upstream down: the appliance said it served the tag stale" \
+  grep -q 'serving the cached mapping' <(pt_log)
+e2e_podman rmi -f quay.io/e2e/multi:v1 >/dev/null 2>&1
+check "upstream down: podman pulls multi:v1 by tag" timed "podman pull multi:v1 (upstream down)" \
+  e2e_podman_pull quay.io/e2e/multi:v1
+e2e_docker rmi -f quay.io/e2e/small:v1 >/dev/null 2>&1
+check "upstream down: docker pulls small:v1 by tag" timed "docker pull small:v1 (upstream down)" \
+  e2e_docker_pull quay.io/e2e/small:v1
+t0=$(e2e_now)
+code=$(e2e_curl -o "$E2E_WORK/down.body" -w '%{http_code}' "https://quay.io/v2/e2e/never/manifests/v1")
+took=$(e2e_since "$t0")
+check "upstream down: an uncached tag is a 503 (got $code)" test "$code" = 503
+check "upstream down: the 503 is an OCI UNAVAILABLE error" grep -q '"code":"UNAVAILABLE"' "$E2E_WORK/down.body"
+check "upstream down: the 503 came within 5 s (took ${took}s)" awk -v t="$took" 'BEGIN { exit !(t < 5) }'
+
+check "no crash or sanitizer report in the appliance's log" fails grep -qE 'AddressSanitizer|runtime error' <(pt_log)
+check "pullthrough is still running" kill -0 "$(e2e_pid pullthrough)"
+echo "total $(e2e_since "$t_start")s"
+finish

@@ -1,0 +1,331 @@
+#include "proxy/manifest_cache.hpp"
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include "proxy/digester.hpp"
+#include "proxy/local_blob_store.hpp"
+#include "proxy/media_types.hpp"
+#include "tests/core/fake_clock.hpp"
+#include "tests/proxy/scripted_upstream.hpp"
+
+namespace pullthrough::proxy {
+namespace {
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+using http_verb = boost::beast::http::verb;
+using testing::ScriptedReply;
+using testing::ScriptedUpstream;
+
+std::string sha256_of(const std::string& text) {
+  Digester d("sha256");
+  d.update(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(text.data()),
+                                         text.size()));
+  return d.finish();
+}
+
+const std::string kIndex =
+    R"({"schemaVersion":2,"mediaType":")" + std::string(kOciIndex) + R"(","manifests":[]})";
+const std::string kOtherIndex = R"({"schemaVersion":2,"mediaType":")" + std::string(kOciIndex) +
+                                R"(","manifests":[],"annotations":{"v":"2"}})";
+const std::string kManifest =
+    R"({"schemaVersion":2,"mediaType":")" + std::string(kDockerManifest) + R"(","layers":[]})";
+
+// What a well-behaved registry answers for a manifest.
+ScriptedReply manifest_reply(const std::string& body, std::string_view type,
+                             bool with_digest = true) {
+  ScriptedReply reply;
+  reply.body = body;
+  reply.fields.emplace_back("Content-Type", std::string(type));
+  if (with_digest) reply.fields.emplace_back("Docker-Content-Digest", sha256_of(body));
+  return reply;
+}
+
+ScriptedReply status_reply(unsigned status) {
+  ScriptedReply reply;
+  reply.status = status;
+  reply.body = "{}";
+  return reply;
+}
+
+ScriptedReply unreachable() {
+  ScriptedReply reply;
+  reply.unreachable = true;
+  reply.failure = UpstreamFailure::timeout;
+  return reply;
+}
+
+class ManifestCacheTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::path(::testing::TempDir()) /
+            ("manifests-" + std::to_string(::getpid()) + "-" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(root_);
+    store_ = std::make_unique<LocalBlobStore>(root_.string());
+    index_ = MetadataIndex::open((root_ / "metadata.db").string());
+    cache_ =
+        std::make_unique<ManifestCache>(*store_, *index_, clock_, disk_.get_executor(), counters_);
+    registry_.host = "quay.io";
+    registry_.manifest_ttl = std::chrono::minutes(5);
+  }
+  void TearDown() override {
+    cache_.reset();
+    disk_.join();
+    fs::remove_all(root_);
+  }
+
+  ManifestAnswer get(ScriptedUpstream& upstream, const std::string& reference,
+                     std::string accept = {}, bool want_body = true) {
+    ManifestRequest request;
+    request.registry = &registry_;
+    request.upstream = &upstream;
+    request.repository = "e2e/multi";
+    request.reference = reference;
+    request.by_digest = reference.find(':') != std::string::npos;
+    request.accept = std::move(accept);
+    request.want_body = want_body;
+    ManifestAnswer answer;
+    asio::co_spawn(
+        io_, [&]() -> asio::awaitable<void> { answer = co_await cache_->get(request); },
+        asio::detached);
+    io_.restart();
+    io_.run();
+    return answer;
+  }
+
+  fs::path root_;
+  asio::io_context io_;
+  asio::thread_pool disk_{1};
+  core::testing::FakeWallClock clock_;
+  ManifestCounters counters_;
+  config::RegistryConfig registry_;
+  std::unique_ptr<LocalBlobStore> store_;
+  std::unique_ptr<MetadataIndex> index_;
+  std::unique_ptr<ManifestCache> cache_;
+};
+
+TEST_F(ManifestCacheTest, ColdTagIsFetchedVerifiedAndStored) {
+  ScriptedUpstream upstream(
+      [](const UpstreamRequest&) { return manifest_reply(kIndex, kOciIndex); });
+  auto answer = get(upstream, "v1");
+  ASSERT_TRUE(answer.found) << answer.message;
+  EXPECT_EQ(answer.digest, sha256_of(kIndex));
+  EXPECT_EQ(answer.media_type, kOciIndex);
+  EXPECT_EQ(answer.body, kIndex);
+  EXPECT_EQ(answer.size, kIndex.size());
+  EXPECT_FALSE(answer.stale);
+  auto seen = upstream.seen();
+  ASSERT_EQ(seen.size(), 1U);
+  EXPECT_EQ(seen[0].target, "/v2/e2e/multi/manifests/v1");
+  EXPECT_EQ(seen[0].repository, "e2e/multi");
+  // A client that takes every type gets the canonical answer: all four types are asked for.
+  EXPECT_EQ(seen[0].accept, upstream_accept());
+  EXPECT_EQ(store_->size(answer.digest), kIndex.size());
+  EXPECT_EQ(index_->tag("quay.io", "e2e/multi", "v1")->digest, answer.digest);
+  EXPECT_TRUE(index_->linked("quay.io", "e2e/multi", answer.digest));
+  EXPECT_EQ(counters_.manifest_misses.value(), 1U);
+}
+
+TEST_F(ManifestCacheTest, TagIsServedWithoutUpstreamWhileYoungerThanTtl) {
+  ScriptedUpstream upstream(
+      [](const UpstreamRequest&) { return manifest_reply(kIndex, kOciIndex); });
+  ASSERT_TRUE(get(upstream, "v1").found);
+  clock_.advance(std::chrono::minutes(4));
+  auto answer = get(upstream, "v1");
+  ASSERT_TRUE(answer.found);
+  EXPECT_EQ(answer.body, kIndex);
+  EXPECT_EQ(upstream.seen().size(), 1U);
+  EXPECT_EQ(counters_.manifest_hits.value(), 1U);
+}
+
+TEST_F(ManifestCacheTest, ExpiredTagIsRevalidatedWithAHeadAndNotRefetched) {
+  ScriptedUpstream upstream(
+      [](const UpstreamRequest&) { return manifest_reply(kIndex, kOciIndex); });
+  ASSERT_TRUE(get(upstream, "v1").found);
+  clock_.advance(std::chrono::minutes(6));
+  auto answer = get(upstream, "v1");
+  ASSERT_TRUE(answer.found);
+  EXPECT_FALSE(answer.stale);
+  EXPECT_EQ(upstream.count(http_verb::head), 1U);
+  EXPECT_EQ(upstream.count(http_verb::get), 1U);
+  EXPECT_EQ(counters_.tag_revalidations_unchanged.value(), 1U);
+  // The confirmation moved: the next 4 minutes need no upstream request.
+  clock_.advance(std::chrono::minutes(4));
+  ASSERT_TRUE(get(upstream, "v1").found);
+  EXPECT_EQ(upstream.seen().size(), 2U);
+}
+
+TEST_F(ManifestCacheTest, MovedTagIsFetchedAgain) {
+  ScriptedUpstream upstream(
+      [](const UpstreamRequest&) { return manifest_reply(kIndex, kOciIndex); });
+  ASSERT_TRUE(get(upstream, "v1").found);
+  upstream.set_script(
+      [](const UpstreamRequest&) { return manifest_reply(kOtherIndex, kOciIndex); });
+  clock_.advance(std::chrono::minutes(6));
+  auto answer = get(upstream, "v1");
+  ASSERT_TRUE(answer.found);
+  EXPECT_EQ(answer.body, kOtherIndex);
+  EXPECT_EQ(index_->tag("quay.io", "e2e/multi", "v1")->digest, sha256_of(kOtherIndex));
+}
+
+TEST_F(ManifestCacheTest, StaleMappingServedWhenUpstreamFails) {
+  ScriptedUpstream upstream(
+      [](const UpstreamRequest&) { return manifest_reply(kIndex, kOciIndex); });
+  ASSERT_TRUE(get(upstream, "v1").found);
+  int round = 0;
+  for (auto reply : {unreachable(), status_reply(503), status_reply(500), status_reply(429)}) {
+    upstream.set_script([reply](const UpstreamRequest&) { return reply; });
+    clock_.advance(std::chrono::hours(1));
+    auto answer = get(upstream, "v1");
+    ASSERT_TRUE(answer.found) << "round " << round << ": " << answer.message;
+    EXPECT_TRUE(answer.stale);
+    EXPECT_EQ(answer.body, kIndex);
+    ++round;
+  }
+  EXPECT_EQ(counters_.stale_tags_served.value(), 4U);
+}
+
+TEST_F(ManifestCacheTest, TagRemovedUpstreamIsNotServedStale) {
+  ScriptedUpstream upstream(
+      [](const UpstreamRequest&) { return manifest_reply(kIndex, kOciIndex); });
+  ASSERT_TRUE(get(upstream, "v1").found);
+  upstream.set_script([](const UpstreamRequest&) { return status_reply(404); });
+  clock_.advance(std::chrono::hours(1));
+  auto answer = get(upstream, "v1");
+  EXPECT_FALSE(answer.found);
+  EXPECT_EQ(answer.error, OciError::manifest_unknown);
+  EXPECT_EQ(counters_.stale_tags_served.value(), 0U);
+}
+
+TEST_F(ManifestCacheTest, NothingCachedAndUpstreamDownIsUnavailable) {
+  ScriptedUpstream upstream([](const UpstreamRequest&) { return unreachable(); });
+  auto answer = get(upstream, "v1");
+  EXPECT_FALSE(answer.found);
+  EXPECT_EQ(answer.error, OciError::unavailable);
+  EXPECT_NE(answer.message.find("quay.io/e2e/multi:v1"), std::string::npos) << answer.message;
+  EXPECT_NE(answer.message.find("cannot be reached"), std::string::npos) << answer.message;
+  EXPECT_EQ(counters_.manifests_unavailable.value(), 1U);
+}
+
+TEST_F(ManifestCacheTest, UpstreamStatusesMapToSpecErrors) {
+  const std::pair<unsigned, OciError> cases[] = {
+      {404, OciError::manifest_unknown}, {401, OciError::unauthorized},
+      {403, OciError::denied},           {429, OciError::too_many_requests},
+      {502, OciError::unavailable},      {418, OciError::upstream_error}};
+  for (const auto& [status, error] : cases) {
+    ScriptedUpstream upstream([status = status](const UpstreamRequest&) {
+      auto reply = status_reply(status);
+      reply.fields.emplace_back("Retry-After", "7");
+      return reply;
+    });
+    auto answer = get(upstream, "v1");
+    EXPECT_FALSE(answer.found);
+    EXPECT_EQ(answer.error, error) << status;
+    EXPECT_EQ(answer.retry_after, "7");
+  }
+}
+
+TEST_F(ManifestCacheTest, ByDigestIsServedFromTheCacheForever) {
+  const std::string digest = sha256_of(kManifest);
+  ScriptedUpstream upstream(
+      [](const UpstreamRequest&) { return manifest_reply(kManifest, kDockerManifest); });
+  ASSERT_TRUE(get(upstream, digest).found);
+  clock_.advance(std::chrono::hours(24 * 365));
+  upstream.set_script([](const UpstreamRequest&) { return unreachable(); });
+  auto answer = get(upstream, digest);
+  ASSERT_TRUE(answer.found);
+  EXPECT_FALSE(answer.stale);
+  EXPECT_EQ(answer.body, kManifest);
+  EXPECT_EQ(answer.media_type, kDockerManifest);
+  EXPECT_EQ(upstream.seen().size(), 1U);
+}
+
+TEST_F(ManifestCacheTest, ByDigestWithWrongBytesIsRefusedAndNotStored) {
+  const std::string digest = sha256_of(kManifest);
+  ScriptedUpstream upstream(
+      [](const UpstreamRequest&) { return manifest_reply(kIndex, kOciIndex, false); });
+  auto answer = get(upstream, digest);
+  EXPECT_FALSE(answer.found);
+  EXPECT_EQ(answer.error, OciError::upstream_error);
+  EXPECT_EQ(counters_.manifest_digest_mismatches.value(), 1U);
+  EXPECT_FALSE(store_->size(digest).has_value());
+  EXPECT_FALSE(store_->size(sha256_of(kIndex)).has_value());
+  EXPECT_FALSE(index_->manifest(digest).has_value());
+}
+
+TEST_F(ManifestCacheTest, TagWhoseDigestHeaderLiesIsRefused) {
+  ScriptedUpstream upstream([](const UpstreamRequest&) {
+    auto reply = manifest_reply(kIndex, kOciIndex, false);
+    reply.fields.emplace_back("Docker-Content-Digest", sha256_of(kManifest));
+    return reply;
+  });
+  auto answer = get(upstream, "v1");
+  EXPECT_FALSE(answer.found);
+  EXPECT_EQ(answer.error, OciError::upstream_error);
+  EXPECT_FALSE(index_->tag("quay.io", "e2e/multi", "v1").has_value());
+}
+
+TEST_F(ManifestCacheTest, OversizedManifestIsRefused) {
+  ScriptedUpstream upstream([](const UpstreamRequest&) {
+    return manifest_reply(std::string(kMaxManifestBytes + 1, ' '), kOciManifest);
+  });
+  auto answer = get(upstream, "v1");
+  EXPECT_FALSE(answer.found);
+  EXPECT_EQ(answer.error, OciError::upstream_error);
+  EXPECT_NE(answer.message.find("limit"), std::string::npos);
+}
+
+TEST_F(ManifestCacheTest, CachedTypeTheClientDoesNotAcceptGoesUpstreamWithItsAccept) {
+  ScriptedUpstream upstream([](const UpstreamRequest& request) {
+    if (request.accept == upstream_accept()) return manifest_reply(kIndex, kOciIndex);
+    return manifest_reply(kManifest, kDockerManifest);
+  });
+  ASSERT_TRUE(get(upstream, "v1").found);
+  auto answer = get(upstream, "v1", std::string(kDockerManifest));
+  ASSERT_TRUE(answer.found);
+  EXPECT_EQ(answer.media_type, kDockerManifest);
+  EXPECT_EQ(upstream.seen().back().accept, kDockerManifest);
+  // The narrower answer does not replace the tag's canonical mapping.
+  EXPECT_EQ(index_->tag("quay.io", "e2e/multi", "v1")->digest, sha256_of(kIndex));
+  // And a client taking everything still gets the index from the cache.
+  auto full = get(upstream, "v1", "application/vnd.oci.image.index.v1+json, */*;q=0.5");
+  EXPECT_EQ(full.media_type, kOciIndex);
+  EXPECT_EQ(upstream.seen().size(), 2U);
+}
+
+TEST_F(ManifestCacheTest, HeadAnswersWithoutBody) {
+  ScriptedUpstream upstream(
+      [](const UpstreamRequest&) { return manifest_reply(kIndex, kOciIndex); });
+  ASSERT_TRUE(get(upstream, "v1").found);
+  auto answer = get(upstream, "v1", {}, false);
+  ASSERT_TRUE(answer.found);
+  EXPECT_TRUE(answer.body.empty());
+  EXPECT_EQ(answer.size, kIndex.size());
+  EXPECT_EQ(answer.digest, sha256_of(kIndex));
+}
+
+TEST(MediaTypesTest, AcceptMatching) {
+  EXPECT_TRUE(accepts("", kOciIndex));
+  EXPECT_TRUE(accepts("*/*", kOciIndex));
+  EXPECT_TRUE(accepts("application/*", kOciIndex));
+  EXPECT_TRUE(accepts("text/plain, APPLICATION/VND.OCI.IMAGE.INDEX.V1+JSON; q=0.9", kOciIndex));
+  EXPECT_FALSE(accepts(std::string(kDockerManifest), kOciIndex));
+  EXPECT_FALSE(accepts("application/vnd.oci.image.index.v1+json;q=0", kOciIndex));
+  EXPECT_FALSE(accepts("application/vnd.oci.image.index.v1+json;q=0.000", kOciIndex));
+  EXPECT_TRUE(accepts("application/vnd.oci.image.index.v1+json;q=0.001", kOciIndex));
+  EXPECT_FALSE(accepts("text/*", kOciIndex));
+  EXPECT_EQ(media_type_of(" Application/JSON ; charset=utf-8"), "application/json");
+}
+
+}  // namespace
+}  // namespace pullthrough::proxy
