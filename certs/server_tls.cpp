@@ -3,6 +3,7 @@
 #include <openssl/err.h>
 
 #include "core/logging.hpp"
+#include "core/text.hpp"
 
 namespace pullthrough::certs {
 namespace {
@@ -36,9 +37,7 @@ void check(int ok, const char* what) {
 std::string server_name_of(SSL* ssl) {
   const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
   if (name == nullptr) return {};
-  std::string out(name);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
+  return core::ascii_lower(name);
 }
 
 ServerTls::ServerTls(LeafStore& leaves, std::function<bool(std::string_view)> intercepted)

@@ -11,17 +11,14 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "core/text.hpp"
+
 namespace pullthrough::config {
 namespace {
 
 constexpr std::uint32_t kMaxTtlSeconds = 86400;  // a day: rewritten answers must stay short-lived
 
-std::string lower(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
+using core::ascii_lower;
 
 // What a node is, for "expected X, got Y" messages.
 std::string describe(const YAML::Node& node) {
@@ -355,7 +352,7 @@ std::optional<UpstreamList> parse_dns_upstreams(Context& ctx, const Value& v) {
 std::optional<std::string> normalize_host_name(std::string_view text) {
   if (!text.empty() && text.back() == '.') text.remove_suffix(1);
   if (text.empty() || text.size() > 253) return std::nullopt;
-  std::string out = lower(text);
+  std::string out = ascii_lower(text);
   std::size_t label_start = 0;
   for (std::size_t i = 0; i <= out.size(); ++i) {
     if (i == out.size() || out[i] == '.') {
@@ -592,7 +589,7 @@ std::string UpstreamUrl::to_string() const {
 }
 
 const RegistryConfig* Config::find_registry(std::string_view name) const {
-  auto wanted = lower(name);
+  auto wanted = ascii_lower(name);
   if (!wanted.empty() && wanted.back() == '.') wanted.pop_back();
   for (const auto& registry : registries) {
     if (registry.host == wanted) return &registry;

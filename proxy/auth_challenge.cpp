@@ -7,6 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/text.hpp"
+
 namespace pullthrough::proxy {
 namespace {
 
@@ -52,18 +54,12 @@ bool is_unreserved(char c) {
   return is_alpha(c) || is_digit(c) || c == '-' || c == '.' || c == '_' || c == '~';
 }
 
-char to_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-std::string to_lower(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(), [](char c) { return to_lower(c); });
-  return out;
-}
+using core::ascii_lower;
 
 bool starts_with_ignoring_case(std::string_view text, std::string_view prefix) {
   if (text.size() < prefix.size()) return false;
   for (std::size_t i = 0; i < prefix.size(); ++i) {
-    if (to_lower(text[i]) != prefix[i]) return false;
+    if (ascii_lower(text[i]) != prefix[i]) return false;
   }
   return true;
 }
@@ -159,7 +155,7 @@ class ChallengeParser {
     const std::string_view scheme = read_token();
     if (scheme.empty()) return false;
     // RFC 9110 11.1: the scheme is case-insensitive.
-    challenge.scheme = to_lower(scheme);
+    challenge.scheme = ascii_lower(scheme);
     if (at_end() || peek() == ',') return true;
     // The grammar asks for 1*SP here; HTAB is accepted too, as everywhere else whitespace may be.
     if (!is_whitespace(peek())) return false;
@@ -193,7 +189,7 @@ class ChallengeParser {
       }
       // RFC 9110 11.2: parameter names are case-insensitive and each may occur only once per
       // challenge; which of two realms to trust cannot be decided, so the value is malformed.
-      if (!challenge.params.emplace(to_lower(name), std::move(value)).second) return false;
+      if (!challenge.params.emplace(ascii_lower(name), std::move(value)).second) return false;
       skip_whitespace();
       if (at_end()) return true;
       if (peek() != ',') return false;

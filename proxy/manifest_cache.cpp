@@ -72,12 +72,6 @@ std::span<const std::uint8_t> bytes_of(const std::string& text) {
 
 }  // namespace
 
-struct ManifestCache::Cached {
-  std::string media_type;
-  std::uint64_t size = 0;
-  std::string body;
-};
-
 ManifestCache::ManifestCache(BlobStore& store, MetadataIndex& index, const core::WallClock& clock,
                              asio::any_io_executor disk, ManifestCounters& counters)
     : store_(store),
@@ -91,37 +85,101 @@ std::int64_t ManifestCache::now_seconds() const {
   return std::chrono::duration_cast<std::chrono::seconds>(clock_.now().time_since_epoch()).count();
 }
 
-std::optional<ManifestCache::Cached> ManifestCache::cached(const std::string& digest,
-                                                           bool want_body) {
+std::shared_ptr<const ManifestCache::Cached> ManifestCache::cached(const std::string& digest) {
+  {
+    std::lock_guard lock(hot_mutex_);
+    auto found = hot_manifests_.find(digest);
+    if (found != hot_manifests_.end()) return found->second;
+  }
   auto record = index_.manifest(digest);
-  if (!record) return std::nullopt;
+  if (!record) return nullptr;
   auto stored_size = store_.size(digest);
   if (!stored_size || *stored_size != record->size || record->size > kMaxManifestBytes) {
-    return std::nullopt;
+    return nullptr;
   }
-  Cached out{record->media_type, record->size, {}};
-  if (!want_body) return out;
   auto reader = store_.open(digest);
-  if (!reader) return std::nullopt;
-  out.body.resize(record->size);
+  if (!reader) return nullptr;
+  std::string body(record->size, '\0');
   std::uint64_t offset = 0;
   while (offset < record->size) {
     auto n = reader->read(
-        offset, std::span<std::uint8_t>(reinterpret_cast<std::uint8_t*>(out.body.data()) + offset,
+        offset, std::span<std::uint8_t>(reinterpret_cast<std::uint8_t*>(body.data()) + offset,
                                         record->size - offset));
-    if (n == 0) return std::nullopt;
+    if (n == 0) return nullptr;
     offset += n;
   }
-  return out;
+  return remember(digest, record->media_type, std::move(body));
+}
+
+std::shared_ptr<const ManifestCache::Cached> ManifestCache::remember(const std::string& digest,
+                                                                     std::string media_type,
+                                                                     std::string body) {
+  auto entry = std::make_shared<const Cached>(Cached{std::move(media_type), std::move(body)});
+  std::lock_guard lock(hot_mutex_);
+  auto [it, inserted] = hot_manifests_.emplace(digest, entry);
+  if (!inserted) return it->second;
+  hot_bytes_ += entry->body.size();
+  // Bounded: past the budget, drop arbitrary entries (they are re-read from the store when
+  // asked for again; the hot set refills with what is actually being pulled).
+  while (hot_bytes_ > kHotManifestBytes && hot_manifests_.size() > 1) {
+    auto victim = hot_manifests_.begin();
+    if (victim->first == digest) ++victim;
+    hot_bytes_ -= victim->second->body.size();
+    hot_manifests_.erase(victim);
+  }
+  return entry;
+}
+
+std::optional<TagRecord> ManifestCache::tag_of(const std::string& key, const std::string& host,
+                                               const ManifestRequest& request) {
+  {
+    std::lock_guard lock(hot_mutex_);
+    auto found = hot_tags_.find(key);
+    if (found != hot_tags_.end()) return found->second;
+  }
+  auto record = index_.tag(host, request.repository, request.reference);
+  if (record) {
+    std::lock_guard lock(hot_mutex_);
+    if (hot_tags_.size() >= kHotTags) hot_tags_.clear();
+    hot_tags_.emplace(key, *record);
+  }
+  return record;
+}
+
+void ManifestCache::record_tag(const std::string& host, const ManifestRequest& request,
+                               const std::string& digest) {
+  TagRecord record{digest, now_seconds()};
+  index_.put_tag(host, request.repository, request.reference, digest, record.confirmed_at);
+  std::lock_guard lock(hot_mutex_);
+  if (hot_tags_.size() >= kHotTags) hot_tags_.clear();
+  hot_tags_[tag_key(host, request)] = std::move(record);
+}
+
+bool ManifestCache::is_linked(const std::string& host, const std::string& repository,
+                              const std::string& digest) {
+  std::string key = host + "/" + repository + "@" + digest;
+  {
+    std::lock_guard lock(hot_mutex_);
+    if (hot_links_.contains(key)) return true;
+  }
+  if (!index_.linked(host, repository, digest)) return false;
+  std::lock_guard lock(hot_mutex_);
+  if (hot_links_.size() >= kHotLinks) hot_links_.clear();
+  hot_links_.insert(std::move(key));
+  return true;
+}
+
+std::string ManifestCache::tag_key(const std::string& host, const ManifestRequest& request) {
+  return host + "/" + request.repository + ":" + request.reference;
 }
 
 asio::awaitable<ManifestAnswer> ManifestCache::answer_cached(const ManifestRequest& request,
                                                              const std::string& digest,
                                                              bool stale) {
   ManifestAnswer answer;
-  std::optional<Cached> hit;
+  std::shared_ptr<const Cached> hit;
   try {
-    hit = cached(digest, request.want_body);
+    hit = cached(digest);
   } catch (const std::exception& e) {
     log_->error("reading cached manifest {}: {}", digest, e.what());
   }
@@ -131,9 +189,9 @@ asio::awaitable<ManifestAnswer> ManifestCache::answer_cached(const ManifestReque
   }
   answer.found = true;
   answer.digest = digest;
-  answer.media_type = std::move(hit->media_type);
-  answer.size = hit->size;
-  answer.body = std::move(hit->body);
+  answer.media_type = hit->media_type;
+  answer.size = hit->body.size();
+  if (request.want_body) answer.body = hit->body;
   answer.stale = stale;
   if (stale) {
     counters_.stale_tags_served.add();
@@ -146,19 +204,17 @@ asio::awaitable<ManifestAnswer> ManifestCache::answer_cached(const ManifestReque
 asio::awaitable<ManifestAnswer> ManifestCache::get(ManifestRequest request) {
   const std::string& host = request.registry->host;
   if (request.by_digest) {
-    if (index_.linked(host, request.repository, request.reference) &&
-        index_.manifest(request.reference)) {
+    if (is_linked(host, request.repository, request.reference) && cached(request.reference)) {
       co_return co_await answer_cached(request, request.reference, false);
     }
     co_return co_await fetch(request, upstream_accept_for(request.accept));
   }
 
-  auto tag = index_.tag(host, request.repository, request.reference);
+  auto tag = tag_of(tag_key(host, request), host, request);
   bool usable = false;
   if (tag) {
-    auto record = index_.manifest(tag->digest);
-    usable = record && accepts(request.accept, record->media_type) &&
-             store_.size(tag->digest).has_value();
+    auto manifest = cached(tag->digest);
+    usable = manifest && accepts(request.accept, manifest->media_type);
   }
   if (!usable) {
     ManifestAnswer answer = co_await fetch(request, upstream_accept_for(request.accept));
@@ -193,7 +249,7 @@ asio::awaitable<ManifestAnswer> ManifestCache::get(ManifestRequest request) {
       if (digest == tag->digest) {
         counters_.tag_revalidations_unchanged.add();
         try {
-          index_.put_tag(host, request.repository, request.reference, digest, now_seconds());
+          record_tag(host, request, digest);
         } catch (const std::exception& e) {
           log_->error("recording tag {}/{}:{}: {}", host, request.repository, request.reference,
                       e.what());
@@ -317,9 +373,8 @@ asio::awaitable<ManifestAnswer> ManifestCache::fetch(const ManifestRequest& requ
     }
     index_.put_manifest(digest, media_type, body->size());
     index_.link(host, request.repository, digest);
-    if (!request.by_digest && accept == upstream_accept()) {
-      index_.put_tag(host, request.repository, request.reference, digest, now_seconds());
-    }
+    remember(digest, media_type, *body);
+    if (!request.by_digest && accept == upstream_accept()) record_tag(host, request, digest);
   } catch (const std::exception& e) {
     log_->error("caching manifest {} ({}): {}", what, digest, e.what());
   }

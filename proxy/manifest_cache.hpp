@@ -17,9 +17,12 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <unordered_set>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -86,8 +89,20 @@ class ManifestCache {
   boost::asio::awaitable<ManifestAnswer> get(ManifestRequest request);
 
  private:
-  struct Cached;
-  std::optional<Cached> cached(const std::string& digest, bool want_body);
+  struct Cached {
+    std::string media_type;
+    std::string body;
+  };
+  // The manifest from memory, else from the store (then remembered); nullptr when not cached.
+  std::shared_ptr<const Cached> cached(const std::string& digest);
+  std::shared_ptr<const Cached> remember(const std::string& digest, std::string media_type,
+                                         std::string body);
+  std::optional<TagRecord> tag_of(const std::string& key, const std::string& host,
+                                  const ManifestRequest& request);
+  void record_tag(const std::string& host, const ManifestRequest& request,
+                  const std::string& digest);
+  bool is_linked(const std::string& host, const std::string& repository, const std::string& digest);
+  static std::string tag_key(const std::string& host, const ManifestRequest& request);
   boost::asio::awaitable<ManifestAnswer> fetch(const ManifestRequest& request,
                                                std::string_view accept);
   boost::asio::awaitable<ManifestAnswer> answer_cached(const ManifestRequest& request,
@@ -100,6 +115,18 @@ class ManifestCache {
   boost::asio::any_io_executor disk_;
   ManifestCounters& counters_;
   std::shared_ptr<spdlog::logger> log_;
+
+  // A write-through copy of what the metadata index and store hold for manifests and tags, so a
+  // pull by tag is answered from memory: the index stays the truth across restarts. Each part is
+  // bounded (bytes, or entries: the tag and link sets are simply emptied when full).
+  static constexpr std::size_t kHotManifestBytes = std::size_t{16} * 1024 * 1024;
+  static constexpr std::size_t kHotTags = 65536;
+  static constexpr std::size_t kHotLinks = 262144;
+  std::mutex hot_mutex_;
+  std::unordered_map<std::string, std::shared_ptr<const Cached>> hot_manifests_;
+  std::size_t hot_bytes_ = 0;
+  std::unordered_map<std::string, TagRecord> hot_tags_;
+  std::unordered_set<std::string> hot_links_;
 };
 
 }  // namespace pullthrough::proxy

@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "core/text.hpp"
+
 namespace pullthrough::proxy {
 namespace {
 
@@ -17,14 +19,6 @@ std::string_view trim(std::string_view text) {
   return text;
 }
 
-std::string lower(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
 // q=0 (with any number of zero decimals) marks a range as "not acceptable".
 bool has_zero_quality(std::string_view params) {
   while (!params.empty()) {
@@ -32,7 +26,8 @@ bool has_zero_quality(std::string_view params) {
     auto param = trim(params.substr(0, semi));
     params = semi == std::string_view::npos ? std::string_view{} : params.substr(semi + 1);
     auto eq = param.find('=');
-    if (eq == std::string_view::npos || lower(trim(param.substr(0, eq))) != "q") continue;
+    if (eq == std::string_view::npos || core::ascii_lower(trim(param.substr(0, eq))) != "q")
+      continue;
     auto value = trim(param.substr(eq + 1));
     if (value.empty() || value[0] != '0') return false;
     value.remove_prefix(1);
@@ -49,12 +44,12 @@ bool has_zero_quality(std::string_view params) {
 std::string_view upstream_accept() { return kUpstreamAccept; }
 
 std::string media_type_of(std::string_view content_type) {
-  return lower(trim(content_type.substr(0, content_type.find(';'))));
+  return core::ascii_lower(trim(content_type.substr(0, content_type.find(';'))));
 }
 
 bool accepts(std::string_view accept, std::string_view media_type) {
   if (trim(accept).empty()) return true;
-  std::string wanted = lower(media_type);
+  std::string wanted = core::ascii_lower(media_type);
   auto slash = wanted.find('/');
   std::string wanted_major = wanted.substr(0, slash == std::string::npos ? 0 : slash);
   while (!accept.empty()) {
@@ -63,7 +58,7 @@ bool accepts(std::string_view accept, std::string_view media_type) {
     accept = comma == std::string_view::npos ? std::string_view{} : accept.substr(comma + 1);
     if (range.empty()) continue;
     auto semi = range.find(';');
-    std::string type = lower(trim(range.substr(0, semi)));
+    std::string type = core::ascii_lower(trim(range.substr(0, semi)));
     bool excluded = semi != std::string_view::npos && has_zero_quality(range.substr(semi + 1));
     bool matches =
         type == "*/*" || type == wanted || (!wanted_major.empty() && type == wanted_major + "/*");

@@ -13,6 +13,7 @@
 #include <boost/beast/http.hpp>
 
 #include "core/logging.hpp"
+#include "core/text.hpp"
 #include "proxy/byte_range.hpp"
 #include "proxy/oci_error.hpp"
 #include "proxy/route.hpp"
@@ -30,21 +31,14 @@ using core::Counter;
 constexpr std::string_view kApiVersion = "registry/2.0";
 constexpr std::string_view kCacheHeader = "Pullthrough-Cache";
 
-std::string lower(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
 // The host part of a Host field value: "quay.io", "quay.io:443", "[::1]:443".
 std::string host_of(std::string_view value) {
   if (!value.empty() && value.front() == '[') {
     auto close = value.find(']');
-    return close == std::string_view::npos ? std::string() : lower(value.substr(1, close - 1));
+    return close == std::string_view::npos ? std::string()
+                                           : core::ascii_lower(value.substr(1, close - 1));
   }
-  return lower(value.substr(0, value.find(':')));
+  return core::ascii_lower(value.substr(0, value.find(':')));
 }
 
 // Every Accept field of the request joined, as RFC 9110 5.3 allows.
@@ -98,7 +92,13 @@ class RegistryProxy::Session {
       error_code ec;
       co_await http::async_read_header(stream_, buffer_, parser,
                                        asio::redirect_error(asio::use_awaitable, ec));
-      if (ec == http::error::end_of_stream || ec == asio::ssl::error::stream_truncated) co_return;
+      if (ec == http::error::end_of_stream) {
+        // The client sent close_notify between requests: answer it, so that neither side sees a
+        // reset while the other is still reading.
+        co_await close_politely();
+        co_return;
+      }
+      if (ec == asio::ssl::error::stream_truncated) co_return;
       if (ec == http::error::header_limit) {
         counters_.requests_rejected.add();
         keep_alive_ = false;
@@ -344,11 +344,7 @@ class RegistryProxy::Session {
                                      std::unique_ptr<BlobReader> reader,
                                      const http::request_header<>& request, bool head) {
     counters_.blob_hits.add();
-    try {
-      parts_.index->touch_blob(digest, unix_seconds(*parts_.clock));
-    } catch (const std::exception& e) {
-      log().error("recording access to {}: {}", digest, e.what());
-    }
+    proxy_.record_access(digest);
     RangeDecision range = decide_range(range_field(request), size);
     if (range.kind == RangeKind::unsatisfiable) {
       http::response<http::string_body> response{http::status::range_not_satisfiable, version_};
@@ -589,6 +585,24 @@ class RegistryProxy::Session {
 
 RegistryProxy::RegistryProxy(RegistryProxyParts parts, RegistryProxyLimits limits)
     : parts_(std::move(parts)), limits_(limits), log_(core::logger("proxy")) {}
+
+void RegistryProxy::record_access(const std::string& digest) {
+  UnixSeconds now = unix_seconds(*parts_.clock);
+  {
+    std::lock_guard lock(access_mutex_);
+    auto [it, inserted] = last_recorded_.try_emplace(digest, now);
+    if (!inserted) {
+      if (now >= it->second && now - it->second < kAccessGranularity.count()) return;
+      it->second = now;
+    }
+    if (last_recorded_.size() > kMaxAccessEntries) last_recorded_.clear();
+  }
+  try {
+    parts_.index->touch_blob(digest, now);
+  } catch (const std::exception& e) {
+    log_->error("recording access to {}: {}", digest, e.what());
+  }
+}
 
 asio::awaitable<void> RegistryProxy::serve(certs::TlsConnection connection) {
   Session session(*this, std::move(connection));

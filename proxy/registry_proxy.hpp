@@ -13,6 +13,8 @@
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <mutex>
+#include <string>
 #include <unordered_map>
 
 #include <boost/asio/awaitable.hpp>
@@ -81,9 +83,18 @@ class RegistryProxy {
 
  private:
   class Session;
+
+  // Records a blob hit in the metadata index for retention, at most once a minute per blob: a
+  // hot layer pulled by a whole fleet costs one database write, not one per pull.
+  void record_access(const std::string& digest);
+  static constexpr std::chrono::seconds kAccessGranularity{60};
+  static constexpr std::size_t kMaxAccessEntries = 65536;
+
   RegistryProxyParts parts_;
   RegistryProxyLimits limits_;
   std::shared_ptr<spdlog::logger> log_;
+  std::mutex access_mutex_;
+  std::unordered_map<std::string, UnixSeconds> last_recorded_;
 };
 
 }  // namespace pullthrough::proxy

@@ -1,6 +1,7 @@
-// Fuzzes the proxy's parsers of header and body text from the network: a client's Range header,
-// an upstream's WWW-Authenticate challenges (and the token URL built from them), and the token
-// endpoint's JSON answer. The first byte picks the parser; each result must keep its promises.
+// Fuzzes the proxy's parsers of header and body text from the network: a client's Range and
+// Accept headers, an upstream's WWW-Authenticate challenges (and the token URL built from them),
+// the token endpoint's JSON answer, and the Location of an upstream's redirect. The first byte
+// picks the parser; each result must keep its promises.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -8,9 +9,12 @@
 #include <string>
 #include <string_view>
 
+#include "core/text.hpp"
 #include "fuzz_check.hpp"
 #include "proxy/auth_challenge.hpp"
 #include "proxy/byte_range.hpp"
+#include "proxy/media_types.hpp"
+#include "proxy/url.hpp"
 
 namespace {
 
@@ -70,20 +74,63 @@ void token(std::string_view input) {
         "lifetime within bounds");
 }
 
+void accept(std::string_view input) {
+  // A type is admitted only by a range that names it, by a wildcard, or by no Accept at all.
+  std::string folded = pullthrough::core::ascii_lower(input);
+  bool blank = folded.find_first_not_of(" \t") == std::string::npos;
+  for (auto type : {kOciIndex, kOciManifest, kDockerList, kDockerManifest}) {
+    if (accepts(input, type)) {
+      check(
+          blank || folded.find(type) != std::string::npos || folded.find('*') != std::string::npos,
+          "admitted by a range that names it or a wildcard");
+    }
+  }
+  auto type = media_type_of(input);
+  check(type.find(';') == std::string::npos, "media type without parameters");
+  for (char ch : type) check(ch < 'A' || ch > 'Z', "media type lower case");
+}
+
+void location(std::string_view input) {
+  Origin base{"https", "registry.test", 443};
+  auto split = input.find('\n');
+  std::string_view base_target =
+      split == std::string_view::npos ? "/v2/a/blobs/x" : input.substr(0, split);
+  std::string_view value = split == std::string_view::npos ? input : input.substr(split + 1);
+  // The base is the target of a request we sent, which passed the route grammar: clean text.
+  if (!header_safe(base_target)) return;
+  auto resolved = resolve_location(base, base_target, value);
+  if (!resolved) return;
+  check(resolved->origin.scheme == "https" || resolved->origin.scheme == "http", "http(s) only");
+  check(!resolved->origin.host.empty(), "a host");
+  check(resolved->origin.port != 0, "a port");
+  check(header_safe(resolved->origin.host), "host fits a Host field");
+  if (base_target.starts_with('/')) {
+    check(!resolved->target.empty() && resolved->target.front() == '/', "origin-form target");
+  }
+  check(resolved->target.find_first_of(" \r\n") == std::string::npos, "target fits a request line");
+  check(resolved->origin.host.find('@') == std::string::npos, "no userinfo");
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size < 1) return 0;
   std::string_view input(reinterpret_cast<const char*>(data) + 1, size - 1);
-  switch (data[0] % 3) {
+  switch (data[0] % 5) {
     case 0:
       range(input);
       break;
     case 1:
       challenges(input);
       break;
-    default:
+    case 2:
       token(input);
+      break;
+    case 3:
+      accept(input);
+      break;
+    default:
+      location(input);
       break;
   }
   return 0;
