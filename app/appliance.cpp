@@ -182,13 +182,16 @@ std::vector<core::IpAddress> own_addresses(const config::Config& cfg,
 
 // The proxy resolves upstream registries through the real resolvers, the same ones the DNS
 // responder forwards to, never through the system resolver (which may be this appliance).
+// With `dns_listens` false (--role proxy) no DNS listener runs here, so an upstream resolver on
+// a dns.listen address is another process, not a loop.
 std::optional<int> build_upstream_resolver(const config::Config& cfg, boost::asio::io_context& io,
-                                           ProxyParts& parts) {
+                                           bool dns_listens, ProxyParts& parts) {
   auto log = core::logger("proxy");
   auto host_addresses = core::interface_addresses();
-  auto selection =
-      dns::select_upstreams(cfg.dns, read_text_file("/etc/resolv.conf"), host_addresses,
-                            appliance_addresses(cfg.appliance, host_addresses));
+  config::DnsConfig dns = cfg.dns;
+  if (!dns_listens) dns.listen.clear();
+  auto selection = dns::select_upstreams(dns, read_text_file("/etc/resolv.conf"), host_addresses,
+                                         appliance_addresses(cfg.appliance, host_addresses));
   for (const auto& error : selection.errors) log->critical("{}", error);
   if (!selection.errors.empty()) return kExitConfig;
   if (selection.upstreams.empty()) {
@@ -213,7 +216,7 @@ std::optional<int> build_upstream_resolver(const config::Config& cfg, boost::asi
 
 // Returns an exit status on failure.
 std::optional<int> build_proxy(const config::Config& cfg, boost::asio::io_context& io,
-                               ProxyParts& parts,
+                               bool dns_listens, ProxyParts& parts,
                                std::vector<std::unique_ptr<core::Service>>& services) {
   auto log = core::logger("certs");
   auto now = std::chrono::system_clock::now();
@@ -241,7 +244,7 @@ std::optional<int> build_proxy(const config::Config& cfg, boost::asio::io_contex
   log->info("certificates ready for {} intercepted names", names.size());
   parts.tls = std::make_unique<certs::ServerTls>(
       *parts.leaves, [&cfg](std::string_view name) { return cfg.find_registry(name) != nullptr; });
-  if (auto failed = build_upstream_resolver(cfg, io, parts)) return *failed;
+  if (auto failed = build_upstream_resolver(cfg, io, dns_listens, parts)) return *failed;
   try {
     services.push_back(std::make_unique<proxy::RegistryCache>(
         io, cfg, *parts.tls, *parts.resolver, own_addresses(cfg, core::interface_addresses())));
@@ -329,7 +332,8 @@ int serve(const ServeOptions& options) {
     if (auto failed = build_dns(cfg, io, dns_parts, services)) return *failed;
   }
   if (options.role != Role::dns) {
-    if (auto failed = build_proxy(cfg, io, proxy_parts, services)) return *failed;
+    bool dns_listens = options.role == Role::all;
+    if (auto failed = build_proxy(cfg, io, dns_listens, proxy_parts, services)) return *failed;
   }
 
   try {

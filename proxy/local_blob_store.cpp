@@ -165,6 +165,13 @@ class FileWriter final : public BlobWriter {
 
 LocalBlobStore::LocalBlobStore(std::string root)
     : root_(std::move(root)), temp_dir_(root_ + "/tmp") {
+  // Parents as an operator would make them (storage.path may point into a fresh mount); the
+  // store's own directories private.
+  if (auto parent = fs::path(root_).parent_path(); !parent.empty()) {
+    std::error_code ec;
+    fs::create_directories(parent, ec);
+    if (ec) throw std::system_error(ec, "creating " + parent.string());
+  }
   for (const auto& dir : {root_, root_ + "/blobs", temp_dir_}) {
     if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) throw_errno("creating " + dir);
   }

@@ -85,6 +85,14 @@ TEST_F(LocalBlobStoreTest, StoresAVerifiedBlobAndReadsItBack) {
 }
 
 // Acceptance: nothing unverified is ever stored or served under the digest it claimed.
+TEST_F(LocalBlobStoreTest, CreatesMissingParentDirectories) {
+  auto nested = root_ / "not" / "there" / "yet";
+  LocalBlobStore store(nested.string());
+  EXPECT_TRUE(fs::is_directory(nested / "blobs"));
+  EXPECT_TRUE(fs::is_directory(nested / "tmp"));
+  EXPECT_EQ(fs::status(nested).permissions() & fs::perms::all, fs::perms::owner_all);
+}
+
 TEST_F(LocalBlobStoreTest, DigestMismatchIsNeverStored) {
   LocalBlobStore store(root_.string());
   auto digest = sha256_of("the real layer");
