@@ -15,6 +15,7 @@
 #include "core/logging.hpp"
 #include "core/text.hpp"
 #include "proxy/byte_range.hpp"
+#include "proxy/direct_tls_writer.hpp"
 #include "proxy/oci_error.hpp"
 #include "proxy/route.hpp"
 
@@ -377,11 +378,20 @@ class RegistryProxy::Session {
                                         BlobFetch* fetch) {
     if (chunk_.size() < limits_.chunk_bytes) chunk_.resize(limits_.chunk_bytes);
     Counter& sent = fetch != nullptr ? counters_.bytes_while_fetching : counters_.bytes_from_cache;
-    StreamSink sink = [this, &sent](std::span<const std::uint8_t> bytes) -> asio::awaitable<bool> {
+    // The header went out through Asio and that write completed, so the body may bypass it (with
+    // its own write timeout: the stream's would not see these writes).
+    tcp_.expires_never();
+    DirectTlsWriter direct(stream_);
+    StreamSink sink = [this, &sent,
+                       &direct](std::span<const std::uint8_t> bytes) -> asio::awaitable<bool> {
       error_code ec;
-      tcp_.expires_after(limits_.write_timeout);
-      co_await asio::async_write(stream_, asio::buffer(bytes.data(), bytes.size()),
-                                 asio::redirect_error(asio::use_awaitable, ec));
+      if (direct.usable()) {
+        ec = co_await direct.write(bytes, limits_.write_timeout);
+      } else {
+        tcp_.expires_after(limits_.write_timeout);
+        co_await asio::async_write(stream_, asio::buffer(bytes.data(), bytes.size()),
+                                   asio::redirect_error(asio::use_awaitable, ec));
+      }
       if (!ec) sent.add(bytes.size());
       co_return !ec;
     };

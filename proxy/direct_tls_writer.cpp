@@ -1,0 +1,85 @@
+#include "proxy/direct_tls_writer.hpp"
+
+#include <cerrno>
+
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/error.hpp>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+namespace pullthrough::proxy {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using boost::system::error_code;
+
+}  // namespace
+
+DirectTlsWriter::DirectTlsWriter(certs::TlsStream& stream) : stream_(stream) {
+  SSL* ssl = stream_.native_handle();
+  auto fd = beast::get_lowest_layer(stream_).socket().native_handle();
+  // Asio's engine gives the SSL one BIO for both directions, holding a reference per slot, so
+  // replacing the write slot leaves the read side (and any bytes buffered there) untouched.
+  if (SSL_get_rbio(ssl) != SSL_get_wbio(ssl)) return;
+  direct_ = BIO_new_socket(static_cast<int>(fd), BIO_NOCLOSE);
+  if (direct_ == nullptr) return;
+  SSL_set0_wbio(ssl, direct_);  // drops the write slot's reference to Asio's BIO
+}
+
+DirectTlsWriter::~DirectTlsWriter() {
+  *alive_ = false;
+  if (direct_ == nullptr) return;
+  SSL* ssl = stream_.native_handle();
+  BIO* engine = SSL_get_rbio(ssl);
+  BIO_up_ref(engine);
+  SSL_set0_wbio(ssl, engine);  // frees the socket BIO, not the socket
+}
+
+asio::awaitable<error_code> DirectTlsWriter::write(std::span<const std::uint8_t> bytes,
+                                                   std::chrono::milliseconds timeout) {
+  SSL* ssl = stream_.native_handle();
+  auto& socket = beast::get_lowest_layer(stream_).socket();
+  // Shared with the timeout handler, which may run after this call has returned.
+  auto timed_out = std::make_shared<bool>(false);
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  timer.expires_after(timeout);
+  // The handler runs on the socket's strand, as this coroutine does: it cannot race the wait.
+  timer.async_wait([alive = std::weak_ptr<bool>(alive_), &socket, timed_out](error_code ec) {
+    auto still = alive.lock();
+    if (ec || !still || !*still) return;
+    *timed_out = true;
+    error_code ignored;
+    socket.cancel(ignored);
+  });
+  while (!bytes.empty()) {
+    std::size_t written = 0;
+    ERR_clear_error();
+    if (SSL_write_ex(ssl, bytes.data(), bytes.size(), &written) == 1) {
+      bytes = bytes.subspan(written);
+      // Progress: the peer is reading. The deadline is per stall, not per body.
+      timer.expires_after(timeout);
+      continue;
+    }
+    int reason = SSL_get_error(ssl, 0);
+    if (reason != SSL_ERROR_WANT_WRITE) {
+      if (reason == SSL_ERROR_SYSCALL && errno != 0) {
+        co_return error_code(errno, boost::system::system_category());
+      }
+      co_return asio::error::connection_reset;
+    }
+    error_code ec;
+    co_await socket.async_wait(asio::ip::tcp::socket::wait_write,
+                               asio::redirect_error(asio::use_awaitable, ec));
+    if (*timed_out) co_return beast::error::timeout;
+    if (ec) co_return ec;
+  }
+  timer.cancel();
+  co_return error_code{};
+}
+
+}  // namespace pullthrough::proxy
