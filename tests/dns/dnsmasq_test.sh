@@ -23,7 +23,7 @@ big_txt=()
 for i in $(seq 1 12); do big_txt+=(--txt-record="big.example.test,record $i padding padding padding padding padding padding")
 done
 in_ns dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts --bind-interfaces \
-  --listen-address=127.0.0.53 --port=53 --log-facility=- \
+  --listen-address=127.0.0.53 --port=53 --log-facility=- --pid-file="$work/dnsmasq.pid" \
   --host-record=web.example.test,198.51.100.7,2001:db8::7 \
   --host-record=quay.io,203.0.113.5 \
   --cname=mirror.example.test,quay.io \
