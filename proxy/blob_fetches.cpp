@@ -204,7 +204,13 @@ asio::awaitable<void> BlobFetches::run(std::shared_ptr<BlobFetch> fetch, std::st
   } finish{table_, fetch};
 
   const std::string& digest = fetch->digest();
-  auto fail = [&](FetchFailure failure) {
+  auto fail = [&](FetchFailure::Kind kind, std::string message, unsigned status = 0,
+                  UpstreamFailure upstream_failure = UpstreamFailure::protocol) {
+    FetchFailure failure;
+    failure.kind = kind;
+    failure.message = std::move(message);
+    failure.status = status;
+    failure.upstream = upstream_failure;
     counters_.fetches_failed.add();
     log_->warn("fetching {} from {}/{} failed: {}", digest, registry_host, repository,
                failure.message);
@@ -217,21 +223,15 @@ asio::awaitable<void> BlobFetches::run(std::shared_ptr<BlobFetch> fetch, std::st
   request.repository = repository;
   UpstreamResult result = co_await upstream.send(std::move(request));
   if (!result.response) {
-    FetchFailure failure;
-    failure.kind = FetchFailure::Kind::upstream_failed;
-    failure.upstream = result.failure;
-    failure.message = std::string(to_string(result.failure)) + ": " + result.error;
-    fail(std::move(failure));
+    fail(FetchFailure::Kind::upstream_failed,
+         std::string(to_string(result.failure)) + ": " + result.error, 0, result.failure);
     co_return;
   }
   UpstreamResponse& response = *result.response;
   unsigned status = response.header.result_int();
   if (status != 200 || !response.body) {
-    FetchFailure failure;
-    failure.kind = FetchFailure::Kind::upstream_status;
-    failure.status = status;
-    failure.message = "upstream answered " + std::to_string(status) + " from " + response.url;
-    fail(std::move(failure));
+    fail(FetchFailure::Kind::upstream_status,
+         "upstream answered " + std::to_string(status) + " from " + response.url, status);
     co_return;
   }
 
@@ -241,10 +241,7 @@ asio::awaitable<void> BlobFetches::run(std::shared_ptr<BlobFetch> fetch, std::st
     writer = store_.create(digest, size);
   } catch (const std::system_error& e) {
     counters_.storage_errors.add();
-    FetchFailure failure;
-    failure.kind = FetchFailure::Kind::storage;
-    failure.message = std::string("cannot store: ") + e.what();
-    fail(std::move(failure));
+    fail(FetchFailure::Kind::storage, std::string("cannot store: ") + e.what());
     co_return;
   }
   BlobWriter& out = *writer;
@@ -255,13 +252,12 @@ asio::awaitable<void> BlobFetches::run(std::shared_ptr<BlobFetch> fetch, std::st
   for (;;) {
     BodyRead read = co_await response.body->read_some(buffer);
     if (read.error) {
-      FetchFailure failure;
-      failure.kind = FetchFailure::Kind::upstream_failed;
-      failure.upstream = read.error == boost::beast::error::timeout ? UpstreamFailure::timeout
-                                                                    : UpstreamFailure::protocol;
-      failure.message = "upstream body broke off after " + std::to_string(out.written()) +
-                        " bytes: " + read.error.message();
-      fail(std::move(failure));
+      fail(FetchFailure::Kind::upstream_failed,
+           "upstream body broke off after " + std::to_string(out.written()) +
+               " bytes: " + read.error.message(),
+           0,
+           read.error == boost::beast::error::timeout ? UpstreamFailure::timeout
+                                                      : UpstreamFailure::protocol);
       co_return;
     }
     if (read.bytes == 0) break;
@@ -270,10 +266,7 @@ asio::awaitable<void> BlobFetches::run(std::shared_ptr<BlobFetch> fetch, std::st
       out.write(std::span<const std::uint8_t>(buffer.data(), read.bytes));
     } catch (const std::system_error& e) {
       counters_.storage_errors.add();
-      FetchFailure failure;
-      failure.kind = FetchFailure::Kind::storage;
-      failure.message = std::string("cannot store: ") + e.what();
-      fail(std::move(failure));
+      fail(FetchFailure::Kind::storage, std::string("cannot store: ") + e.what());
       co_return;
     }
     fetch->advance(out.written());
@@ -289,28 +282,20 @@ asio::awaitable<void> BlobFetches::run(std::shared_ptr<BlobFetch> fetch, std::st
       break;
     case CommitStatus::digest_mismatch: {
       counters_.digest_mismatches.add();
-      FetchFailure failure;
-      failure.kind = FetchFailure::Kind::digest_mismatch;
-      failure.message = "upstream sent bytes that hash to " + commit.actual_digest +
-                        ": discarded, nothing stored";
-      fail(std::move(failure));
+      fail(FetchFailure::Kind::digest_mismatch, "upstream sent bytes that hash to " +
+                                                    commit.actual_digest +
+                                                    ": discarded, nothing stored");
       co_return;
     }
     case CommitStatus::size_mismatch: {
       counters_.size_mismatches.add();
-      FetchFailure failure;
-      failure.kind = FetchFailure::Kind::size_mismatch;
-      failure.message = "upstream sent " + std::to_string(out.written()) +
-                        " bytes, not the announced length: discarded";
-      fail(std::move(failure));
+      fail(FetchFailure::Kind::size_mismatch, "upstream sent " + std::to_string(out.written()) +
+                                                  " bytes, not the announced length: discarded");
       co_return;
     }
     case CommitStatus::io_error: {
       counters_.storage_errors.add();
-      FetchFailure failure;
-      failure.kind = FetchFailure::Kind::storage;
-      failure.message = "cannot store: " + commit.error;
-      fail(std::move(failure));
+      fail(FetchFailure::Kind::storage, "cannot store: " + commit.error);
       co_return;
     }
   }
