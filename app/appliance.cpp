@@ -19,6 +19,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "app/admin.hpp"
 #include "app/version.hpp"
 #include "certs/ca_page.hpp"
 #include "certs/configured_ca.hpp"
@@ -27,10 +28,13 @@
 #include "certs/server_tls.hpp"
 #include "core/http_service.hpp"
 #include "core/logging.hpp"
+#include "core/metrics.hpp"
 #include "core/service.hpp"
 #include "dns/address_resolver.hpp"
+#include "dns/cache_probe.hpp"
 #include "dns/forwarder.hpp"
 #include "dns/health_gate.hpp"
+#include "dns/health_monitor.hpp"
 #include "dns/responder.hpp"
 #include "dns/upstreams.hpp"
 #include "proxy/registry_cache.hpp"
@@ -161,7 +165,10 @@ struct ProxyParts {
   std::unique_ptr<certs::ServerTls> tls;
   core::SteadyClock clock;
   std::unique_ptr<dns::Upstream> resolvers;
+  dns::Forwarder* resolver_forwarder = nullptr;  // `resolvers`, unless there are none
   std::unique_ptr<dns::AddressResolver> resolver;
+  proxy::RegistryCache* cache = nullptr;  // owned by the services
+  core::HttpService* ca_page = nullptr;   // owned by the services
 };
 
 // The addresses an upstream registry must not resolve to: those we hand out, those of this host,
@@ -201,9 +208,11 @@ std::optional<int> build_upstream_resolver(const config::Config& cfg, boost::asi
     parts.resolvers = std::make_unique<dns::NoUpstream>();
   } else {
     try {
-      parts.resolvers = std::make_unique<dns::Forwarder>(
+      auto forwarder = std::make_unique<dns::Forwarder>(
           io, selection.upstreams,
           std::chrono::duration_cast<std::chrono::milliseconds>(cfg.dns.upstream_timeout));
+      parts.resolver_forwarder = forwarder.get();
+      parts.resolvers = std::move(forwarder);
     } catch (const std::exception& e) {
       log->critical("cannot start the upstream resolver: {}", e.what());
       return kExitFailure;
@@ -246,16 +255,20 @@ std::optional<int> build_proxy(const config::Config& cfg, boost::asio::io_contex
       *parts.leaves, [&cfg](std::string_view name) { return cfg.find_registry(name) != nullptr; });
   if (auto failed = build_upstream_resolver(cfg, io, dns_listens, parts)) return *failed;
   try {
-    services.push_back(std::make_unique<proxy::RegistryCache>(
-        io, cfg, *parts.tls, *parts.resolver, own_addresses(cfg, core::interface_addresses())));
+    auto cache = std::make_unique<proxy::RegistryCache>(
+        io, cfg, *parts.tls, *parts.resolver, own_addresses(cfg, core::interface_addresses()));
+    parts.cache = cache.get();
+    services.push_back(std::move(cache));
   } catch (const std::exception& e) {
     core::logger("proxy")->critical("cannot open the cache: {}", e.what());
     return kExitFailure;
   }
   if (!cfg.proxy.http_listen.empty()) {
-    services.push_back(
+    auto page =
         std::make_unique<core::HttpService>(io, "ca-page", cfg.proxy.http_listen, cfg.proxy.allow,
-                                            certs::make_ca_page_handler(*parts.ca, names)));
+                                            certs::make_ca_page_handler(*parts.ca, names));
+    parts.ca_page = page.get();
+    services.push_back(std::move(page));
   }
   return std::nullopt;
 }
@@ -266,7 +279,9 @@ struct DnsParts {
   core::SteadyClock clock;
   dns::SwitchableHealthGate gate;
   std::unique_ptr<dns::Upstream> upstream;
+  dns::Forwarder* forwarder = nullptr;  // `upstream`, unless there is none
   std::vector<core::IpAddress> handed_out;
+  dns::Responder* responder = nullptr;  // owned by the services
 };
 
 // Returns an exit status on failure.
@@ -296,17 +311,190 @@ std::optional<int> build_dns(const config::Config& cfg, boost::asio::io_context&
   } else {
     log->info("forwarding to: {}", join(selection.upstreams));
     try {
-      parts.upstream = std::make_unique<dns::Forwarder>(
+      auto forwarder = std::make_unique<dns::Forwarder>(
           io, selection.upstreams,
           std::chrono::duration_cast<std::chrono::milliseconds>(cfg.dns.upstream_timeout));
+      parts.forwarder = forwarder.get();
+      parts.upstream = std::move(forwarder);
     } catch (const std::exception& e) {
       log->critical("cannot start the forwarder: {}", e.what());
       return kExitFailure;
     }
   }
-  services.push_back(
-      std::make_unique<dns::Responder>(io, cfg, parts.gate, *parts.upstream, parts.clock));
+  auto responder =
+      std::make_unique<dns::Responder>(io, cfg, parts.gate, *parts.upstream, parts.clock);
+  parts.responder = responder.get();
+  services.push_back(std::move(responder));
   return std::nullopt;
+}
+
+// The health monitor and what it checks with. Built after the DNS and proxy parts, whose gate
+// and CA it uses, and destroyed before them.
+struct HealthParts {
+  core::SystemWallClock wall_clock;
+  std::unique_ptr<dns::TlsCacheProbe> probe;
+  dns::HealthMonitor* monitor = nullptr;  // owned by the services
+};
+
+// The CA the cache hosts' certificates must chain to: this process's own, else the one the proxy
+// role keeps on this machine (ca.cert_file, or the generated one under state_dir).
+std::optional<std::string> cache_ca_pem(const config::Config& cfg, const ProxyParts& proxy,
+                                        std::string& looked_at) {
+  if (proxy.ca) return proxy.ca->certificate_pem();
+  fs::path path = cfg.ca.cert_file.empty() ? certs::generated_ca_dir(cfg) / "ca.crt"
+                                           : fs::path(cfg.ca.cert_file);
+  looked_at = path.string();
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return std::nullopt;
+  return read_text_file(path.c_str());
+}
+
+// Returns an exit status on failure.
+std::optional<int> build_health(const config::Config& cfg, boost::asio::io_context& io,
+                                DnsParts& dns_parts, const ProxyParts& proxy_parts,
+                                HealthParts& parts,
+                                std::vector<std::unique_ptr<core::Service>>& services) {
+  auto log = core::logger("health");
+  std::vector<dns::CacheHost> hosts;
+  auto add = [&hosts](const core::IpAddress& address) {
+    auto plain = core::unmapped(address);
+    if (std::none_of(hosts.begin(), hosts.end(),
+                     [&](const dns::CacheHost& h) { return h.address == plain; })) {
+      // Clients reach a registry on port 443, whatever the proxy's own listen port.
+      hosts.push_back(dns::CacheHost{plain, core::Endpoint{plain, 443}});
+    }
+  };
+  if (cfg.dns.self_cache_host) {
+    for (const auto& address : dns_parts.handed_out) add(address);
+  }
+  for (const auto& address : cfg.dns.cache_hosts) add(address);
+  if (cfg.registries.empty()) {
+    log->info("no registries configured: nothing is intercepted, so nothing is checked");
+    return std::nullopt;
+  }
+  std::string looked_at;
+  auto ca_pem = cache_ca_pem(cfg, proxy_parts, looked_at);
+  try {
+    parts.probe = std::make_unique<dns::TlsCacheProbe>(cfg.registries.front().host, ca_pem);
+  } catch (const std::exception& e) {
+    log->critical("{} ({})", e.what(), looked_at);
+    return kExitConfig;
+  }
+  if (!ca_pem) {
+    log->warn(
+        "no CA certificate at {} yet: cache certificates are not verified, the check proves "
+        "reachability only",
+        looked_at);
+  }
+  auto monitor = std::make_unique<dns::HealthMonitor>(
+      io, std::move(hosts), cfg.health, *parts.probe, dns_parts.gate, parts.wall_clock);
+  parts.monitor = monitor.get();
+  services.push_back(std::move(monitor));
+  return std::nullopt;
+}
+
+// Every counter and gauge, for /metrics.
+void register_metrics(core::MetricsRegistry& metrics, const config::Config& cfg,
+                      const DnsParts& dns, const ProxyParts& proxy, const HealthParts& health,
+                      const core::HttpService* const* admin) {
+  auto started =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  metrics.add([started](core::MetricsWriter& w) {
+    w.family("pullthrough_build_info", "the running version, as a label", core::MetricType::gauge);
+    w.sample(std::uint64_t{1}, {{"version", version_string()}});
+    w.gauge("pullthrough_start_time_seconds", "when the process started, in Unix time", started);
+  });
+  if (dns.responder != nullptr) {
+    metrics.add([&dns](core::MetricsWriter& w) {
+      w.counters("pullthrough_dns", dns.responder->counters());
+      if (dns.forwarder != nullptr) {
+        w.counters("pullthrough_dns_forwarder", dns.forwarder->counters());
+      }
+      auto open = dns.gate.healthy();
+      w.gauge("pullthrough_dns_rewriting",
+              "1 while intercepted names are answered with cache addresses, 0 while forwarded",
+              open->empty() ? 0.0 : 1.0);
+      w.gauge("pullthrough_dns_cache_hosts_handed_out",
+              "cache addresses in the answers for intercepted names",
+              static_cast<double>(open->size()));
+    });
+  }
+  if (health.monitor != nullptr) {
+    metrics.add([&health](core::MetricsWriter& w) {
+      w.counters("pullthrough_health", health.monitor->counters());
+      auto snapshot = health.monitor->snapshot();
+      w.family("pullthrough_health_cache_host_up", "1 while the cache host is up, 0 while down",
+               core::MetricType::gauge);
+      for (const auto& host : snapshot.hosts) {
+        auto name = host.host.endpoint.to_string();
+        w.sample(host.up ? 1.0 : 0.0, {{"host", name}});
+      }
+      w.family("pullthrough_health_cache_host_checks_total",
+               "health checks of the cache host, by result", core::MetricType::counter);
+      for (const auto& host : snapshot.hosts) {
+        auto name = host.host.endpoint.to_string();
+        w.sample(host.checks - host.failures, {{"host", name}, {"result", "passed"}});
+        w.sample(host.failures, {{"host", name}, {"result", "failed"}});
+      }
+      w.family("pullthrough_health_cache_host_check_duration_seconds",
+               "how long the cache host's last health check took", core::MetricType::gauge);
+      for (const auto& host : snapshot.hosts) {
+        w.sample(std::chrono::duration<double>(host.last.took).count(),
+                 {{"host", host.host.endpoint.to_string()}});
+      }
+      w.family("pullthrough_health_cache_host_state_since_seconds",
+               "when the cache host last went up or down (or started being checked), in Unix "
+               "time",
+               core::MetricType::gauge);
+      for (const auto& host : snapshot.hosts) {
+        w.sample(std::chrono::duration<double>(host.since.time_since_epoch()).count(),
+                 {{"host", host.host.endpoint.to_string()}});
+      }
+    });
+  }
+  if (proxy.cache != nullptr) {
+    metrics.add([&proxy, &cfg](core::MetricsWriter& w) {
+      const auto& cache = *proxy.cache;
+      w.counters("pullthrough_proxy", cache.counters());
+      w.counters("pullthrough_proxy_blob", cache.fetch_counters());
+      w.counters("pullthrough_proxy_manifest", cache.manifest_counters());
+      w.counters("pullthrough_proxy_front_door", cache.front_door_counters());
+      w.counters("pullthrough_proxy_listener", cache.listener_counters());
+      w.counters("pullthrough_proxy_tls", proxy.tls->counters());
+      std::vector<std::pair<std::string, const proxy::UpstreamCounters*>> upstreams;
+      for (std::size_t i = 0; i < cfg.registries.size(); ++i) {
+        upstreams.emplace_back(cfg.registries[i].host, &cache.upstream_counters(i));
+      }
+      w.labelled_counters("pullthrough_upstream", "registry", upstreams);
+      w.counters("pullthrough_upstream_resolver", proxy.resolver->counters());
+      if (proxy.resolver_forwarder != nullptr) {
+        w.counters("pullthrough_upstream_resolver_forwarder", proxy.resolver_forwarder->counters());
+      }
+      if (proxy.ca_page != nullptr) {
+        w.counters("pullthrough_ca_page_http", proxy.ca_page->counters());
+        w.counters("pullthrough_ca_page_listener", proxy.ca_page->listener_counters());
+      }
+      auto report = cache.storage().last();
+      w.gauge("pullthrough_storage_healthy",
+              "1 while the store takes new blobs (writable, free space above storage.min_free)",
+              report.health.ok() ? 1.0 : 0.0);
+      if (report.health.free_bytes) {
+        w.gauge("pullthrough_storage_free_bytes", "free space on the store's file system",
+                static_cast<double>(*report.health.free_bytes));
+      }
+      if (report.health.total_bytes) {
+        w.gauge("pullthrough_storage_filesystem_size_bytes", "size of the store's file system",
+                static_cast<double>(*report.health.total_bytes));
+      }
+      w.gauge("pullthrough_storage_min_free_bytes", "storage.min_free",
+              static_cast<double>(cfg.storage.min_free));
+    });
+  }
+  metrics.add([admin](core::MetricsWriter& w) {
+    if (*admin == nullptr) return;
+    w.counters("pullthrough_admin_http", (*admin)->counters());
+    w.counters("pullthrough_admin_listener", (*admin)->listener_counters());
+  });
 }
 
 }  // namespace
@@ -324,8 +512,12 @@ int serve(const ServeOptions& options) {
 
   unsigned thread_count = std::max(1U, std::thread::hardware_concurrency());
   boost::asio::io_context io(static_cast<int>(thread_count));
+  // The parts outlive the services that refer to them.
   ProxyParts proxy_parts;
   DnsParts dns_parts;
+  HealthParts health_parts;
+  core::MetricsRegistry metrics;
+  const core::HttpService* admin = nullptr;
   std::vector<std::unique_ptr<core::Service>> services;
 
   if (options.role != Role::proxy) {
@@ -335,22 +527,32 @@ int serve(const ServeOptions& options) {
     bool dns_listens = options.role == Role::all;
     if (auto failed = build_proxy(cfg, io, dns_listens, proxy_parts, services)) return *failed;
   }
+  if (options.role != Role::proxy) {
+    if (auto failed = build_health(cfg, io, dns_parts, proxy_parts, health_parts, services)) {
+      return *failed;
+    }
+  }
+  register_metrics(metrics, cfg, dns_parts, proxy_parts, health_parts, &admin);
+  {
+    AdminSources sources;
+    sources.role = options.role;
+    sources.config = &cfg;
+    sources.health = health_parts.monitor;
+    sources.storage = proxy_parts.cache != nullptr ? &proxy_parts.cache->storage() : nullptr;
+    sources.metrics = &metrics;
+    sources.clock = &health_parts.wall_clock;
+    auto service = std::make_unique<core::HttpService>(
+        io, "admin", std::vector<core::Endpoint>{cfg.admin.listen}, cfg.admin.allow,
+        make_admin_handler(sources));
+    admin = service.get();
+    services.push_back(std::move(service));
+  }
 
   try {
     for (auto& service : services) service->start();
   } catch (const std::system_error& e) {
     log->critical("start-up failed: {}", e.what());
     return kExitFailure;
-  }
-  if (options.role == Role::all && !dns_parts.handed_out.empty()) {
-    // Until the health monitor lands, the cache in this very process counts as healthy once its
-    // listeners are up. With --role dns nothing vouches for a cache, so the gate stays closed and
-    // every name is forwarded.
-    dns_parts.gate.set(dns_parts.handed_out);
-    core::logger("dns")->info("rewriting intercepted names to the local cache");
-  } else if (options.role == Role::dns) {
-    core::logger("dns")->warn(
-        "no health monitor in this build: intercepted names are forwarded, not rewritten");
   }
 
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);

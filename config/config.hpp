@@ -65,6 +65,7 @@ struct ProxyConfig {
 
 struct AdminConfig {
   Endpoint listen;
+  std::vector<Cidr> allow;
   bool operator==(const AdminConfig&) const = default;
 };
 

@@ -609,6 +609,7 @@ Config defaults() {
   c.proxy.http_listen = {ep("0.0.0.0:80")};
   c.proxy.allow = core::private_networks();
   c.admin.listen = ep("127.0.0.1:9090");
+  c.admin.allow = core::private_networks();
   RegistryConfig hub;
   hub.host = "registry-1.docker.io";
   hub.aliases = {"docker.io", "index.docker.io"};
@@ -676,8 +677,10 @@ LoadResult load_string(std::string_view yaml, std::string_view file_name) {
     });
     m.nested("dns", [&](MapReader& d) { read_dns(d, c.dns); });
     m.nested("proxy", [&](MapReader& p) { read_proxy(p, c.proxy); });
-    m.nested("admin",
-             [&](MapReader& a) { a.read("listen", c.admin.listen, parse_listen_endpoint); });
+    m.nested("admin", [&](MapReader& a) {
+      a.read("listen", c.admin.listen, parse_listen_endpoint);
+      a.read("allow", c.admin.allow, parse_allow);
+    });
     if (auto v = m.take("registries")) {
       auto list = parse_list<RegistryConfig>(ctx, *v, parse_registry);
       if (list) {

@@ -52,6 +52,17 @@ class BlobWriter {
   virtual CommitResult commit() = 0;
 };
 
+// Whether the store can take new blobs, as the health check sees it.
+struct StoreHealth {
+  enum class Problem { none, unwritable, full };
+  Problem problem = Problem::none;
+  std::string reason;  // for logs and /healthz; empty when there is no problem
+  // Unknown for a backend without the notion (an object store).
+  std::optional<std::uint64_t> free_bytes;
+  std::optional<std::uint64_t> total_bytes;
+  bool ok() const { return problem == Problem::none; }
+};
+
 class BlobStore {
  public:
   virtual ~BlobStore() = default;
@@ -65,6 +76,9 @@ class BlobStore {
                                              std::optional<std::uint64_t> expected_size) = 0;
   // True when something was removed.
   virtual bool remove(std::string_view digest) = 0;
+  // Writes and removes a small probe object, and checks that at least `min_free` bytes stay
+  // free. Blocks on I/O: call it from the disk pool, never from a network thread.
+  virtual StoreHealth check_health(std::uint64_t min_free) = 0;
 };
 
 }  // namespace pullthrough::proxy

@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include <array>
 #include <cerrno>
 #include <filesystem>
 #include <random>
@@ -9,9 +10,12 @@
 #include <system_error>
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "core/units.hpp"
 #include "proxy/digester.hpp"
 #include "proxy/route.hpp"
 
@@ -231,6 +235,62 @@ std::unique_ptr<BlobWriter> LocalBlobStore::create(std::string_view digest,
 
 bool LocalBlobStore::remove(std::string_view digest) {
   return ::unlink(path_for(digest).c_str()) == 0;
+}
+
+StoreHealth LocalBlobStore::check_health(std::uint64_t min_free) {
+  StoreHealth health;
+  auto failed = [&health](StoreHealth::Problem problem, std::string reason) {
+    health.problem = problem;
+    health.reason = std::move(reason);
+    return health;
+  };
+  struct statvfs vfs {};
+  if (::statvfs(root_.c_str(), &vfs) != 0) {
+    return failed(StoreHealth::Problem::unwritable,
+                  fmt::format("cannot read the file system of {}: {}", root_,
+                              std::generic_category().message(errno)));
+  }
+  health.free_bytes = std::uint64_t{vfs.f_bavail} * vfs.f_frsize;
+  health.total_bytes = std::uint64_t{vfs.f_blocks} * vfs.f_frsize;
+
+  std::string probe = temp_dir_ + "/" + std::to_string(next_temp_++) + ".health";
+  std::string error;
+  {
+    Fd fd(::open(probe.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600));
+    if (fd.get() < 0) {
+      error = "creating";
+    } else {
+      static const std::array<char, 4096> kPage{};
+      ssize_t n = 0;
+      do {
+        n = ::write(fd.get(), kPage.data(), kPage.size());
+      } while (n < 0 && errno == EINTR);
+      if (n != static_cast<ssize_t>(kPage.size())) {
+        error = "writing";
+        if (n >= 0) errno = ENOSPC;  // a short write: the file system is full
+      }
+    }
+  }
+  if (!error.empty()) {
+    int code = errno;
+    ::unlink(probe.c_str());
+    bool full = code == ENOSPC || code == EDQUOT;
+    return failed(full ? StoreHealth::Problem::full : StoreHealth::Problem::unwritable,
+                  fmt::format("{} a file in {} failed: {}", error, temp_dir_,
+                              std::generic_category().message(code)));
+  }
+  if (::unlink(probe.c_str()) != 0) {
+    return failed(
+        StoreHealth::Problem::unwritable,
+        fmt::format("removing {} failed: {}", probe, std::generic_category().message(errno)));
+  }
+  if (*health.free_bytes < min_free) {
+    return failed(
+        StoreHealth::Problem::full,
+        fmt::format("{} free on the file system of {}, below storage.min_free {}",
+                    core::format_size(*health.free_bytes), root_, core::format_size(min_free)));
+  }
+  return health;
 }
 
 }  // namespace pullthrough::proxy

@@ -21,6 +21,10 @@ class LocalBlobStore final : public BlobStore {
   std::unique_ptr<BlobWriter> create(std::string_view digest,
                                      std::optional<std::uint64_t> expected_size) override;
   bool remove(std::string_view digest) override;
+  // Free space is what an unprivileged writer may use (statvfs f_bavail): root's reserve does
+  // not count. The probe is a 4 KiB file in tmp, written without fsync: a read-only remount, a
+  // permission change or a full file system fails the write itself.
+  StoreHealth check_health(std::uint64_t min_free) override;
 
   // How many temp files the constructor deleted.
   std::size_t leftovers_removed() const { return leftovers_removed_; }

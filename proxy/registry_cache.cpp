@@ -46,6 +46,7 @@ struct RegistryCache::Parts {
   boost::asio::thread_pool disk{kDiskThreads};
   std::unique_ptr<LocalBlobStore> store;
   std::unique_ptr<MetadataIndex> index;
+  std::unique_ptr<StorageMonitor> storage;
   std::vector<std::unique_ptr<UpstreamClient>> upstreams;
   std::unique_ptr<BlobFetches> fetches;
   std::unique_ptr<ManifestCache> manifests;
@@ -69,6 +70,9 @@ RegistryCache::RegistryCache(boost::asio::io_context& io, const config::Config& 
     log->info("removed {} partial files left by an earlier run", p.store->leftovers_removed());
   }
   p.index = MetadataIndex::open(config.storage.path + "/metadata.db");
+  p.storage = std::make_unique<StorageMonitor>(
+      io, p.disk.get_executor(), *p.store, config.storage.min_free,
+      std::chrono::duration_cast<std::chrono::milliseconds>(config.health.interval), p.wall_clock);
 
   RegistryProxyParts proxy_parts;
   for (const auto& registry : config.registries) {
@@ -93,6 +97,7 @@ RegistryCache::RegistryCache(boost::asio::io_context& io, const config::Config& 
   proxy_parts.manifests = p.manifests.get();
   proxy_parts.clock = &p.wall_clock;
   proxy_parts.counters = &p.counters;
+  proxy_parts.storage = p.storage.get();
   p.proxy = std::make_unique<RegistryProxy>(std::move(proxy_parts));
   RegistryProxy* proxy = p.proxy.get();
   p.front_door = std::make_unique<certs::TlsFrontDoor>(
@@ -103,10 +108,14 @@ RegistryCache::RegistryCache(boost::asio::io_context& io, const config::Config& 
 
 RegistryCache::~RegistryCache() = default;
 
-void RegistryCache::start() { parts_->front_door->start(); }
+void RegistryCache::start() {
+  parts_->storage->start();
+  parts_->front_door->start();
+}
 
 void RegistryCache::stop(std::function<void()> drained) {
   Parts* p = parts_.get();
+  p->storage->stop();
   p->front_door->stop([p, drained = std::move(drained)]() mutable {
     p->fetches->stop([p, drained = std::move(drained)] {
       for (auto& upstream : p->upstreams) upstream->shutdown();
@@ -122,6 +131,16 @@ const RegistryCounters& RegistryCache::counters() const { return parts_->counter
 const BlobFetchCounters& RegistryCache::fetch_counters() const { return parts_->fetch_counters; }
 const ManifestCounters& RegistryCache::manifest_counters() const {
   return parts_->manifest_counters;
+}
+const UpstreamCounters& RegistryCache::upstream_counters(std::size_t index) const {
+  return parts_->upstreams.at(index)->counters();
+}
+const StorageMonitor& RegistryCache::storage() const { return *parts_->storage; }
+const certs::FrontDoorCounters& RegistryCache::front_door_counters() const {
+  return parts_->front_door->counters();
+}
+const core::ListenerCounters& RegistryCache::listener_counters() const {
+  return parts_->front_door->listener_counters();
 }
 
 }  // namespace pullthrough::proxy

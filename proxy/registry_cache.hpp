@@ -21,6 +21,7 @@
 #include "proxy/blob_fetches.hpp"
 #include "proxy/manifest_cache.hpp"
 #include "proxy/registry_proxy.hpp"
+#include "proxy/storage_monitor.hpp"
 #include "proxy/upstream_client.hpp"
 
 namespace pullthrough::proxy {
@@ -45,6 +46,11 @@ class RegistryCache final : public core::Service {
   const RegistryCounters& counters() const;
   const BlobFetchCounters& fetch_counters() const;
   const ManifestCounters& manifest_counters() const;
+  // The upstream client of config.registries[index].
+  const UpstreamCounters& upstream_counters(std::size_t index) const;
+  const certs::FrontDoorCounters& front_door_counters() const;
+  const core::ListenerCounters& listener_counters() const;
+  const StorageMonitor& storage() const;
 
  private:
   struct Parts;

@@ -13,6 +13,7 @@
 #include <boost/beast/http.hpp>
 
 #include "core/logging.hpp"
+#include "core/storage_header.hpp"
 #include "core/text.hpp"
 #include "proxy/byte_range.hpp"
 #include "proxy/direct_tls_writer.hpp"
@@ -243,6 +244,9 @@ class RegistryProxy::Session {
     http::response<http::string_body> response{http::status::ok, version_};
     common_fields(response);
     response.set(http::field::content_type, "application/json");
+    if (parts_.storage != nullptr) {
+      response.set(core::kStorageHeader, storage_header_value(parts_.storage->problem()));
+    }
     response.body() = "{}";
     response.prepare_payload();
     if (head) response.body().clear();

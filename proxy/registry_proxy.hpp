@@ -28,6 +28,7 @@
 #include "proxy/blob_store.hpp"
 #include "proxy/manifest_cache.hpp"
 #include "proxy/metadata_index.hpp"
+#include "proxy/storage_monitor.hpp"
 #include "proxy/upstream.hpp"
 
 namespace pullthrough::proxy {
@@ -71,6 +72,8 @@ struct RegistryProxyParts {
   ManifestCache* manifests = nullptr;
   const core::WallClock* clock = nullptr;
   RegistryCounters* counters = nullptr;
+  // Optional: when set, `GET /v2/` reports the store's health for the DNS side's check.
+  const StorageMonitor* storage = nullptr;
 };
 
 class RegistryProxy {

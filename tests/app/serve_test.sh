@@ -12,24 +12,33 @@ fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
 cat > "$work/pt.yaml" <<YAML
 state_dir: $work/state
 log: {level: debug, format: json}
-appliance: {addresses: [192.0.2.10]}
+appliance: {addresses: [127.0.0.77]}
 dns:
   listen: ["127.0.0.1:0"]
   upstreams: ["127.0.0.1:1"]
 proxy:
   listen: ["127.0.0.1:0"]
   http_listen: []
+admin: {listen: "127.0.0.1:0"}
 YAML
 
-# run_until_ready SIGNAL ROLE: starts serve, waits for "ready", sends SIGNAL, checks a clean exit.
-# Leaves the log file's name in $log.
+# admin_get PATH: the admin listener's answer ("STATUS BODY"), its port taken from the log.
+admin_get() {
+  local port
+  port=$(sed -nE 's#.*listening on http://127\.0\.0\.1:([0-9]+).*#\1#p' "$log" | head -1)
+  curl -s --max-time 5 -w '\n%{http_code}' "http://127.0.0.1:$port$1"
+}
+
+# run_until_ready SIGNAL ROLE [CHECK]: starts serve, waits for "ready", runs CHECK, sends SIGNAL,
+# checks a clean exit. Leaves the log file's name in $log.
 run_until_ready() {
-  local signal=$1 role=$2
+  local signal=$1 role=$2 check=${3:-}
   log="$work/serve-$1-$2.log"
   "$bin" serve --config "$work/pt.yaml" --role "$role" 2>"$log" &
   pid=$!
   for _ in $(seq 100); do grep -q '"msg":"ready' "$log" && break; sleep 0.1; done
   grep -q '"msg":"ready' "$log" || { fail "$signal/$role: never ready: $(cat "$log")"; return; }
+  [ -z "$check" ] || "$check"
   kill -"$signal" "$pid"
   local rc=0
   for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -44,17 +53,39 @@ run_until_ready() {
   fi
 }
 
-run_until_ready TERM all
+# Nothing listens on 127.0.0.77:443, so the gate stays closed: /healthz says 503 and why.
+check_admin_all() {
+  local out
+  out=$(admin_get /healthz)
+  [ "$(tail -n 1 <<<"$out")" = 503 ] || fail "all: /healthz status: $out"
+  grep -q '"status": "unhealthy"' <<<"$out" || fail "all: /healthz body: $out"
+  grep -q '"endpoint": "127.0.0.77:443"' <<<"$out" || fail "all: /healthz names no cache host: $out"
+  out=$(admin_get /metrics)
+  [ "$(tail -n 1 <<<"$out")" = 200 ] || fail "all: /metrics status: $(tail -n 1 <<<"$out")"
+  grep -q '^pullthrough_dns_rewriting 0$' <<<"$out" || fail "all: /metrics has no rewriting gauge"
+  grep -q '^pullthrough_storage_healthy 1$' <<<"$out" || fail "all: /metrics has no storage gauge"
+  [ "$(tail -n 1 <<<"$(admin_get /nothing)")" = 404 ] || fail "all: unknown admin path not 404"
+}
+# The proxy alone is healthy when its store is.
+check_admin_proxy() {
+  local out
+  out=$(admin_get /healthz)
+  [ "$(tail -n 1 <<<"$out")" = 200 ] || fail "proxy: /healthz status: $out"
+  grep -q '"storage": {' <<<"$out" || fail "proxy: /healthz has no storage: $out"
+  if grep -q '"cache_hosts"' <<<"$out"; then fail "proxy: /healthz lists cache hosts: $out"; fi
+}
+
+run_until_ready TERM all check_admin_all
 [ -d "$work/state" ] || fail "state_dir was not created"
 grep -q '"component":"dns"' "$log" || fail "no dns component line"
 grep -q 'forwarding to: 127.0.0.1:1' "$log" || fail "upstreams not logged"
-grep -q 'intercepted names resolve to: 192.0.2.10' "$log" || fail "addresses not logged"
+grep -q 'intercepted names resolve to: 127.0.0.77' "$log" || fail "addresses not logged"
 grep -q '"component":"proxy"' "$log" || fail "no proxy component line"
 grep -q 'SIGTERM received' "$log" || fail "signal not logged"
 
 run_until_ready INT dns
 grep -q '"component":"proxy"' "$log" && fail "role dns started proxy parts"
-run_until_ready TERM proxy
+run_until_ready TERM proxy check_admin_proxy
 grep -q '"component":"dns"' "$log" && fail "role proxy started dns parts"
 
 # A configuration error stops start-up with exit 2 and the error on stderr.

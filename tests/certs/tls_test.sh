@@ -13,6 +13,7 @@ dns: {upstreams: ["127.0.0.1:1"]}
 proxy:
   listen: ["127.0.0.1:0"]
   http_listen: ["127.0.0.1:0"]
+admin: {listen: "127.0.0.1:0"}
 YAML
 
 start_pullthrough "$work/serve.log" serve --config "$work/pt.yaml" --role proxy || exit 1

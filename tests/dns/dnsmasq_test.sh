@@ -37,13 +37,18 @@ dns:
   upstreams: ["127.0.0.53"]
   allow: ["127.0.0.1/32"]
   rate_limit: {per_client_qps: 0}
-proxy: {listen: ["127.0.0.1:443"], http_listen: []}
+proxy: {listen: ["127.0.0.10:443"], http_listen: [], allow: ["127.0.0.0/8"]}
+health: {interval: 100ms, timeout: 100ms}
 YAML
 log="$work/serve.log"
 ip netns exec "$ns" "$pt_bin" serve --config "$work/pt.yaml" 2>"$log" &
 pt_pid=$!
 for _ in $(seq 100); do grep -q 'ready: ' "$log" && break; sleep 0.1; done
 check "pullthrough ready" grep -q 'ready: ' "$log"
+# Intercepted names are rewritten once the health check has seen the cache on 127.0.0.10 pass.
+healthz() { in_ns curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:9090/healthz; }
+for _ in $(seq 100); do [ "$(healthz)" = 200 ] && break; sleep 0.1; done
+check "the health check opened the gate" test "$(healthz)" = 200
 
 q() { in_ns dig +time=3 +tries=1 "$@"; }
 

@@ -35,7 +35,9 @@ pt_addr=127.0.0.2
 ttl=2
 start_appliance() {
   _e2e_bg pullthrough ns "$pt_bin" serve --config "$E2E_WORK/pt.yaml"
-  e2e_wait_ready pullthrough grep -q 'ready: ' "$E2E_WORK/logs/pullthrough.log"
+  # Intercepted names are rewritten once the health check has seen the cache pass: /healthz
+  # answers 200 from then on.
+  e2e_wait_ready pullthrough _e2e_http_status 200 http://127.0.0.1:9090/healthz
 }
 pt_log() { cat "$E2E_WORK/logs/pullthrough.log"; }
 # upstream_gets REGISTRY PATTERN: how many GETs matching PATTERN the registry has served so far.

@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -211,6 +212,54 @@ TEST_F(LocalBlobStoreTest, FullDiskFailsTheWriteAndLeavesNothing) {
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0);
   EXPECT_FALSE(store.size(digest));
+}
+
+TEST_F(LocalBlobStoreTest, HealthyStoreReportsFreeSpaceAndLeavesNoProbeBehind) {
+  LocalBlobStore store(root_.string());
+  auto health = store.check_health(0);
+  EXPECT_TRUE(health.ok()) << health.reason;
+  EXPECT_EQ(health.reason, "");
+  ASSERT_TRUE(health.free_bytes);
+  ASSERT_TRUE(health.total_bytes);
+  EXPECT_GT(*health.free_bytes, 0U);
+  EXPECT_GE(*health.total_bytes, *health.free_bytes);
+  EXPECT_EQ(temp_files(), 0U);
+}
+
+TEST_F(LocalBlobStoreTest, FreeSpaceBelowMinFreeIsFull) {
+  LocalBlobStore store(root_.string());
+  auto health = store.check_health(std::numeric_limits<std::uint64_t>::max());
+  EXPECT_EQ(health.problem, StoreHealth::Problem::full);
+  EXPECT_NE(health.reason.find("below storage.min_free"), std::string::npos) << health.reason;
+  EXPECT_EQ(temp_files(), 0U);
+}
+
+TEST_F(LocalBlobStoreTest, StoreWhoseDirectoryIsGoneIsUnwritable) {
+  LocalBlobStore store(root_.string());
+  fs::remove_all(root_ / "tmp");
+  auto health = store.check_health(0);
+  EXPECT_EQ(health.problem, StoreHealth::Problem::unwritable);
+  EXPECT_NE(health.reason.find("creating a file in"), std::string::npos) << health.reason;
+  EXPECT_NE(health.reason.find("No such file or directory"), std::string::npos) << health.reason;
+}
+
+// A write the file system cannot take whole is a full store. Simulated, as above, with a file
+// size limit in a child process.
+TEST_F(LocalBlobStoreTest, ProbeWriteCutShortIsAFullStore) {
+  LocalBlobStore store(root_.string());
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::signal(SIGXFSZ, SIG_IGN);
+    rlimit limit{1024, 1024};
+    ::setrlimit(RLIMIT_FSIZE, &limit);
+    auto health = store.check_health(0);
+    ::_exit(health.problem == StoreHealth::Problem::full && temp_files() == 0 ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
 }  // namespace

@@ -1,0 +1,111 @@
+#include "dns/cache_probe.hpp"
+
+#include <stdexcept>
+
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+#include <fmt/format.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "core/storage_header.hpp"
+#include "core/units.hpp"
+
+namespace pullthrough::dns {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using boost::system::error_code;
+
+// A /v2/ answer is "{}" or a short error: anything near these limits is not a registry.
+constexpr std::size_t kMaxHeaderBytes = 16 * 1024;
+constexpr std::size_t kMaxBodyBytes = 64 * 1024;
+
+std::string failure(const char* step, const error_code& ec, std::chrono::milliseconds timeout) {
+  if (ec == beast::error::timeout) {
+    return fmt::format("no answer within {} ({})", core::format_duration(timeout), step);
+  }
+  return fmt::format("{}: {}", step, ec.message());
+}
+
+}  // namespace
+
+TlsCacheProbe::TlsCacheProbe(std::string server_name, std::optional<std::string> ca_pem)
+    : server_name_(std::move(server_name)), context_(asio::ssl::context::tls_client) {
+  SSL_CTX_set_min_proto_version(context_.native_handle(), TLS1_2_VERSION);
+  if (ca_pem) {
+    error_code ec;
+    context_.add_certificate_authority(asio::buffer(*ca_pem), ec);
+    if (ec) throw std::runtime_error("health check: the CA certificate: " + ec.message());
+    context_.set_verify_mode(asio::ssl::verify_peer);
+    verifies_ = true;
+  } else {
+    context_.set_verify_mode(asio::ssl::verify_none);
+  }
+}
+
+asio::awaitable<CheckResult> TlsCacheProbe::check(const core::Endpoint& target,
+                                                  std::chrono::milliseconds timeout) {
+  auto began = std::chrono::steady_clock::now();
+  auto done = [&](bool ok, std::string detail) {
+    return CheckResult{ok, std::move(detail),
+                       std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::steady_clock::now() - began)};
+  };
+  beast::ssl_stream<beast::tcp_stream> stream(co_await asio::this_coro::executor, context_);
+  SSL* ssl = stream.native_handle();
+  if (SSL_set_tlsext_host_name(ssl, server_name_.c_str()) != 1 ||
+      (verifies_ && SSL_set1_host(ssl, server_name_.c_str()) != 1)) {
+    co_return done(false, "TLS setup failed for " + server_name_);
+  }
+  // One deadline for the whole exchange: a cache that accepts connections but never answers
+  // (a stopped process keeps its listening socket) fails here.
+  auto& tcp = beast::get_lowest_layer(stream);
+  tcp.expires_after(timeout);
+  error_code ec;
+  asio::ip::tcp::endpoint peer(target.address, target.port);
+  co_await tcp.async_connect(peer, asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) co_return done(false, failure("connect", ec, timeout));
+  co_await stream.async_handshake(asio::ssl::stream_base::client,
+                                  asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) co_return done(false, failure("TLS handshake", ec, timeout));
+
+  http::request<http::empty_body> request{http::verb::get, "/v2/", 11};
+  request.set(http::field::host, server_name_);
+  request.set(http::field::user_agent, "pullthrough-health-check");
+  request.set(http::field::connection, "close");
+  co_await http::async_write(stream, request, asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) co_return done(false, failure("sending GET /v2/", ec, timeout));
+  beast::flat_buffer buffer;
+  http::response_parser<http::string_body> parser;
+  parser.header_limit(kMaxHeaderBytes);
+  parser.body_limit(kMaxBodyBytes);
+  co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) co_return done(false, failure("reading the answer to GET /v2/", ec, timeout));
+  tcp.close();
+
+  const auto& response = parser.get();
+  if (response.result() != http::status::ok) {
+    co_return done(false, fmt::format("GET /v2/ answered {} {}", response.result_int(),
+                                      std::string(response.reason())));
+  }
+  auto storage = response[core::kStorageHeader];
+  if (!storage.empty() && storage != core::kStorageOk) {
+    // The value is the cache's own word; keep it printable and short for the log.
+    std::string said(storage.substr(0, 32));
+    for (char& c : said) {
+      if (c < 0x20 || c > 0x7e) c = '?';
+    }
+    co_return done(false, "the cache reports its storage " + said);
+  }
+  co_return done(true, "GET /v2/ answered 200");
+}
+
+}  // namespace pullthrough::dns
