@@ -24,9 +24,14 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using boost::system::error_code;
 
-// A /v2/ answer is "{}" or a short error: anything near these limits is not a registry.
-constexpr std::size_t kMaxHeaderBytes = 16 * 1024;
-constexpr std::size_t kMaxBodyBytes = 64 * 1024;
+// Printable ASCII, at most `limit` characters: text from the network on its way to a log.
+std::string printable(std::string_view text, std::size_t limit) {
+  std::string out(text.substr(0, limit));
+  for (char& c : out) {
+    if (c < 0x20 || c > 0x7e) c = '?';
+  }
+  return out;
+}
 
 std::string failure(const char* step, const error_code& ec, std::chrono::milliseconds timeout) {
   if (ec == beast::error::timeout) {
@@ -36,6 +41,20 @@ std::string failure(const char* step, const error_code& ec, std::chrono::millise
 }
 
 }  // namespace
+
+CheckResult judge_answer(const http::response_header<>& answer) {
+  if (answer.result() != http::status::ok) {
+    return CheckResult{
+        false,
+        fmt::format("GET /v2/ answered {} {}", answer.result_int(), printable(answer.reason(), 64)),
+        {}};
+  }
+  auto storage = answer[core::kStorageHeader];
+  if (!storage.empty() && storage != core::kStorageOk) {
+    return CheckResult{false, "the cache reports its storage " + printable(storage, 32), {}};
+  }
+  return CheckResult{true, "GET /v2/ answered 200", {}};
+}
 
 TlsCacheProbe::TlsCacheProbe(std::string server_name, std::optional<std::string> ca_pem)
     : server_name_(std::move(server_name)), context_(asio::ssl::context::tls_client) {
@@ -85,27 +104,14 @@ asio::awaitable<CheckResult> TlsCacheProbe::check(const core::Endpoint& target,
   if (ec) co_return done(false, failure("sending GET /v2/", ec, timeout));
   beast::flat_buffer buffer;
   http::response_parser<http::string_body> parser;
-  parser.header_limit(kMaxHeaderBytes);
-  parser.body_limit(kMaxBodyBytes);
+  parser.header_limit(kMaxAnswerHeaderBytes);
+  parser.body_limit(kMaxAnswerBodyBytes);
   co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
   if (ec) co_return done(false, failure("reading the answer to GET /v2/", ec, timeout));
   tcp.close();
 
-  const auto& response = parser.get();
-  if (response.result() != http::status::ok) {
-    co_return done(false, fmt::format("GET /v2/ answered {} {}", response.result_int(),
-                                      std::string(response.reason())));
-  }
-  auto storage = response[core::kStorageHeader];
-  if (!storage.empty() && storage != core::kStorageOk) {
-    // The value is the cache's own word; keep it printable and short for the log.
-    std::string said(storage.substr(0, 32));
-    for (char& c : said) {
-      if (c < 0x20 || c > 0x7e) c = '?';
-    }
-    co_return done(false, "the cache reports its storage " + said);
-  }
-  co_return done(true, "GET /v2/ answered 200");
+  CheckResult judged = judge_answer(parser.get().base());
+  co_return done(judged.ok, std::move(judged.detail));
 }
 
 }  // namespace pullthrough::dns

@@ -13,10 +13,20 @@
 #include <string>
 
 #include <boost/asio/ssl/context.hpp>
+#include <boost/beast/http/message.hpp>
 
 #include "dns/health_monitor.hpp"
 
 namespace pullthrough::dns {
+
+// What a cache's answer to `GET /v2/` says about it: passed on 200 unless its storage header says
+// otherwise. `detail` is printable ASCII and short, whatever the answer held.
+CheckResult judge_answer(const boost::beast::http::response_header<>& answer);
+
+// Bounds on that answer: a /v2/ answer is "{}" or a short error, so anything near these is not a
+// registry.
+inline constexpr std::size_t kMaxAnswerHeaderBytes = std::size_t{16} * 1024;
+inline constexpr std::size_t kMaxAnswerBodyBytes = std::size_t{64} * 1024;
 
 class TlsCacheProbe final : public CacheProbe {
  public:

@@ -84,7 +84,14 @@ struct HealthMonitor::State : std::enable_shared_from_this<State> {
     asio::steady_timer timer(strand);
     auto next = std::chrono::steady_clock::now();
     while (!stopped) {
-      CheckResult result = co_await probe.check(hosts[index].target.endpoint, timeout);
+      CheckResult result;
+      try {
+        result = co_await probe.check(hosts[index].target.endpoint, timeout);
+      } catch (const std::exception& e) {
+        // A probe that cannot even run (out of memory, descriptors) fails the check; the loop,
+        // and so the host's watch, goes on.
+        result = CheckResult{false, std::string("check could not run: ") + e.what(), {}};
+      }
       if (stopped) break;
       record(index, std::move(result));
       // Checks start on a fixed beat; one that ran past it starts the next at once.

@@ -1,0 +1,216 @@
+#include "app/admin.hpp"
+
+#include <filesystem>
+#include <future>
+#include <thread>
+
+#include <boost/asio/thread_pool.hpp>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+#include "proxy/local_blob_store.hpp"
+#include "tests/core/fake_clock.hpp"
+
+namespace pullthrough::app {
+namespace {
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+namespace http = boost::beast::http;
+using namespace std::chrono_literals;
+using ::testing::HasSubstr;
+
+TEST(Rfc3339Test, FormatsUtcWithMilliseconds) {
+  auto when = std::chrono::system_clock::from_time_t(1'800'000'000) + 42ms;
+  EXPECT_EQ(format_rfc3339(when), "2027-01-15T08:00:00.042Z");
+  EXPECT_EQ(format_rfc3339(std::chrono::system_clock::from_time_t(0)), "1970-01-01T00:00:00.000Z");
+}
+
+// A probe whose verdict the test sets; every check is instant.
+class SwitchProbe final : public dns::CacheProbe {
+ public:
+  std::atomic<bool> healthy{false};
+  asio::awaitable<dns::CheckResult> check(const core::Endpoint&,
+                                          std::chrono::milliseconds) override {
+    co_return healthy ? dns::CheckResult{true, "GET /v2/ answered 200", 2ms}
+                      : dns::CheckResult{false, "connect: Connection refused", 1ms};
+  }
+};
+
+// The admin pages over a real health monitor (scripted probe) and a real storage monitor on a
+// scratch directory.
+class AdminTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::path(::testing::TempDir()) /
+            ("admin-" + std::to_string(::getpid()) + "-" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(root_);
+    config_.storage.path = root_.string();
+    config_.storage.min_free = 0;
+    config_.health.interval = 10ms;
+    config_.health.timeout = 10ms;
+    config_.health.rise = 1;
+    config_.health.fall = 1;
+    store_ = std::make_unique<proxy::LocalBlobStore>(root_.string());
+    storage_ = std::make_unique<proxy::StorageMonitor>(io_, disk_.get_executor(), *store_, 0, 10ms,
+                                                       clock_);
+    auto address = asio::ip::make_address("127.0.0.2");
+    health_ = std::make_unique<dns::HealthMonitor>(
+        io_, std::vector<dns::CacheHost>{{address, core::Endpoint{address, 443}}}, config_.health,
+        probe_, gate_, clock_);
+    metrics_.add([](core::MetricsWriter& w) { w.gauge("pullthrough_test_gauge", "a gauge", 3); });
+  }
+
+  void TearDown() override {
+    if (thread_.joinable()) {
+      std::promise<void> drained;
+      health_->stop([&] { drained.set_value(); });
+      storage_->stop();
+      drained.get_future().wait_for(5s);
+      work_.reset();
+      thread_.join();
+    }
+    disk_.join();
+    fs::remove_all(root_);
+  }
+
+  void start() {
+    storage_->start();
+    health_->start();
+    thread_ = std::thread([this] { io_.run(); });
+  }
+
+  AdminSources sources(Role role) {
+    AdminSources s;
+    s.role = role;
+    s.config = &config_;
+    s.health = role == Role::proxy ? nullptr : health_.get();
+    s.storage = role == Role::dns ? nullptr : storage_.get();
+    s.metrics = &metrics_;
+    s.clock = &clock_;
+    return s;
+  }
+
+  core::HttpResponse get(const AdminSources& s, const std::string& target,
+                         http::verb method = http::verb::get) {
+    core::HttpRequest request{method, target, 11};
+    core::HttpExchange exchange{request, {}, {}};
+    return make_admin_handler(s)(exchange);
+  }
+
+  bool rewriting_becomes(bool expected) {
+    auto deadline = std::chrono::steady_clock::now() + 3s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (gate_.healthy()->empty() != expected) return true;
+      std::this_thread::sleep_for(2ms);
+    }
+    return false;
+  }
+
+  fs::path root_;
+  config::Config config_;
+  asio::io_context io_;
+  asio::executor_work_guard<asio::io_context::executor_type> work_{io_.get_executor()};
+  asio::thread_pool disk_{1};
+  core::testing::FakeWallClock clock_;
+  SwitchProbe probe_;
+  dns::SwitchableHealthGate gate_;
+  core::MetricsRegistry metrics_;
+  std::unique_ptr<proxy::LocalBlobStore> store_;
+  std::unique_ptr<proxy::StorageMonitor> storage_;
+  std::unique_ptr<dns::HealthMonitor> health_;
+  std::thread thread_;
+};
+
+TEST_F(AdminTest, HealthzIs503WithTheReasonUntilACacheIsUp) {
+  start();
+  ASSERT_TRUE(rewriting_becomes(false));
+  auto response = get(sources(Role::all), "/healthz");
+  EXPECT_EQ(response.result(), http::status::service_unavailable);
+  EXPECT_EQ(response[http::field::content_type], "application/json");
+  auto body = nlohmann::json::parse(response.body());
+  EXPECT_EQ(body["status"], "unhealthy");
+  EXPECT_EQ(body["role"], "all");
+  EXPECT_EQ(body["dns"]["rewriting"], false);
+  ASSERT_EQ(body["cache_hosts"].size(), 1U);
+  EXPECT_EQ(body["cache_hosts"][0]["endpoint"], "127.0.0.2:443");
+  EXPECT_EQ(body["cache_hosts"][0]["state"], "down");
+  EXPECT_EQ(body["storage"]["ok"], true);
+  EXPECT_EQ(body["storage"]["path"], root_.string());
+}
+
+TEST_F(AdminTest, HealthzIs200WithTheAddressesHandedOutOnceACacheIsUp) {
+  probe_.healthy = true;
+  start();
+  ASSERT_TRUE(rewriting_becomes(true));
+  auto response = get(sources(Role::all), "/healthz");
+  EXPECT_EQ(response.result(), http::status::ok);
+  auto body = nlohmann::json::parse(response.body());
+  EXPECT_EQ(body["status"], "ok");
+  EXPECT_EQ(body["dns"]["handed_out"], nlohmann::json::array({"127.0.0.2"}));
+  const auto& host = body["cache_hosts"][0];
+  EXPECT_EQ(host["state"], "up");
+  EXPECT_EQ(host["reason"], "GET /v2/ answered 200");
+  EXPECT_EQ(host["last_check"]["ok"], true);
+  EXPECT_EQ(host["last_check"]["took_ms"], 2);
+  EXPECT_EQ(host["since"], format_rfc3339(clock_.now()));
+}
+
+TEST_F(AdminTest, ProxyRoleIsHealthyWhenItsStoreIs) {
+  start();
+  auto response = get(sources(Role::proxy), "/healthz");
+  EXPECT_EQ(response.result(), http::status::ok);
+  auto body = nlohmann::json::parse(response.body());
+  EXPECT_FALSE(body.contains("cache_hosts"));
+  EXPECT_EQ(body["storage"]["state"], "ok");
+  EXPECT_TRUE(body["storage"]["free_bytes"].is_number());
+}
+
+TEST_F(AdminTest, ProxyRoleWithAFullStoreIs503AndSaysWhy) {
+  storage_ = std::make_unique<proxy::StorageMonitor>(
+      io_, disk_.get_executor(), *store_, std::numeric_limits<std::uint64_t>::max(), 10ms, clock_);
+  start();
+  auto response = get(sources(Role::proxy), "/healthz");
+  EXPECT_EQ(response.result(), http::status::service_unavailable);
+  auto body = nlohmann::json::parse(response.body());
+  EXPECT_EQ(body["storage"]["state"], "full");
+  EXPECT_THAT(body["storage"]["reason"].get<std::string>(), HasSubstr("storage.min_free"));
+}
+
+TEST_F(AdminTest, DnsRoleShowsNoStorage) {
+  start();
+  auto body = nlohmann::json::parse(get(sources(Role::dns), "/healthz").body());
+  EXPECT_FALSE(body.contains("storage"));
+  EXPECT_TRUE(body.contains("cache_hosts"));
+}
+
+TEST_F(AdminTest, MetricsAreTheRegistrysTextFormat) {
+  start();
+  auto response = get(sources(Role::all), "/metrics");
+  EXPECT_EQ(response.result(), http::status::ok);
+  EXPECT_EQ(response[http::field::content_type], core::kMetricsContentType);
+  EXPECT_THAT(response.body(), HasSubstr("# TYPE pullthrough_test_gauge gauge\n"
+                                         "pullthrough_test_gauge 3\n"));
+}
+
+TEST_F(AdminTest, QueryStringsAreIgnoredAndOtherPathsAre404) {
+  start();
+  EXPECT_EQ(get(sources(Role::all), "/metrics?x=1").result(), http::status::ok);
+  auto missing = get(sources(Role::all), "/../etc/passwd");
+  EXPECT_EQ(missing.result(), http::status::not_found);
+  EXPECT_THAT(missing.body(), HasSubstr("/healthz and /metrics"));
+}
+
+TEST_F(AdminTest, OnlyGetAndHeadAreAnswered) {
+  start();
+  auto response = get(sources(Role::all), "/healthz", http::verb::delete_);
+  EXPECT_EQ(response.result(), http::status::method_not_allowed);
+  EXPECT_EQ(response[http::field::allow], "GET, HEAD");
+  EXPECT_EQ(get(sources(Role::all), "/metrics", http::verb::head).result(), http::status::ok);
+}
+
+}  // namespace
+}  // namespace pullthrough::app

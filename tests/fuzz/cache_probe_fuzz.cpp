@@ -1,0 +1,30 @@
+// Fuzzes what the health check makes of a cache host's answer to GET /v2/: arbitrary bytes go
+// through the parser with the probe's own limits, and whatever parses is judged. The verdict's
+// detail goes to logs and /healthz, so it must stay short printable ASCII, and only a 200 passes.
+#include "core/asio.hpp"
+
+#include <cstdint>
+#include <cstdlib>
+
+#include <boost/beast/http.hpp>
+
+#include "dns/cache_probe.hpp"
+
+namespace http = boost::beast::http;
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  http::response_parser<http::string_body> parser;
+  parser.header_limit(pullthrough::dns::kMaxAnswerHeaderBytes);
+  parser.body_limit(pullthrough::dns::kMaxAnswerBodyBytes);
+  parser.eager(true);
+  boost::system::error_code ec;
+  parser.put(boost::asio::buffer(data, size), ec);
+  if (ec || !parser.is_header_done()) return 0;
+  auto verdict = pullthrough::dns::judge_answer(parser.get().base());
+  if (verdict.ok && parser.get().result() != http::status::ok) std::abort();
+  if (verdict.detail.empty() || verdict.detail.size() > 128) std::abort();
+  for (char c : verdict.detail) {
+    if (c < 0x20 || c > 0x7e) std::abort();
+  }
+  return 0;
+}
