@@ -457,7 +457,7 @@ void register_metrics(core::MetricsRegistry& metrics, const config::Config& cfg,
       const auto& cache = *proxy.cache;
       w.counters("pullthrough_proxy", cache.counters());
       w.counters("pullthrough_proxy_blob", cache.fetch_counters());
-      w.counters("pullthrough_proxy_manifest", cache.manifest_counters());
+      w.counters("pullthrough_proxy", cache.manifest_counters());  // names start with manifest_
       w.counters("pullthrough_proxy_front_door", cache.front_door_counters());
       w.counters("pullthrough_proxy_listener", cache.listener_counters());
       w.counters("pullthrough_proxy_tls", proxy.tls->counters());

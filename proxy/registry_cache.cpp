@@ -1,5 +1,6 @@
 #include "proxy/registry_cache.hpp"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -70,9 +71,13 @@ RegistryCache::RegistryCache(boost::asio::io_context& io, const config::Config& 
     log->info("removed {} partial files left by an earlier run", p.store->leftovers_removed());
   }
   p.index = MetadataIndex::open(config.storage.path + "/metadata.db");
+  // Twice per health interval: a store fault (or its end) shows in the next health check, so
+  // it reaches the DNS side in about fall (rise) intervals, not one more.
   p.storage = std::make_unique<StorageMonitor>(
       io, p.disk.get_executor(), *p.store, config.storage.min_free,
-      std::chrono::duration_cast<std::chrono::milliseconds>(config.health.interval), p.wall_clock);
+      std::max(std::chrono::milliseconds(50),
+               std::chrono::duration_cast<std::chrono::milliseconds>(config.health.interval) / 2),
+      p.wall_clock);
 
   RegistryProxyParts proxy_parts;
   for (const auto& registry : config.registries) {

@@ -52,6 +52,21 @@ e2e_err() {
 # e2e_log MESSAGE...: prints a progress line on stderr.
 e2e_log() { echo "e2e: $*" >&2; }
 
+# timed LABEL CMD...: runs CMD and prints how long it took; returns CMD's status.
+timed() {
+  local label=$1 t0 rc
+  shift
+  t0=$(e2e_now)
+  "$@"
+  rc=$?
+  printf '  %7ss  %s%s\n' "$(e2e_since "$t0")" "$label" "$([ "$rc" -eq 0 ] || echo " (exit $rc)")"
+  return "$rc"
+}
+# setup LABEL CMD...: a test bed step that must work; the test ends when it does not.
+setup() { timed "$@" || { echo "FAIL: setup: $1"; exit 1; }; }
+# fails CMD...: true when CMD fails, for `check`.
+fails() { ! "$@"; }
+
 # e2e_have_tools: returns 1 (naming the first missing one) unless every tool the test bed uses exists.
 e2e_have_tools() {
   local t

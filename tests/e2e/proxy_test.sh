@@ -16,18 +16,6 @@ if [ "$(id -u)" -ne 0 ]; then echo "needs root (network namespace)"; exit 77; fi
 if ! missing=$(e2e_have_tools); then echo "skipped: $missing"; exit 77; fi
 
 t_start=$(e2e_now)
-# timed LABEL CMD...: runs CMD and prints how long it took; returns CMD's status.
-timed() {
-  local label=$1 t0 rc
-  shift
-  t0=$(e2e_now)
-  "$@"
-  rc=$?
-  printf '  %7ss  %s%s\n' "$(e2e_since "$t0")" "$label" "$([ "$rc" -eq 0 ] || echo " (exit $rc)")"
-  return "$rc"
-}
-setup() { timed "$@" || { echo "FAIL: setup: $1"; exit 1; }; }
-fails() { ! "$@"; }
 
 # The appliance: DNS on 127.0.0.1, the cache on 127.0.0.2 (the address it hands out), dnsmasq
 # (127.0.0.53) as its real resolver, the upstream CA trusted for both registries.

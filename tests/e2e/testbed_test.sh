@@ -15,22 +15,6 @@ if [ "$(id -u)" -ne 0 ]; then echo "needs root (network namespace)"; exit 77; fi
 if ! missing=$(e2e_have_tools); then echo "skipped: $missing"; exit 77; fi
 
 t_start=$(e2e_now)
-# timed LABEL CMD...: runs CMD, prints its duration; returns CMD's status.
-timed() {
-  local label=$1 t0 rc
-  shift
-  t0=$(e2e_now)
-  "$@"
-  rc=$?
-  printf '  %7ss  %s%s\n' "$(e2e_since "$t0")" "$label" "$([ "$rc" -eq 0 ] || echo " (exit $rc)")"
-  return "$rc"
-}
-# setup LABEL CMD...: a test bed step that must work; the test ends when it does not.
-setup() {
-  timed "$@" || { echo "FAIL: setup: $1"; exit 1; }
-}
-# fails CMD...: true when CMD fails.
-fails() { ! "$@"; }
 
 setup "namespace and upstream CA" e2e_init
 setup "dnsmasq" e2e_start_dns
