@@ -417,6 +417,8 @@ void register_metrics(core::MetricsRegistry& metrics, const config::Config& cfg,
       w.gauge("pullthrough_dns_cache_hosts_handed_out",
               "cache addresses in the answers for intercepted names",
               static_cast<double>(open->size()));
+      w.gauge("pullthrough_dns_cache_entries", "answers in the forwarded-answer cache",
+              static_cast<double>(dns.responder->cache_entries()));
     });
   }
   if (health.monitor != nullptr) {
@@ -474,6 +476,10 @@ void register_metrics(core::MetricsRegistry& metrics, const config::Config& cfg,
         w.counters("pullthrough_ca_page_http", proxy.ca_page->counters());
         w.counters("pullthrough_ca_page_listener", proxy.ca_page->listener_counters());
       }
+      w.gauge("pullthrough_proxy_connections_open", "TLS connections open to the cache",
+              static_cast<double>(cache.open_connections()));
+      w.gauge("pullthrough_proxy_blob_fetches_in_flight", "blobs being fetched from upstream",
+              static_cast<double>(cache.blob_fetches_in_flight()));
       auto report = cache.storage().last();
       w.gauge("pullthrough_storage_healthy",
               "1 while the store takes new blobs (writable, free space above storage.min_free)",

@@ -107,6 +107,7 @@ const std::vector<core::Endpoint>& TlsFrontDoor::bound_endpoints() const {
 }
 
 const FrontDoorCounters& TlsFrontDoor::counters() const { return state_->counters; }
+std::size_t TlsFrontDoor::open_connections() const { return state_->gate.count(); }
 
 const core::ListenerCounters& TlsFrontDoor::listener_counters() const {
   return state_->listener_counters;

@@ -70,6 +70,8 @@ class TlsFrontDoor final : public core::Service {
 
   const std::vector<core::Endpoint>& bound_endpoints() const;
   const FrontDoorCounters& counters() const;
+  // TLS connections open now (being handshaken or served).
+  std::size_t open_connections() const;
   const core::ListenerCounters& listener_counters() const;
 
  private:

@@ -669,6 +669,7 @@ void Responder::handle(std::span<const std::uint8_t> packet, const core::Endpoin
 }
 
 const DnsCounters& Responder::counters() const { return state_->counters; }
+std::size_t Responder::cache_entries() const { return state_->cache.size(); }
 
 std::vector<core::Endpoint> Responder::udp_endpoints() const { return state_->udp_bound; }
 

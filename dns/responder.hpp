@@ -84,6 +84,8 @@ class Responder final : public core::Service {
               Send send);
 
   const DnsCounters& counters() const;
+  // Answers in the forwarded-answer cache now.
+  std::size_t cache_entries() const;
   std::vector<core::Endpoint> udp_endpoints() const;
   std::vector<core::Endpoint> tcp_endpoints() const;
 

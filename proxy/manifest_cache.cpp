@@ -265,12 +265,44 @@ asio::awaitable<ManifestAnswer> ManifestCache::get(ManifestRequest request) {
     } else {
       // A definite answer (the tag is gone, access is refused): pass it on rather than serve a
       // mapping upstream has withdrawn.
-      co_return co_await fetch(request, upstream_accept());
+      co_return refused(request, status, result.response->header);
     }
   }
   log_->warn("{}/{}:{}: serving the cached mapping to {} (confirmed {} s ago): {}", host,
              request.repository, request.reference, tag->digest, age.count(), why);
   co_return co_await answer_cached(request, tag->digest, true);
+}
+
+ManifestAnswer ManifestCache::refused(const ManifestRequest& request, unsigned status,
+                                      const http::response_header<>& header) {
+  const std::string& host = request.registry->host;
+  const std::string what =
+      host + "/" + request.repository + (request.by_digest ? "@" : ":") + request.reference;
+  ManifestAnswer answer;
+  answer.retry_after = field(header, "Retry-After");
+  if (status == 404) {
+    answer.error = OciError::manifest_unknown;
+    answer.message = "manifest " + what + " is not known upstream";
+  } else if (status == 401) {
+    answer.error = OciError::unauthorized;
+    answer.message =
+        "upstream " + host + " refused the appliance's credentials for " + request.repository;
+  } else if (status == 403) {
+    answer.error = OciError::denied;
+    answer.message = "upstream " + host + " denied access to " + request.repository;
+  } else if (status == 429) {
+    answer.error = OciError::too_many_requests;
+    answer.message = "upstream " + host + " is rate limiting the appliance";
+  } else if (retryable_status(status)) {
+    counters_.manifests_unavailable.add();
+    answer.error = OciError::unavailable;
+    answer.message = "the registry cache has no copy of " + what + " and upstream " + host +
+                     " answered " + std::to_string(status);
+  } else {
+    answer.error = OciError::upstream_error;
+    answer.message = "upstream " + host + " answered " + std::to_string(status) + " for " + what;
+  }
+  return answer;
 }
 
 asio::awaitable<ManifestAnswer> ManifestCache::fetch(const ManifestRequest& request,
@@ -295,32 +327,7 @@ asio::awaitable<ManifestAnswer> ManifestCache::fetch(const ManifestRequest& requ
   }
   UpstreamResponse& response = *result.response;
   unsigned status = response.header.result_int();
-  if (status != 200) {
-    answer.retry_after = field(response.header, "Retry-After");
-    if (status == 404) {
-      answer.error = OciError::manifest_unknown;
-      answer.message = "manifest " + what + " is not known upstream";
-    } else if (status == 401) {
-      answer.error = OciError::unauthorized;
-      answer.message =
-          "upstream " + host + " refused the appliance's credentials for " + request.repository;
-    } else if (status == 403) {
-      answer.error = OciError::denied;
-      answer.message = "upstream " + host + " denied access to " + request.repository;
-    } else if (status == 429) {
-      answer.error = OciError::too_many_requests;
-      answer.message = "upstream " + host + " is rate limiting the appliance";
-    } else if (retryable_status(status)) {
-      counters_.manifests_unavailable.add();
-      answer.error = OciError::unavailable;
-      answer.message = "the registry cache has no copy of " + what + " and upstream " + host +
-                       " answered " + std::to_string(status);
-    } else {
-      answer.error = OciError::upstream_error;
-      answer.message = "upstream " + host + " answered " + std::to_string(status) + " for " + what;
-    }
-    co_return answer;
-  }
+  if (status != 200) co_return refused(request, status, response.header);
 
   std::string error;
   std::optional<std::string> body;

@@ -103,6 +103,9 @@ class ManifestCache {
                   const std::string& digest);
   bool is_linked(const std::string& host, const std::string& repository, const std::string& digest);
   static std::string tag_key(const std::string& host, const ManifestRequest& request);
+  // The answer for an upstream status other than 200 (to a GET or a HEAD of the manifest).
+  ManifestAnswer refused(const ManifestRequest& request, unsigned status,
+                         const boost::beast::http::response_header<>& header);
   boost::asio::awaitable<ManifestAnswer> fetch(const ManifestRequest& request,
                                                std::string_view accept);
   boost::asio::awaitable<ManifestAnswer> answer_cached(const ManifestRequest& request,

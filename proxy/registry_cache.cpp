@@ -141,6 +141,10 @@ const UpstreamCounters& RegistryCache::upstream_counters(std::size_t index) cons
   return parts_->upstreams.at(index)->counters();
 }
 const StorageMonitor& RegistryCache::storage() const { return *parts_->storage; }
+std::size_t RegistryCache::open_connections() const {
+  return parts_->front_door->open_connections();
+}
+std::size_t RegistryCache::blob_fetches_in_flight() const { return parts_->fetches->in_flight(); }
 const certs::FrontDoorCounters& RegistryCache::front_door_counters() const {
   return parts_->front_door->counters();
 }

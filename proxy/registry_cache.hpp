@@ -51,6 +51,8 @@ class RegistryCache final : public core::Service {
   const certs::FrontDoorCounters& front_door_counters() const;
   const core::ListenerCounters& listener_counters() const;
   const StorageMonitor& storage() const;
+  std::size_t open_connections() const;
+  std::size_t blob_fetches_in_flight() const;
 
  private:
   struct Parts;

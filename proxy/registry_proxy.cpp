@@ -329,13 +329,18 @@ class RegistryProxy::Session {
     co_return co_await serve_fetch(route);
   }
 
-  // Returns the stored size when upstream confirms `route.repository` has the blob.
-  asio::awaitable<std::optional<std::uint64_t>> confirm_upstream_has(const Route& route) {
+  // Upstream's answer to HEAD of the blob `route` names, in `route.repository`.
+  asio::awaitable<UpstreamResult> upstream_blob_head(const Route& route) {
     UpstreamRequest probe;
     probe.method = http::verb::head;
     probe.target = "/v2/" + route.repository + "/blobs/" + route.reference;
     probe.repository = route.repository;
-    UpstreamResult result = co_await upstream_->send(std::move(probe));
+    co_return co_await upstream_->send(std::move(probe));
+  }
+
+  // Returns the stored size when upstream confirms `route.repository` has the blob.
+  asio::awaitable<std::optional<std::uint64_t>> confirm_upstream_has(const Route& route) {
+    UpstreamResult result = co_await upstream_blob_head(route);
     if (!result.response || result.response->header.result_int() != 200) co_return std::nullopt;
     try {
       parts_.index->link(connection_.registry->host, route.repository, route.reference);
@@ -495,11 +500,7 @@ class RegistryProxy::Session {
   }
 
   asio::awaitable<bool> head_upstream_blob(const Route& route) {
-    UpstreamRequest probe;
-    probe.method = http::verb::head;
-    probe.target = "/v2/" + route.repository + "/blobs/" + route.reference;
-    probe.repository = route.repository;
-    UpstreamResult result = co_await upstream_->send(std::move(probe));
+    UpstreamResult result = co_await upstream_blob_head(route);
     if (!result.response) {
       counters_.upstream_unavailable.add();
       co_return co_await send_error(OciError::unavailable,

@@ -12,6 +12,7 @@
 
 #include "proxy/local_blob_store.hpp"
 #include "tests/core/fake_clock.hpp"
+#include "tests/proxy/test_support.hpp"
 
 namespace pullthrough::app {
 namespace {
@@ -44,10 +45,7 @@ class SwitchProbe final : public dns::CacheProbe {
 class AdminTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = fs::path(::testing::TempDir()) /
-            ("admin-" + std::to_string(::getpid()) + "-" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(root_);
+    root_ = proxy::testing::test_directory("admin");
     config_.storage.path = root_.string();
     config_.storage.min_free = 0;
     config_.health.interval = 10ms;

@@ -17,6 +17,7 @@
 #include "proxy/local_blob_store.hpp"
 #include "tests/core/fake_clock.hpp"
 #include "tests/proxy/scripted_upstream.hpp"
+#include "tests/proxy/test_support.hpp"
 
 namespace pullthrough::proxy {
 namespace {
@@ -27,12 +28,7 @@ using http_verb = boost::beast::http::verb;
 using testing::ScriptedReply;
 using testing::ScriptedUpstream;
 
-std::string sha256_of(const std::string& text) {
-  Digester d("sha256");
-  d.update(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(text.data()),
-                                         text.size()));
-  return d.finish();
-}
+using testing::sha256_of;
 
 std::string pattern(std::size_t size) {
   std::string out(size, '\0');
@@ -55,10 +51,7 @@ struct Followed {
 class BlobFetchesTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = fs::path(::testing::TempDir()) /
-            ("fetches-" + std::to_string(::getpid()) + "-" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(root_);
+    root_ = testing::test_directory("fetches");
     store_ = std::make_unique<LocalBlobStore>(root_.string());
     index_ = MetadataIndex::open((root_ / "metadata.db").string());
     fetches_ = std::make_unique<BlobFetches>(io_, disk_.get_executor(), *store_, *index_, clock_,

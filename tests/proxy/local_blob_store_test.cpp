@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "proxy/digester.hpp"
+#include "tests/proxy/test_support.hpp"
 
 namespace pullthrough::proxy {
 namespace {
@@ -21,11 +22,7 @@ namespace fs = std::filesystem;
 
 std::vector<std::uint8_t> bytes_of(std::string_view text) { return {text.begin(), text.end()}; }
 
-std::string sha256_of(std::string_view text) {
-  Digester d("sha256");
-  d.update(bytes_of(text));
-  return d.finish();
-}
+using testing::sha256_of;
 
 std::string read_all(BlobReader& reader) {
   std::string out;
@@ -40,12 +37,7 @@ std::string read_all(BlobReader& reader) {
 
 class LocalBlobStoreTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    root_ = fs::path(::testing::TempDir()) /
-            ("blobs-" + std::to_string(::getpid()) + "-" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(root_);
-  }
+  void SetUp() override { root_ = testing::test_directory("blobs"); }
   void TearDown() override { fs::remove_all(root_); }
   std::size_t temp_files() const {
     auto tmp = root_ / "tmp";

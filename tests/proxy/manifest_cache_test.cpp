@@ -16,6 +16,7 @@
 #include "proxy/media_types.hpp"
 #include "tests/core/fake_clock.hpp"
 #include "tests/proxy/scripted_upstream.hpp"
+#include "tests/proxy/test_support.hpp"
 
 namespace pullthrough::proxy {
 namespace {
@@ -26,12 +27,7 @@ using http_verb = boost::beast::http::verb;
 using testing::ScriptedReply;
 using testing::ScriptedUpstream;
 
-std::string sha256_of(const std::string& text) {
-  Digester d("sha256");
-  d.update(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(text.data()),
-                                         text.size()));
-  return d.finish();
-}
+using testing::sha256_of;
 
 const std::string kIndex =
     R"({"schemaVersion":2,"mediaType":")" + std::string(kOciIndex) + R"(","manifests":[]})";
@@ -67,10 +63,7 @@ ScriptedReply unreachable() {
 class ManifestCacheTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = fs::path(::testing::TempDir()) /
-            ("manifests-" + std::to_string(::getpid()) + "-" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(root_);
+    root_ = testing::test_directory("manifests");
     store_ = std::make_unique<LocalBlobStore>(root_.string());
     index_ = MetadataIndex::open((root_ / "metadata.db").string());
     cache_ =
@@ -201,10 +194,27 @@ TEST_F(ManifestCacheTest, TagRemovedUpstreamIsNotServedStale) {
   ASSERT_TRUE(get(upstream, "v1").found);
   upstream.set_script([](const UpstreamRequest&) { return status_reply(404); });
   clock_.advance(std::chrono::hours(1));
+  auto gets_before = upstream.count(http_verb::get);
   auto answer = get(upstream, "v1");
   EXPECT_FALSE(answer.found);
   EXPECT_EQ(answer.error, OciError::manifest_unknown);
   EXPECT_EQ(counters_.stale_tags_served.value(), 0U);
+  // The HEAD's 404 is the answer: no GET to hear it again.
+  EXPECT_EQ(upstream.count(http_verb::get), gets_before);
+  EXPECT_EQ(upstream.count(http_verb::head), 1U);
+}
+
+TEST_F(ManifestCacheTest, RevalidationRefusedUpstreamIsPassedOnWithoutAGet) {
+  ScriptedUpstream upstream(
+      [](const UpstreamRequest&) { return manifest_reply(kIndex, kOciIndex); });
+  ASSERT_TRUE(get(upstream, "v1").found);
+  upstream.set_script([](const UpstreamRequest&) { return status_reply(403); });
+  clock_.advance(std::chrono::hours(1));
+  auto answer = get(upstream, "v1");
+  EXPECT_FALSE(answer.found);
+  EXPECT_EQ(answer.error, OciError::denied);
+  EXPECT_EQ(upstream.count(http_verb::get), 1U);
+  EXPECT_EQ(upstream.count(http_verb::head), 1U);
 }
 
 TEST_F(ManifestCacheTest, NothingCachedAndUpstreamDownIsUnavailable) {

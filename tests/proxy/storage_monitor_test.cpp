@@ -9,6 +9,7 @@
 
 #include "proxy/local_blob_store.hpp"
 #include "tests/core/fake_clock.hpp"
+#include "tests/proxy/test_support.hpp"
 
 namespace pullthrough::proxy {
 namespace {
@@ -20,10 +21,7 @@ using namespace std::chrono_literals;
 class StorageMonitorTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = fs::path(::testing::TempDir()) /
-            ("storage-" + std::to_string(::getpid()) + "-" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(root_);
+    root_ = testing::test_directory("storage");
     store_ = std::make_unique<LocalBlobStore>(root_.string());
   }
   void TearDown() override {

@@ -1,0 +1,35 @@
+// Helpers shared by the proxy tests (and the app tests over proxy parts).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include "proxy/digester.hpp"
+
+namespace pullthrough::proxy::testing {
+
+// A scratch directory for the running test, <gtest's temp dir>/<prefix>-<pid>-<test name>: empty
+// when returned. The fixture removes it in TearDown.
+inline std::filesystem::path test_directory(std::string_view prefix) {
+  auto path = std::filesystem::path(::testing::TempDir()) /
+              (std::string(prefix) + "-" + std::to_string(::getpid()) + "-" +
+               ::testing::UnitTest::GetInstance()->current_test_info()->name());
+  std::filesystem::remove_all(path);
+  return path;
+}
+
+// "sha256:<hex>" of `text`.
+inline std::string sha256_of(std::string_view text) {
+  Digester digester("sha256");
+  digester.update(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(text.data()),
+                                                text.size()));
+  return digester.finish();
+}
+
+}  // namespace pullthrough::proxy::testing
