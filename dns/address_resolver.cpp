@@ -15,6 +15,7 @@
 
 #include "core/net.hpp"
 #include "dns/wire.hpp"
+#include "dns/wire_format.hpp"
 
 namespace pullthrough::dns {
 namespace {
@@ -23,15 +24,7 @@ namespace asio = boost::asio;
 using Done = std::function<void(core::ResolveResult)>;
 using TimePoint = core::Clock::TimePoint;
 
-constexpr std::uint16_t kTypeA = 1;
-constexpr std::uint16_t kTypeCname = 5;
-constexpr std::uint16_t kTypeAaaa = 28;
-constexpr std::uint16_t kClassIn = 1;
-constexpr std::uint16_t kFlagQr = 0x8000;
-constexpr std::uint16_t kFlagTc = 0x0200;
-constexpr std::uint16_t kFlagRd = 0x0100;
-constexpr std::size_t kHeaderSize = 12;
-constexpr std::size_t kRecordFixedSize = 10;  // TYPE, CLASS, TTL, RDLENGTH
+using namespace wire_format;  // NOLINT(google-build-using-namespace): the format's own vocabulary
 constexpr std::size_t kMaxLabel = 63;
 // 255 octets on the wire (RFC 1035 section 3.1) are 253 characters of text.
 constexpr std::size_t kMaxHostName = 253;
@@ -86,17 +79,9 @@ std::string printable(std::string_view text) {
   return out;
 }
 
-void put_u16(std::vector<std::uint8_t>& out, std::uint16_t value) {
+void append_u16(std::vector<std::uint8_t>& out, std::uint16_t value) {
   out.push_back(static_cast<std::uint8_t>(value >> 8));
   out.push_back(static_cast<std::uint8_t>(value));
-}
-
-std::uint16_t read_u16(std::span<const std::uint8_t> message, std::size_t pos) {
-  return static_cast<std::uint16_t>((static_cast<unsigned>(message[pos]) << 8) | message[pos + 1]);
-}
-
-std::uint32_t read_u32(std::span<const std::uint8_t> message, std::size_t pos) {
-  return (std::uint32_t{read_u16(message, pos)} << 16) | read_u16(message, pos + 2);
 }
 
 // `host` passed host_name_problem(), so every label fits its length byte. RD=1: the upstreams are
@@ -106,12 +91,12 @@ std::uint32_t read_u32(std::span<const std::uint8_t> message, std::size_t pos) {
 std::vector<std::uint8_t> make_query(std::string_view host, std::uint16_t type, std::uint16_t id) {
   std::vector<std::uint8_t> query;
   query.reserve(kHeaderSize + host.size() + 2 + 4);
-  put_u16(query, id);
-  put_u16(query, kFlagRd);
-  put_u16(query, 1);  // QDCOUNT
-  put_u16(query, 0);
-  put_u16(query, 0);
-  put_u16(query, 0);
+  append_u16(query, id);
+  append_u16(query, kRd);
+  append_u16(query, 1);  // QDCOUNT
+  append_u16(query, 0);
+  append_u16(query, 0);
+  append_u16(query, 0);
   std::size_t start = 0;
   while (start <= host.size()) {
     std::size_t end = host.find('.', start);
@@ -122,8 +107,8 @@ std::vector<std::uint8_t> make_query(std::string_view host, std::uint16_t type, 
     start = end + 1;
   }
   query.push_back(0);
-  put_u16(query, type);
-  put_u16(query, kClassIn);
+  append_u16(query, type);
+  append_u16(query, kClassIn);
   return query;
 }
 
@@ -196,13 +181,13 @@ FamilyOutcome read_answer(std::span<const std::uint8_t> message, std::string_vie
   // answer under that ID, having matched ID and question itself. The question is checked again
   // because a response to some other question must never become this name's addresses.
   const unsigned opcode = (summary.flags >> 11) & 0xfU;
-  if ((summary.flags & kFlagQr) == 0 || opcode != 0 || summary.qdcount != 1 ||
-      summary.qname != host || summary.qtype != qtype || summary.qclass != kClassIn) {
+  if ((summary.flags & kQr) == 0 || opcode != 0 || summary.qdcount != 1 || summary.qname != host ||
+      summary.qtype != qtype || summary.qclass != kClassIn) {
     return failed("answer does not match the question");
   }
   // RFC 2181 section 9: a truncated answer may lack records; c-ares retries those over TCP, so
   // one that still arrives is a failure rather than a partial address set.
-  if ((summary.flags & kFlagTc) != 0) return failed("truncated answer");
+  if ((summary.flags & kTc) != 0) return failed("truncated answer");
   const unsigned rcode = summary.flags & 0xfU;
   if (rcode == 3) return FamilyOutcome{FamilyOutcome::Kind::nxdomain, {}, 0, {}};
   if (rcode != 0) return failed(rcode_name(rcode));
@@ -215,10 +200,10 @@ FamilyOutcome read_answer(std::span<const std::uint8_t> message, std::string_vie
     if (!owner || next > message.size() || message.size() - next < kRecordFixedSize) {
       return failed("malformed answer (truncated)");
     }
-    const std::uint16_t type = read_u16(message, next);
-    const std::uint16_t klass = read_u16(message, next + 2);
-    const std::uint32_t ttl = read_u32(message, next + 4);
-    const std::size_t rdlength = read_u16(message, next + 8);
+    const std::uint16_t type = read_u16(message.data() + next);
+    const std::uint16_t klass = read_u16(message.data() + next + 2);
+    const std::uint32_t ttl = read_u32(message.data() + next + 4);
+    const std::size_t rdlength = read_u16(message.data() + next + 8);
     const std::size_t rdata = next + kRecordFixedSize;
     if (message.size() - rdata < rdlength) return failed("malformed answer (truncated)");
     pos = rdata + rdlength;

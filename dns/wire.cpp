@@ -2,9 +2,14 @@
 
 #include <array>
 
+#include "dns/wire_format.hpp"
+
 namespace pullthrough::dns {
 
 namespace {
+
+using wire_format::kTypeOpt;
+using wire_format::read_u16;
 
 constexpr std::size_t kHeaderSize = 12;
 constexpr std::size_t kMaxNameOctets = 255;  // RFC 1035 section 3.1, length bytes and root included
@@ -14,14 +19,9 @@ constexpr std::size_t kMinRecordSize = 1 + 10;
 // Real encoders need one or two jumps per name; anything near this is an attack, and the cap keeps
 // the walk's cost bounded no matter what the pointers do.
 constexpr int kMaxJumps = 64;
-constexpr std::uint16_t kTypeOpt = 41;
 // Longest text: a name's label bytes D and labels L fit D + L <= 254, so even with every byte
 // escaped as \DDD the text holds 4 * D + (L - 1) <= 1012 characters.
 constexpr std::size_t kMaxTextSize = std::size_t{4} * 253;
-
-std::uint16_t read_u16(const std::uint8_t* p) {
-  return static_cast<std::uint16_t>((static_cast<unsigned>(p[0]) << 8) | p[1]);
-}
 
 // Collects the first question's name as text on the stack so the summary costs one allocation.
 class NameText {

@@ -5,49 +5,19 @@
 #include <cstring>
 
 #include "dns/wire.hpp"
+#include "dns/wire_format.hpp"
 
 namespace pullthrough::dns::wire_answers {
 namespace {
 
-constexpr std::size_t kHeaderSize = 12;
+using namespace wire_format;  // NOLINT(google-build-using-namespace): the format's own vocabulary
+
 constexpr std::size_t kOptSize = 11;
 constexpr std::size_t kMaxNameOctets =
     255;  // RFC 1035 section 3.1  // root owner, TYPE, CLASS, TTL, RDLENGTH 0
 // A pointer to the question's name, which eligible() places right after the header.
 constexpr std::uint16_t kPointerToQuestion = 0xC000 | kHeaderSize;
 constexpr int kMaxCnameHops = 16;  // as the ldns path
-constexpr std::uint16_t kTypeTsig = 250;
-
-// Header flag bits (RFC 1035 section 4.1.1, RFC 4035 section 3.2 for AD and CD).
-constexpr std::uint16_t kQr = 0x8000;
-constexpr std::uint16_t kOpcodeMask = 0x7800;
-constexpr std::uint16_t kAa = 0x0400;
-constexpr std::uint16_t kTc = 0x0200;
-constexpr std::uint16_t kRd = 0x0100;
-constexpr std::uint16_t kRa = 0x0080;
-constexpr std::uint16_t kZ = 0x0040;
-constexpr std::uint16_t kCd = 0x0010;
-
-std::uint16_t read_u16(const std::uint8_t* p) {
-  return static_cast<std::uint16_t>((static_cast<unsigned>(p[0]) << 8) | p[1]);
-}
-
-std::uint32_t read_u32(const std::uint8_t* p) {
-  return (static_cast<std::uint32_t>(p[0]) << 24) | (static_cast<std::uint32_t>(p[1]) << 16) |
-         (static_cast<std::uint32_t>(p[2]) << 8) | p[3];
-}
-
-void put_u16(std::uint8_t* p, std::uint16_t v) {
-  p[0] = static_cast<std::uint8_t>(v >> 8);
-  p[1] = static_cast<std::uint8_t>(v);
-}
-
-void put_u32(std::uint8_t* p, std::uint32_t v) {
-  p[0] = static_cast<std::uint8_t>(v >> 24);
-  p[1] = static_cast<std::uint8_t>(v >> 16);
-  p[2] = static_cast<std::uint8_t>(v >> 8);
-  p[3] = static_cast<std::uint8_t>(v);
-}
 
 // Appends to a vector whose capacity was reserved by the caller, so that a whole answer costs at
 // most one allocation.
