@@ -23,10 +23,8 @@ namespace pullthrough::dns {
 // otherwise. `detail` is printable ASCII and short, whatever the answer held.
 CheckResult judge_answer(const boost::beast::http::response_header<>& answer);
 
-// Bounds on that answer: a /v2/ answer is "{}" or a short error, so anything near these is not a
-// registry.
+// The bound on that answer's header (its body is never read): anything near it is not a registry.
 inline constexpr std::size_t kMaxAnswerHeaderBytes = std::size_t{16} * 1024;
-inline constexpr std::size_t kMaxAnswerBodyBytes = std::size_t{64} * 1024;
 
 class TlsCacheProbe final : public CacheProbe {
  public:

@@ -1,6 +1,8 @@
 // Fuzzes what the health check makes of a cache host's answer to GET /v2/: arbitrary bytes go
-// through the parser with the probe's own limits, and whatever parses is judged. The verdict's
+// through a header parser set up as the probe's, and whatever parses is judged. The verdict's
 // detail goes to logs and /healthz, so it must stay short printable ASCII, and only a 200 passes.
+// (It found that a string body let Beast reserve a Content-Length of 4e18 bytes: the probe now
+// reads the header only.)
 #include "core/asio.hpp"
 
 #include <cstdint>
@@ -13,10 +15,9 @@
 namespace http = boost::beast::http;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  http::response_parser<http::string_body> parser;
+  // Not eager: like async_read_header, put() stops at the end of the header.
+  http::response_parser<http::empty_body> parser;
   parser.header_limit(pullthrough::dns::kMaxAnswerHeaderBytes);
-  parser.body_limit(pullthrough::dns::kMaxAnswerBodyBytes);
-  parser.eager(true);
   boost::system::error_code ec;
   parser.put(boost::asio::buffer(data, size), ec);
   if (ec || !parser.is_header_done()) return 0;
