@@ -13,22 +13,23 @@ using Json = nlohmann::ordered_json;
 
 Json host_json(const dns::HostStatus& host) {
   // Why the host is in its state: the check that moved it, else the latest one.
-  std::string reason = !host.reason.empty() ? host.reason
-                       : host.checked       ? host.last.detail
-                                            : "not checked yet";
+  const dns::HostHealth& health = host.health;
+  std::string reason = !health.reason().empty() ? health.reason()
+                       : health.checked()       ? health.last().detail
+                                                : "not checked yet";
   Json out{{"address", host.host.address.to_string()},
            {"endpoint", host.host.endpoint.to_string()},
-           {"state", host.up ? "up" : "down"},
-           {"since", format_rfc3339(host.since)},
+           {"state", health.up() ? "up" : "down"},
+           {"since", format_rfc3339(health.since())},
            {"reason", reason},
-           {"streak", host.streak},
-           {"checks", host.checks},
-           {"failures", host.failures}};
-  if (host.checked) {
-    out["last_check"] = Json{{"at", format_rfc3339(host.last_at)},
-                             {"ok", host.last.ok},
-                             {"detail", host.last.detail},
-                             {"took_ms", host.last.took.count()}};
+           {"streak", health.streak()},
+           {"checks", health.checks()},
+           {"failures", health.failures()}};
+  if (health.checked()) {
+    out["last_check"] = Json{{"at", format_rfc3339(health.last_at())},
+                             {"ok", health.last().ok},
+                             {"detail", health.last().detail},
+                             {"took_ms", health.last().took.count()}};
   } else {
     out["last_check"] = nullptr;
   }
@@ -63,19 +64,14 @@ std::string format_rfc3339(core::WallClock::TimePoint when) {
                      millis.count());
 }
 
-bool admin_healthy(const AdminSources& sources) {
-  if (sources.health != nullptr) return !sources.health->snapshot().handed_out.empty();
-  if (sources.storage != nullptr)
-    return sources.storage->problem() == proxy::StoreHealth::Problem::none;
-  return false;
-}
-
-std::string health_json(const AdminSources& sources) {
-  Json out{{"status", admin_healthy(sources) ? "ok" : "unhealthy"},
+HealthReport health_report(const AdminSources& sources) {
+  HealthReport report;
+  Json out{{"status", nullptr},
            {"role", std::string(to_string(sources.role))},
            {"time", format_rfc3339(sources.clock->now())}};
   if (sources.health != nullptr) {
     auto snapshot = sources.health->snapshot();
+    report.healthy = !snapshot.handed_out.empty();
     Json handed_out = Json::array();
     for (const auto& address : snapshot.handed_out) handed_out.push_back(address.to_string());
     out["dns"] = Json{{"rewriting", !snapshot.handed_out.empty()}, {"handed_out", handed_out}};
@@ -83,8 +79,13 @@ std::string health_json(const AdminSources& sources) {
     for (const auto& host : snapshot.hosts) hosts.push_back(host_json(host));
     out["cache_hosts"] = std::move(hosts);
   }
-  if (sources.storage != nullptr) out["storage"] = storage_json(sources);
-  return out.dump(2) + "\n";
+  if (sources.storage != nullptr) {
+    out["storage"] = storage_json(sources);
+    if (sources.health == nullptr) report.healthy = out["storage"]["ok"].get<bool>();
+  }
+  out["status"] = report.healthy ? "ok" : "unhealthy";
+  report.json = out.dump(2) + "\n";
+  return report;
 }
 
 core::HttpHandler make_admin_handler(AdminSources sources) {
@@ -99,11 +100,11 @@ core::HttpHandler make_admin_handler(AdminSources sources) {
       response.set(http::field::content_type, "text/plain; charset=utf-8");
       response.body() = "only GET and HEAD\n";
     } else if (path == "/healthz") {
-      response.result(admin_healthy(sources) ? http::status::ok
-                                             : http::status::service_unavailable);
+      auto report = health_report(sources);
+      response.result(report.healthy ? http::status::ok : http::status::service_unavailable);
       response.set(http::field::content_type, "application/json");
       response.set(http::field::cache_control, "no-store");
-      response.body() = health_json(sources);
+      response.body() = std::move(report.json);
     } else if (path == "/metrics") {
       response.set(http::field::content_type, core::kMetricsContentType);
       response.set(http::field::cache_control, "no-store");

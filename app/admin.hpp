@@ -25,12 +25,13 @@ struct AdminSources {
   const core::WallClock* clock = nullptr;
 };
 
-// Healthy means: with a DNS role, the gate is open (intercepted names are rewritten to a cache);
-// with the proxy role alone, the store can take new blobs.
-bool admin_healthy(const AdminSources& sources);
-
-// The /healthz body.
-std::string health_json(const AdminSources& sources);
+// The /healthz answer. Healthy means: with a DNS role, the gate is open (intercepted names are
+// rewritten to a cache); with the proxy role alone, the store can take new blobs.
+struct HealthReport {
+  bool healthy = false;
+  std::string json;
+};
+HealthReport health_report(const AdminSources& sources);
 
 // Everything in `sources` must outlive the handler.
 core::HttpHandler make_admin_handler(AdminSources sources);

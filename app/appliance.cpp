@@ -396,7 +396,7 @@ std::optional<int> build_health(const config::Config& cfg, boost::asio::io_conte
 // Every counter and gauge, for /metrics.
 void register_metrics(core::MetricsRegistry& metrics, const config::Config& cfg,
                       const DnsParts& dns, const ProxyParts& proxy, const HealthParts& health,
-                      const core::HttpService* const* admin) {
+                      const core::HttpService& admin) {
   auto started =
       std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   metrics.add([started](core::MetricsWriter& w) {
@@ -429,19 +429,20 @@ void register_metrics(core::MetricsRegistry& metrics, const config::Config& cfg,
                core::MetricType::gauge);
       for (const auto& host : snapshot.hosts) {
         auto name = host.host.endpoint.to_string();
-        w.sample(host.up ? 1.0 : 0.0, {{"host", name}});
+        w.sample(host.health.up() ? 1.0 : 0.0, {{"host", name}});
       }
       w.family("pullthrough_health_cache_host_checks_total",
                "health checks of the cache host, by result", core::MetricType::counter);
       for (const auto& host : snapshot.hosts) {
         auto name = host.host.endpoint.to_string();
-        w.sample(host.checks - host.failures, {{"host", name}, {"result", "passed"}});
-        w.sample(host.failures, {{"host", name}, {"result", "failed"}});
+        w.sample(host.health.checks() - host.health.failures(),
+                 {{"host", name}, {"result", "passed"}});
+        w.sample(host.health.failures(), {{"host", name}, {"result", "failed"}});
       }
       w.family("pullthrough_health_cache_host_check_duration_seconds",
                "how long the cache host's last health check took", core::MetricType::gauge);
       for (const auto& host : snapshot.hosts) {
-        w.sample(std::chrono::duration<double>(host.last.took).count(),
+        w.sample(std::chrono::duration<double>(host.health.last().took).count(),
                  {{"host", host.host.endpoint.to_string()}});
       }
       w.family("pullthrough_health_cache_host_state_since_seconds",
@@ -449,7 +450,7 @@ void register_metrics(core::MetricsRegistry& metrics, const config::Config& cfg,
                "time",
                core::MetricType::gauge);
       for (const auto& host : snapshot.hosts) {
-        w.sample(std::chrono::duration<double>(host.since.time_since_epoch()).count(),
+        w.sample(std::chrono::duration<double>(host.health.since().time_since_epoch()).count(),
                  {{"host", host.host.endpoint.to_string()}});
       }
     });
@@ -496,10 +497,9 @@ void register_metrics(core::MetricsRegistry& metrics, const config::Config& cfg,
               static_cast<double>(cfg.storage.min_free));
     });
   }
-  metrics.add([admin](core::MetricsWriter& w) {
-    if (*admin == nullptr) return;
-    w.counters("pullthrough_admin_http", (*admin)->counters());
-    w.counters("pullthrough_admin_listener", (*admin)->listener_counters());
+  metrics.add([&admin](core::MetricsWriter& w) {
+    w.counters("pullthrough_admin_http", admin.counters());
+    w.counters("pullthrough_admin_listener", admin.listener_counters());
   });
 }
 
@@ -523,7 +523,6 @@ int serve(const ServeOptions& options) {
   DnsParts dns_parts;
   HealthParts health_parts;
   core::MetricsRegistry metrics;
-  const core::HttpService* admin = nullptr;
   std::vector<std::unique_ptr<core::Service>> services;
 
   if (options.role != Role::proxy) {
@@ -538,21 +537,18 @@ int serve(const ServeOptions& options) {
       return *failed;
     }
   }
-  register_metrics(metrics, cfg, dns_parts, proxy_parts, health_parts, &admin);
-  {
-    AdminSources sources;
-    sources.role = options.role;
-    sources.config = &cfg;
-    sources.health = health_parts.monitor;
-    sources.storage = proxy_parts.cache != nullptr ? &proxy_parts.cache->storage() : nullptr;
-    sources.metrics = &metrics;
-    sources.clock = &health_parts.wall_clock;
-    auto service = std::make_unique<core::HttpService>(
-        io, "admin", std::vector<core::Endpoint>{cfg.admin.listen}, cfg.admin.allow,
-        make_admin_handler(sources));
-    admin = service.get();
-    services.push_back(std::move(service));
-  }
+  AdminSources sources;
+  sources.role = options.role;
+  sources.config = &cfg;
+  sources.health = health_parts.monitor;
+  sources.storage = proxy_parts.cache != nullptr ? &proxy_parts.cache->storage() : nullptr;
+  sources.metrics = &metrics;
+  sources.clock = &health_parts.wall_clock;
+  auto admin = std::make_unique<core::HttpService>(io, "admin",
+                                                   std::vector<core::Endpoint>{cfg.admin.listen},
+                                                   cfg.admin.allow, make_admin_handler(sources));
+  register_metrics(metrics, cfg, dns_parts, proxy_parts, health_parts, *admin);
+  services.push_back(std::move(admin));
 
   try {
     for (auto& service : services) service->start();

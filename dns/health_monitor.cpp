@@ -202,10 +202,7 @@ HealthSnapshot HealthMonitor::snapshot() const {
   std::lock_guard lock(state_->mutex);
   snapshot.handed_out = state_->handed_out;
   for (const auto& host : state_->hosts) {
-    const HostHealth& h = host.health;
-    snapshot.hosts.push_back(HostStatus{host.target, h.up(), h.streak(), h.checked(), h.last(),
-                                        h.last_at(), h.since(), h.reason(), h.checks(),
-                                        h.failures()});
+    snapshot.hosts.push_back(HostStatus{host.target, host.health});
   }
   return snapshot;
 }

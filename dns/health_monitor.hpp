@@ -96,17 +96,10 @@ struct HealthCounters {
   PULLTHROUGH_COUNTER_VISITOR(PULLTHROUGH_HEALTH_COUNTERS)
 };
 
+// One host as a snapshot saw it: a copy of its state machine.
 struct HostStatus {
   CacheHost host;
-  bool up = false;
-  std::uint32_t streak = 0;
-  bool checked = false;
-  CheckResult last;
-  HostHealth::TimePoint last_at{};
-  HostHealth::TimePoint since{};
-  std::string reason;
-  std::uint64_t checks = 0;
-  std::uint64_t failures = 0;
+  HostHealth health;
 };
 
 struct HealthSnapshot {

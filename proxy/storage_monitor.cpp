@@ -56,18 +56,16 @@ struct StorageMonitor::State : std::enable_shared_from_this<State> {
 
   void publish(StorageReport report) {
     StoreHealth::Problem before = problem.exchange(report.health.problem);
-    if (!first && before != report.health.problem) {
-      if (report.health.ok()) {
-        log->info("storage healthy again: new blobs can be stored");
-      } else {
-        log->warn("storage unhealthy ({}): {}", storage_header_value(report.health.problem),
-                  report.health.reason);
-      }
-    } else if (first && !report.health.ok()) {
+    // Logged when the state changes; the first check has nothing to change from and speaks only
+    // of trouble.
+    bool changed = first ? !report.health.ok() : before != report.health.problem;
+    first = false;
+    if (changed && report.health.ok()) {
+      log->info("storage healthy again: new blobs can be stored");
+    } else if (changed) {
       log->warn("storage unhealthy ({}): {}", storage_header_value(report.health.problem),
                 report.health.reason);
     }
-    first = false;
     std::lock_guard lock(mutex);
     last = std::move(report);
   }

@@ -267,15 +267,15 @@ TEST_F(HealthMonitorTest, SnapshotShowsEachHostsStateAndLastCheck) {
   auto snapshot = monitor_->snapshot();
   ASSERT_EQ(snapshot.hosts.size(), 2U);
   EXPECT_EQ(snapshot.handed_out.size(), 1U);
-  EXPECT_TRUE(snapshot.hosts[0].up);
-  EXPECT_TRUE(snapshot.hosts[0].last.ok);
-  EXPECT_EQ(snapshot.hosts[0].reason, "GET /v2/ answered 200");
-  EXPECT_FALSE(snapshot.hosts[1].up);
-  EXPECT_TRUE(snapshot.hosts[1].checked);
-  EXPECT_FALSE(snapshot.hosts[1].last.ok);
-  EXPECT_EQ(snapshot.hosts[1].last.detail, "connect: Connection refused");
+  EXPECT_TRUE(snapshot.hosts[0].health.up());
+  EXPECT_TRUE(snapshot.hosts[0].health.last().ok);
+  EXPECT_EQ(snapshot.hosts[0].health.reason(), "GET /v2/ answered 200");
+  EXPECT_FALSE(snapshot.hosts[1].health.up());
+  EXPECT_TRUE(snapshot.hosts[1].health.checked());
+  EXPECT_FALSE(snapshot.hosts[1].health.last().ok);
+  EXPECT_EQ(snapshot.hosts[1].health.last().detail, "connect: Connection refused");
   EXPECT_EQ(snapshot.hosts[1].host.endpoint.to_string(), "[::1]:1002");
-  EXPECT_EQ(snapshot.hosts[0].last_at, clock_.now());
+  EXPECT_EQ(snapshot.hosts[0].health.last_at(), clock_.now());
 }
 
 TEST_F(HealthMonitorTest, ChecksOneHostAtATimeWithTheConfiguredTimeout) {
