@@ -32,6 +32,13 @@ using core::Counter;
 
 constexpr std::string_view kApiVersion = "registry/2.0";
 constexpr std::string_view kCacheHeader = "Pullthrough-Cache";
+// What one read asks the TLS stream for while waiting for a request to start.
+constexpr std::size_t kFirstReadBytes = 4096;
+
+// Beast's parse errors: bytes that are not an HTTP request, or exceed a limit.
+bool is_parse_error(const error_code& ec) {
+  return ec.category() == http::make_error_code(http::error::bad_method).category();
+}
 
 // The host part of a Host field value: "quay.io", "quay.io:443", "[::1]:443".
 std::string host_of(std::string_view value) {
@@ -91,27 +98,13 @@ class RegistryProxy::Session {
       http::request_parser<http::empty_body> parser;
       parser.header_limit(static_cast<std::uint32_t>(limits_.max_header_bytes));
       tcp_.expires_after(limits_.request_timeout);
-      error_code ec;
-      co_await http::async_read_header(stream_, buffer_, parser,
-                                       asio::redirect_error(asio::use_awaitable, ec));
-      if (ec == http::error::end_of_stream) {
-        // The client sent close_notify between requests: answer it, so that neither side sees a
-        // reset while the other is still reading.
-        co_await close_politely();
-        co_return;
-      }
-      if (ec == asio::ssl::error::stream_truncated) co_return;
-      if (ec == http::error::header_limit) {
-        counters_.requests_rejected.add();
-        keep_alive_ = false;
-        co_await send_error(OciError::not_found, "request header too large", 431);
-        co_return;
+      error_code ec = co_await skip_empty_lines();
+      if (!ec) {
+        co_await http::async_read_header(stream_, buffer_, parser,
+                                         asio::redirect_error(asio::use_awaitable, ec));
       }
       if (ec) {
-        // A timeout, a reset, or bytes that are not HTTP: nothing worth answering.
-        if (ec != beast::error::timeout && ec != asio::error::operation_aborted) {
-          log().debug("{}: request not read: {}", connection_.peer.to_string(), ec.message());
-        }
+        co_await end_unread(ec);
         co_return;
       }
       counters_.requests.add();
@@ -569,6 +562,57 @@ class RegistryProxy::Session {
   }
 
   // --- closing ----------------------------------------------------------------------------
+
+  // RFC 9112 2.2: a server SHOULD ignore empty lines received before a request line. Reads until
+  // the buffer starts with some other byte; the empty lines count against the header limit.
+  asio::awaitable<error_code> skip_empty_lines() {
+    std::size_t skipped = 0;
+    for (;;) {
+      auto bytes = buffer_.cdata();
+      const auto* data = static_cast<const char*>(bytes.data());
+      std::size_t n = 0;
+      while (n < bytes.size() && (data[n] == '\r' || data[n] == '\n')) ++n;
+      buffer_.consume(n);
+      skipped += n;
+      if (buffer_.size() != 0) co_return error_code{};
+      if (skipped > limits_.max_header_bytes) co_return http::error::header_limit;
+      error_code ec;
+      std::size_t read = co_await stream_.async_read_some(
+          buffer_.prepare(kFirstReadBytes), asio::redirect_error(asio::use_awaitable, ec));
+      buffer_.commit(read);
+      // The TLS stream reports the client's close_notify as eof; Beast's parser, end_of_stream.
+      if (ec == asio::error::eof) co_return http::error::end_of_stream;
+      if (ec) co_return ec;
+    }
+  }
+
+  // Ends a connection whose next request could not be read.
+  asio::awaitable<void> end_unread(const error_code& ec) {
+    if (ec == http::error::end_of_stream || ec == http::error::partial_message) {
+      // The client sent close_notify, between requests or in the middle of one: answer it, so
+      // that neither side sees the connection cut off while the other is still reading.
+      co_await close_politely();
+      co_return;
+    }
+    if (is_parse_error(ec)) {
+      // Not HTTP, or too much of it: say so once, then close.
+      counters_.requests_rejected.add();
+      version_ = 11;
+      head_request_ = false;
+      keep_alive_ = false;
+      bool too_large = ec == http::error::header_limit;
+      bool written = co_await send_error(
+          OciError::not_found, too_large ? "request header too large" : "malformed request",
+          too_large ? 431 : 400);
+      if (written) co_await close_politely();
+      co_return;
+    }
+    // A timeout, a reset, or TCP closed without close_notify: nothing to answer.
+    if (ec != beast::error::timeout && ec != asio::error::operation_aborted &&
+        ec != asio::ssl::error::stream_truncated) {
+      log().debug("{}: request not read: {}", connection_.peer.to_string(), ec.message());
+    }
+  }
 
   // No close_notify, so the client sees a transfer cut short rather than a complete response.
   void abort_connection() {

@@ -1,0 +1,475 @@
+// RegistryProxy as a client sees it: a TLS connection to the front door, raw HTTP/1.1 on it, and
+// the real store, index, fetches and manifest cache behind it, with a scripted upstream.
+#include "proxy/registry_proxy.hpp"
+
+#include <filesystem>
+#include <future>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+#include <gtest/gtest.h>
+
+#include "certs/front_door.hpp"
+#include "config/loader.hpp"
+#include "proxy/local_blob_store.hpp"
+#include "proxy/media_types.hpp"
+#include "tests/core/fake_clock.hpp"
+#include "tests/proxy/scripted_upstream.hpp"
+#include "tests/proxy/test_support.hpp"
+
+namespace pullthrough::proxy {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = asio::ssl;
+namespace fs = std::filesystem;
+using asio::ip::tcp;
+using boost::system::error_code;
+using testing::ScriptedReply;
+using testing::ScriptedUpstream;
+using testing::sha256_of;
+
+using Response = http::response<http::string_body>;
+
+std::string pattern(std::size_t size) {
+  std::string out(size, '\0');
+  for (std::size_t i = 0; i < size; ++i) out[i] = static_cast<char>((i * 131 + i / 7) & 0xFF);
+  return out;
+}
+
+const std::string kLayer = pattern(std::size_t{300} * 1024);
+const std::string kLayerDigest = sha256_of(kLayer);
+const std::string kManifest =
+    R"({"schemaVersion":2,"mediaType":")" + std::string(kOciManifest) + R"(","layers":[]})";
+
+ScriptedReply blob_reply(const std::string& body) {
+  ScriptedReply reply;
+  reply.body = body;
+  reply.fields.emplace_back("Content-Type", "application/octet-stream");
+  return reply;
+}
+
+ScriptedReply status_reply(unsigned status) {
+  ScriptedReply reply;
+  reply.status = status;
+  reply.body = "{}";
+  return reply;
+}
+
+// One TLS connection to the proxy, as a pull client holds it.
+class Client {
+ public:
+  Client(std::uint16_t port, const std::string& ca_pem, const std::string& server_name)
+      : tls_(ssl::context::tls_client), stream_(io_, tls_) {
+    tls_.add_certificate_authority(asio::buffer(ca_pem));
+    tls_.set_verify_mode(ssl::verify_peer);
+    SSL_set_tlsext_host_name(stream_.native_handle(), server_name.c_str());
+    stream_.set_verify_callback(ssl::host_name_verification(server_name));
+    stream_.next_layer().connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+    stream_.handshake(ssl::stream_base::client);
+  }
+
+  void send(const std::string& bytes) { asio::write(stream_, asio::buffer(bytes)); }
+
+  // A GET or HEAD with the fields every client sends.
+  void request(const std::string& method, const std::string& target,
+               const std::string& extra_fields = "") {
+    send(method + " " + target + " HTTP/1.1\r\nHost: quay.io\r\nUser-Agent: test\r\n" +
+         extra_fields + "\r\n");
+  }
+
+  // The next response; a HEAD response has no body. Throws when the connection ends first.
+  Response response(bool head = false) {
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(std::uint64_t{64} * 1024 * 1024);
+    parser.skip(head);
+    http::read(stream_, buffer_, parser);
+    return parser.release();
+  }
+
+  // Sends close_notify and waits for the server's: "close_notify" when it came.
+  std::string close() {
+    error_code ec;
+    stream_.shutdown(ec);
+    return ec ? "no close_notify: " + ec.message() : "close_notify";
+  }
+
+  // Reads until the connection ends: "close_notify" when the server said goodbye in TLS, "cut"
+  // when the TCP connection ended without it, or the unexpected bytes or error.
+  std::string ending() {
+    error_code ec;
+    char byte = 0;
+    std::size_t n = stream_.read_some(asio::buffer(&byte, 1), ec);
+    if (n != 0) return "more bytes: " + std::string(1, byte);
+    if (ec == asio::error::eof) return "close_notify";
+    if (ec == ssl::error::stream_truncated || ec == asio::error::connection_reset) return "cut";
+    return ec.message();
+  }
+
+ private:
+  asio::io_context io_;
+  ssl::context tls_;
+  ssl::stream<tcp::socket> stream_;
+  beast::flat_buffer buffer_;
+};
+
+class RegistryProxyTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = testing::test_directory("registry-proxy");
+    config_ = *config::load_string(
+                   "proxy: {listen: [\"127.0.0.1:0\"], allow: [\"127.0.0.0/8\"]}\n"
+                   "registries:\n"
+                   "  - {host: quay.io}\n"
+                   "  - {host: ghcr.io}\n",
+                   "t.yaml")
+                   .config;
+    ca_ = std::make_unique<certs::CertificateAuthority>(certs::CertificateAuthority::load_or_create(
+        root_ / "ca", "box", std::chrono::system_clock::now()));
+    leaves_ = std::make_unique<certs::LeafStore>(*ca_, root_ / "ca" / "leaves");
+    tls_ = std::make_unique<certs::ServerTls>(
+        *leaves_, [this](std::string_view name) { return config_.find_registry(name) != nullptr; });
+    store_ = std::make_unique<LocalBlobStore>((root_ / "store").string());
+    index_ = MetadataIndex::open((root_ / "metadata.db").string());
+    fetches_ = std::make_unique<BlobFetches>(io_, disk_.get_executor(), *store_, *index_, clock_,
+                                             fetch_counters_);
+    manifests_ = std::make_unique<ManifestCache>(*store_, *index_, clock_, disk_.get_executor(),
+                                                 manifest_counters_);
+    RegistryProxyParts parts;
+    parts.config = &config_;
+    parts.upstreams.emplace(&config_.registries.at(0), &upstream_);
+    parts.store = store_.get();
+    parts.index = index_.get();
+    parts.fetches = fetches_.get();
+    parts.manifests = manifests_.get();
+    parts.clock = &clock_;
+    parts.counters = &counters_;
+    RegistryProxyLimits limits;
+    limits.max_header_bytes = 4096;
+    limits.request_timeout = std::chrono::seconds(5);
+    limits.write_timeout = std::chrono::seconds(5);
+    proxy_ = std::make_unique<RegistryProxy>(std::move(parts), limits);
+    front_door_ = std::make_unique<certs::TlsFrontDoor>(
+        io_, config_, *tls_,
+        [this](certs::TlsConnection connection) { return proxy_->serve(std::move(connection)); });
+    front_door_->start();
+    port_ = front_door_->bound_endpoints().at(0).port;
+    worker_ = std::thread([this] { io_.run(); });
+  }
+
+  void TearDown() override {
+    std::promise<void> drained;
+    asio::post(io_, [&] { front_door_->stop([&] { drained.set_value(); }); });
+    EXPECT_EQ(drained.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
+    asio::post(io_, [&] { fetches_.reset(); });
+    worker_.join();
+    disk_.join();
+    fs::remove_all(root_);
+  }
+
+  std::unique_ptr<Client> connect(const std::string& server_name = "quay.io") {
+    return std::make_unique<Client>(port_, ca_->certificate_pem(), server_name);
+  }
+
+  // One request on a fresh connection.
+  Response get(const std::string& target, const std::string& extra_fields = "") {
+    auto client = connect();
+    client->request("GET", target, extra_fields);
+    return client->response();
+  }
+
+  static std::string blob_path(const std::string& repository, const std::string& digest) {
+    return "/v2/" + repository + "/blobs/" + digest;
+  }
+
+  fs::path root_;
+  config::Config config_;
+  std::unique_ptr<certs::CertificateAuthority> ca_;
+  std::unique_ptr<certs::LeafStore> leaves_;
+  std::unique_ptr<certs::ServerTls> tls_;
+  core::testing::FakeWallClock clock_;
+  asio::io_context io_;
+  asio::thread_pool disk_{1};
+  std::unique_ptr<LocalBlobStore> store_;
+  std::unique_ptr<MetadataIndex> index_;
+  BlobFetchCounters fetch_counters_;
+  ManifestCounters manifest_counters_;
+  RegistryCounters counters_;
+  std::unique_ptr<BlobFetches> fetches_;
+  std::unique_ptr<ManifestCache> manifests_;
+  ScriptedUpstream upstream_{[](const UpstreamRequest&) { return status_reply(404); }};
+  std::unique_ptr<RegistryProxy> proxy_;
+  std::unique_ptr<certs::TlsFrontDoor> front_door_;
+  std::thread worker_;
+  std::uint16_t port_ = 0;
+};
+
+// --- the connection -------------------------------------------------------------------------
+
+TEST_F(RegistryProxyTest, BaseAnswersWithTheApiVersion) {
+  auto response = get("/v2/");
+  EXPECT_EQ(response.result_int(), 200);
+  EXPECT_EQ(response.body(), "{}");
+  EXPECT_EQ(response["Docker-Distribution-API-Version"], "registry/2.0");
+  EXPECT_EQ(response[http::field::content_type], "application/json");
+  EXPECT_EQ(counters_.requests.value(), 1U);
+}
+
+TEST_F(RegistryProxyTest, KeepAliveServesRequestsInTurnAndAnswersCloseNotify) {
+  auto client = connect();
+  for (int i = 0; i < 3; ++i) {
+    client->request("GET", "/v2/");
+    EXPECT_EQ(client->response().result_int(), 200);
+  }
+  EXPECT_EQ(client->close(), "close_notify");
+  EXPECT_EQ(counters_.requests.value(), 3U);
+}
+
+TEST_F(RegistryProxyTest, EmptyLinesBeforeARequestAreIgnored) {
+  auto client = connect();
+  client->send("\r\n");
+  client->send("\n\r\nGET /v2/ HTTP/1.1\r\nHost: quay.io\r\n\r\n");
+  EXPECT_EQ(client->response().result_int(), 200);
+  EXPECT_EQ(counters_.requests_rejected.value(), 0U);
+}
+
+TEST_F(RegistryProxyTest, EmptyLinesAloneThenCloseNotifyAreAnsweredWithCloseNotify) {
+  auto client = connect();
+  client->send("\n");
+  EXPECT_EQ(client->close(), "close_notify");
+  EXPECT_EQ(counters_.requests_rejected.value(), 0U);
+}
+
+TEST_F(RegistryProxyTest, CloseNotifyInTheMiddleOfARequestIsAnsweredWithCloseNotify) {
+  auto client = connect();
+  client->send("GET /v2/ HTTP/1.1\r\nHost: qu");
+  EXPECT_EQ(client->close(), "close_notify");
+  EXPECT_EQ(counters_.requests.value(), 0U);
+}
+
+TEST_F(RegistryProxyTest, BytesThatAreNotHttpGet400ThenCloseNotify) {
+  auto client = connect();
+  client->send("\x16\x03\x01 hello\r\n\r\n");
+  auto response = client->response();
+  EXPECT_EQ(response.result_int(), 400);
+  EXPECT_NE(response.body().find("malformed request"), std::string::npos);
+  EXPECT_EQ(response[http::field::connection], "close");
+  EXPECT_EQ(client->ending(), "close_notify");
+  EXPECT_EQ(counters_.requests_rejected.value(), 1U);
+}
+
+TEST_F(RegistryProxyTest, OversizedHeaderGets431ThenCloseNotify) {
+  auto client = connect();
+  client->request("GET", "/v2/", "X-Padding: " + std::string(5000, 'a') + "\r\n");
+  auto response = client->response();
+  EXPECT_EQ(response.result_int(), 431);
+  EXPECT_EQ(client->ending(), "close_notify");
+  EXPECT_EQ(counters_.requests_rejected.value(), 1U);
+}
+
+TEST_F(RegistryProxyTest, EndlessEmptyLinesCountAgainstTheHeaderLimit) {
+  auto client = connect();
+  client->send(std::string(5000, '\n'));
+  EXPECT_EQ(client->response().result_int(), 431);
+}
+
+TEST_F(RegistryProxyTest, HostNamingAnotherRegistryIsMisdirected) {
+  auto client = connect();
+  client->send("GET /v2/ HTTP/1.1\r\nHost: ghcr.io\r\n\r\n");
+  auto response = client->response();
+  EXPECT_EQ(response.result_int(), 421);
+  EXPECT_NE(response.body().find("for quay.io, not ghcr.io"), std::string::npos);
+  EXPECT_EQ(client->ending(), "close_notify");
+}
+
+TEST_F(RegistryProxyTest, PushIsRefusedAndPullsHaveNoBody) {
+  auto client = connect();
+  client->send(
+      "POST /v2/a/blobs/uploads/ HTTP/1.1\r\nHost: quay.io\r\nContent-Length: 3\r\n\r\nabc");
+  EXPECT_EQ(client->response().result_int(), 405);
+  client = connect();
+  client->send("GET /v2/ HTTP/1.1\r\nHost: quay.io\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+  EXPECT_EQ(client->response().result_int(), 400);
+  EXPECT_EQ(counters_.requests_rejected.value(), 2U);
+  EXPECT_TRUE(upstream_.seen().empty());
+}
+
+TEST_F(RegistryProxyTest, TraversalInARepositoryNameNeverReachesUpstreamOrTheStore) {
+  for (const std::string& target : std::vector<std::string>{
+           "/v2/../../etc/blobs/" + kLayerDigest, "/v2/a/%2e%2e/b/manifests/latest",
+           "/v2/a//b/manifests/latest", "/v2/a/blobs/sha256:..%2f..%2fx"}) {
+    auto response = get(target);
+    EXPECT_GE(response.result_int(), 400) << target;
+    EXPECT_LT(response.result_int(), 500) << target;
+  }
+  EXPECT_TRUE(upstream_.seen().empty());
+  EXPECT_EQ(counters_.requests_rejected.value(), 4U);
+}
+
+// --- blobs ----------------------------------------------------------------------------------
+
+TEST_F(RegistryProxyTest, BlobMissIsFetchedOnceThenServedFromTheCache) {
+  upstream_.set_script([](const UpstreamRequest&) { return blob_reply(kLayer); });
+  auto first = get(blob_path("team/app", kLayerDigest));
+  ASSERT_EQ(first.result_int(), 200);
+  EXPECT_EQ(first.body(), kLayer);
+  EXPECT_EQ(first["Docker-Content-Digest"], kLayerDigest);
+  EXPECT_EQ(first["Pullthrough-Cache"], "miss");
+
+  auto second = get(blob_path("team/app", kLayerDigest));
+  ASSERT_EQ(second.result_int(), 200);
+  EXPECT_EQ(second.body(), kLayer);
+  EXPECT_EQ(second["Pullthrough-Cache"], "hit");
+  EXPECT_EQ(upstream_.count(http::verb::get), 1U);
+  EXPECT_EQ(counters_.blob_hits.value(), 1U);
+  EXPECT_EQ(counters_.blob_misses.value(), 1U);
+  EXPECT_EQ(counters_.bytes_from_cache.value(), kLayer.size());
+}
+
+TEST_F(RegistryProxyTest, RangesOfACachedBlob) {
+  upstream_.set_script([](const UpstreamRequest&) { return blob_reply(kLayer); });
+  ASSERT_EQ(get(blob_path("team/app", kLayerDigest)).result_int(), 200);
+
+  auto partial = get(blob_path("team/app", kLayerDigest), "Range: bytes=100-199\r\n");
+  EXPECT_EQ(partial.result_int(), 206);
+  EXPECT_EQ(partial.body(), kLayer.substr(100, 100));
+  EXPECT_EQ(partial[http::field::content_range], "bytes 100-199/" + std::to_string(kLayer.size()));
+
+  auto outside = get(blob_path("team/app", kLayerDigest),
+                     "Range: bytes=" + std::to_string(kLayer.size()) + "-\r\n");
+  EXPECT_EQ(outside.result_int(), 416);
+  EXPECT_EQ(outside[http::field::content_range], "bytes */" + std::to_string(kLayer.size()));
+}
+
+TEST_F(RegistryProxyTest, HeadOfACachedBlobHasItsLengthAndNoBody) {
+  upstream_.set_script([](const UpstreamRequest&) { return blob_reply(kLayer); });
+  ASSERT_EQ(get(blob_path("team/app", kLayerDigest)).result_int(), 200);
+  auto client = connect();
+  client->request("HEAD", blob_path("team/app", kLayerDigest));
+  auto head = client->response(true);
+  EXPECT_EQ(head.result_int(), 200);
+  EXPECT_EQ(head[http::field::content_length], std::to_string(kLayer.size()));
+  // The connection is still in step: the next response is the next request's.
+  client->request("GET", "/v2/");
+  EXPECT_EQ(client->response().body(), "{}");
+}
+
+TEST_F(RegistryProxyTest, WrongBytesFromUpstreamAreNeverServedNorStored) {
+  std::string wrong = kLayer;
+  wrong[wrong.size() / 2] ^= 1;
+  upstream_.set_script([wrong](const UpstreamRequest&) {
+    ScriptedReply reply = blob_reply(wrong);
+    reply.announce_length = false;
+    return reply;
+  });
+  // Without an announced length the answer waits for the verdict: a 502, and no byte of it.
+  auto response = get(blob_path("team/app", kLayerDigest));
+  EXPECT_EQ(response.result_int(), 502);
+  EXPECT_NE(response.body().find("hash to"), std::string::npos) << response.body();
+  EXPECT_FALSE(store_->size(kLayerDigest).has_value());
+
+  // The next request tries upstream again instead of serving anything stored.
+  upstream_.set_script([](const UpstreamRequest&) { return blob_reply(kLayer); });
+  EXPECT_EQ(get(blob_path("team/app", kLayerDigest)).body(), kLayer);
+  EXPECT_EQ(upstream_.count(http::verb::get), 2U);
+}
+
+TEST_F(RegistryProxyTest, WrongBytesDiscoveredWhileStreamingCutTheTransferOff) {
+  std::string wrong = kLayer;
+  wrong[wrong.size() - 1] ^= 1;
+  upstream_.set_script([wrong](const UpstreamRequest&) {
+    ScriptedReply reply = blob_reply(wrong);
+    reply.piece = std::size_t{32} * 1024;
+    reply.pace = std::chrono::milliseconds(5);
+    return reply;
+  });
+  auto client = connect();
+  client->request("GET", blob_path("team/app", kLayerDigest));
+  // The header and most bytes went out while streaming; the verdict at the end cuts the
+  // connection without close_notify, so the client never sees a complete response.
+  EXPECT_ANY_THROW(client->response());
+  EXPECT_FALSE(store_->size(kLayerDigest).has_value());
+  EXPECT_EQ(counters_.transfers_aborted.value(), 1U);
+  EXPECT_GT(counters_.bytes_while_fetching.value(), 0U);
+}
+
+TEST_F(RegistryProxyTest, BlobUnknownUpstreamIsBlobUnknown) {
+  auto response = get(blob_path("team/app", kLayerDigest));
+  EXPECT_EQ(response.result_int(), 404);
+  EXPECT_NE(response.body().find("BLOB_UNKNOWN"), std::string::npos);
+}
+
+TEST_F(RegistryProxyTest, UnreachableUpstreamIs503) {
+  upstream_.set_script([](const UpstreamRequest&) {
+    ScriptedReply reply;
+    reply.unreachable = true;
+    return reply;
+  });
+  auto response = get(blob_path("team/app", kLayerDigest));
+  EXPECT_EQ(response.result_int(), 503);
+  EXPECT_NE(response.body().find("UNAVAILABLE"), std::string::npos);
+  EXPECT_EQ(counters_.upstream_unavailable.value(), 1U);
+}
+
+TEST_F(RegistryProxyTest, ABlobCachedForOneRepositoryIsServedToAnotherOnlyIfUpstreamSaysSo) {
+  upstream_.set_script([](const UpstreamRequest&) { return blob_reply(kLayer); });
+  ASSERT_EQ(get(blob_path("team/public", kLayerDigest)).result_int(), 200);
+
+  // Upstream does not let this repository have it: not served, though it is stored.
+  upstream_.set_script([](const UpstreamRequest&) { return status_reply(404); });
+  EXPECT_EQ(get(blob_path("team/private", kLayerDigest)).result_int(), 404);
+
+  // Upstream confirms: served from the cache, with a HEAD and no second GET.
+  upstream_.set_script([](const UpstreamRequest& request) {
+    return request.method == http::verb::head ? status_reply(200) : status_reply(500);
+  });
+  auto response = get(blob_path("team/other", kLayerDigest));
+  EXPECT_EQ(response.result_int(), 200);
+  EXPECT_EQ(response["Pullthrough-Cache"], "hit");
+  EXPECT_EQ(response.body(), kLayer);
+  auto seen = upstream_.seen();
+  ASSERT_FALSE(seen.empty());
+  EXPECT_EQ(seen.back().method, http::verb::head);
+  EXPECT_EQ(seen.back().repository, "team/other");
+}
+
+// --- manifests ------------------------------------------------------------------------------
+
+TEST_F(RegistryProxyTest, ManifestByTagComesFromUpstreamOnceThenFromTheCache) {
+  upstream_.set_script([](const UpstreamRequest&) {
+    ScriptedReply reply;
+    reply.body = kManifest;
+    reply.fields.emplace_back("Content-Type", std::string(kOciManifest));
+    reply.fields.emplace_back("Docker-Content-Digest", sha256_of(kManifest));
+    return reply;
+  });
+  for (int i = 0; i < 2; ++i) {
+    auto response =
+        get("/v2/team/app/manifests/v1", "Accept: " + std::string(upstream_accept()) + "\r\n");
+    ASSERT_EQ(response.result_int(), 200);
+    EXPECT_EQ(response.body(), kManifest);
+    EXPECT_EQ(response[http::field::content_type], kOciManifest);
+    EXPECT_EQ(response["Docker-Content-Digest"], sha256_of(kManifest));
+  }
+  EXPECT_EQ(upstream_.count(http::verb::get), 1U);
+
+  auto client = connect();
+  client->request("HEAD", "/v2/team/app/manifests/" + sha256_of(kManifest));
+  auto head = client->response(true);
+  EXPECT_EQ(head.result_int(), 200);
+  EXPECT_EQ(head[http::field::content_length], std::to_string(kManifest.size()));
+  EXPECT_EQ(upstream_.count(http::verb::get), 1U);
+}
+
+}  // namespace
+}  // namespace pullthrough::proxy
