@@ -14,6 +14,7 @@
 #include <boost/asio/post.hpp>
 
 #include "core/net.hpp"
+#include "core/text.hpp"
 #include "dns/wire.hpp"
 #include "dns/wire_format.hpp"
 
@@ -68,15 +69,6 @@ std::string_view host_name_problem(std::string_view host) {
   if (previous == '-') return "label ends with '-'";
   if (all_digits) return "an IP address, not a name";
   return {};
-}
-
-std::string printable(std::string_view text) {
-  std::string out;
-  for (const char c : text.substr(0, kMaxNameInError)) {
-    out += c > 0x20 && c < 0x7f && c != '"' && c != '\\' ? c : '?';
-  }
-  if (text.size() > kMaxNameInError) out += "...";
-  return out;
 }
 
 void append_u16(std::vector<std::uint8_t>& out, std::uint16_t value) {
@@ -349,8 +341,9 @@ struct AddressResolver::State : std::enable_shared_from_this<AddressResolver::St
   void resolve(const std::string& host, Done done) {
     if (auto problem = host_name_problem(host); !problem.empty()) {
       counters.invalid_names.add();
-      return deliver(std::move(done), failure("invalid host name \"" + printable(host) +
-                                              "\": " + std::string(problem)));
+      return deliver(std::move(done),
+                     failure("invalid host name \"" + core::printable(host, kMaxNameInError) +
+                             "\": " + std::string(problem)));
     }
     std::uint64_t serial = 0;
     std::array<std::uint16_t, 2> ids{};

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "core/text.hpp"
+
 namespace pullthrough::proxy {
 namespace {
 
@@ -37,16 +39,8 @@ bool is_valid_component(std::string_view part) {
   return true;
 }
 
-std::string quoted(std::string_view text) {
-  std::string out = "\"";
-  // Messages echo attacker-controlled text: keep them short and printable.
-  for (char c : text.substr(0, 128)) {
-    out += (c >= 0x20 && c < 0x7F && c != '"' && c != '\\') ? c : '?';
-  }
-  if (text.size() > 128) out += "...";
-  out += '"';
-  return out;
-}
+// Messages echo attacker-controlled text: keep it short and printable.
+std::string quoted(std::string_view text) { return "\"" + core::printable(text, 128) + "\""; }
 
 RouteResult failure(RouteError error, std::string message) {
   RouteResult result;
