@@ -83,13 +83,15 @@ HealthReport health_report(const AdminSources& sources) {
     out["storage"] = storage_json(sources);
     if (sources.health == nullptr) report.healthy = out["storage"]["ok"].get<bool>();
   }
-  out["status"] = report.healthy ? "ok" : "unhealthy";
+  bool leaving = sources.leaving && sources.leaving();
+  if (leaving) report.healthy = false;
+  out["status"] = leaving ? "leaving" : report.healthy ? "ok" : "unhealthy";
   report.json = out.dump(2) + "\n";
   return report;
 }
 
 core::HttpHandler make_admin_handler(AdminSources sources) {
-  return [sources](const core::HttpExchange& exchange) {
+  return [sources = std::move(sources)](const core::HttpExchange& exchange) {
     const auto& request = exchange.request;
     core::HttpResponse response{http::status::ok, request.version()};
     auto target = request.target();

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <string>
 
 #include "app/cli.hpp"
@@ -23,10 +24,13 @@ struct AdminSources {
   const proxy::StorageMonitor* storage = nullptr;  // roles proxy and all
   const core::MetricsRegistry* metrics = nullptr;
   const core::WallClock* clock = nullptr;
+  // Roles proxy and all: true while the cache hands over before a stop.
+  std::function<bool()> leaving;
 };
 
 // The /healthz answer. Healthy means: with a DNS role, the gate is open (intercepted names are
-// rewritten to a cache); with the proxy role alone, the store can take new blobs.
+// rewritten to a cache); with the proxy role alone, the store can take new blobs. Never while the
+// cache hands over before a stop: a load balancer's check sees it leave too.
 struct HealthReport {
   bool healthy = false;
   std::string json;

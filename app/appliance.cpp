@@ -544,6 +544,7 @@ int serve(const ServeOptions& options) {
   sources.storage = proxy_parts.cache != nullptr ? &proxy_parts.cache->storage() : nullptr;
   sources.metrics = &metrics;
   sources.clock = &health_parts.wall_clock;
+  if (auto* cache = proxy_parts.cache) sources.leaving = [cache] { return cache->leaving(); };
   auto admin = std::make_unique<core::HttpService>(io, "admin",
                                                    std::vector<core::Endpoint>{cfg.admin.listen},
                                                    cfg.admin.allow, make_admin_handler(sources));
@@ -557,10 +558,19 @@ int serve(const ServeOptions& options) {
     return kExitFailure;
   }
 
+  // Stopping goes through up to two phases. With a cache and a handover time, the first signal
+  // starts the handover: the cache keeps serving while its health answers say it is leaving, so
+  // the DNS side (this process's or another appliance's) stops handing it out and clients'
+  // answers expire. Then, or at once without a handover, listeners close and work drains. Each
+  // further signal cuts the current phase short.
+  enum class Phase { running, handing_over, draining };
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  boost::asio::steady_timer handover_timer(io);
+  const auto handover =
+      proxy_parts.cache != nullptr ? config::handover_or_auto(cfg) : core::Duration::zero();
   std::mutex stop_mutex;
   std::condition_variable stop_requested;
-  bool stopping = false;
+  Phase phase = Phase::running;
   std::size_t undrained = services.size();
 
   // Runs on any thread. Once every service has drained, cancelling the signal wait leaves the
@@ -570,22 +580,47 @@ int serve(const ServeOptions& options) {
       if (--undrained == 0) signals.cancel();
     });
   };
+  // With stop_mutex held.
+  auto drain = [&] {
+    log->info("closing listeners and draining (deadline {})",
+              core::format_duration(options.drain_deadline));
+    phase = Phase::draining;
+    handover_timer.cancel();
+    stop_requested.notify_all();
+    for (auto& service : services) service->stop(service_drained);
+  };
   std::function<void(const boost::system::error_code&, int)> on_signal =
       [&](const boost::system::error_code& ec, int signal_number) {
         if (ec) return;  // cancelled: drained
         std::lock_guard lock(stop_mutex);
-        if (stopping) {
-          log->warn("second {} received: stopping without waiting", signal_name(signal_number));
+        auto name = signal_name(signal_number);
+        if (phase == Phase::draining) {
+          log->warn("{} received while draining: stopping without waiting", name);
           io.stop();
           return;
         }
-        log->info("{} received: closing listeners and draining (deadline {})",
-                  signal_name(signal_number), core::format_duration(options.drain_deadline));
-        stopping = true;
-        stop_requested.notify_all();
-        if (services.empty()) return;
-        signals.async_wait(on_signal);  // a second signal cuts the drain short
-        for (auto& service : services) service->stop(service_drained);
+        signals.async_wait(on_signal);  // armed before any service can drain and cancel it
+        if (phase == Phase::handing_over) {
+          log->warn("second {} received: cutting the handover short", name);
+          drain();
+        } else if (handover > core::Duration::zero()) {
+          log->info(
+              "{} received: handing over for {}: the cache serves on while health checks "
+              "hear it is leaving (a second signal skips this)",
+              name, core::format_duration(handover));
+          phase = Phase::handing_over;
+          proxy_parts.cache->begin_leaving();
+          handover_timer.expires_after(handover);
+          handover_timer.async_wait([&](const boost::system::error_code& waited) {
+            std::lock_guard timer_lock(stop_mutex);
+            if (waited || phase != Phase::handing_over) return;
+            log->info("handover done");
+            drain();
+          });
+        } else {
+          log->info("{} received", name);
+          drain();
+        }
       };
   signals.async_wait(on_signal);
 
@@ -595,7 +630,7 @@ int serve(const ServeOptions& options) {
 
   {
     std::unique_lock lock(stop_mutex);
-    stop_requested.wait(lock, [&] { return stopping; });
+    stop_requested.wait(lock, [&] { return phase == Phase::draining; });
   }
   if (!pool.wait_for(options.drain_deadline)) {
     log->warn("drain deadline passed; abandoning work still in flight");

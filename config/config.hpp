@@ -60,6 +60,9 @@ struct ProxyConfig {
   std::vector<Endpoint> listen;
   std::vector<Endpoint> http_listen;
   std::vector<Cidr> allow;
+  // On a stop signal, how long the cache says it is leaving while it still serves, before its
+  // listeners close. Unset ("auto"): handover_or_auto().
+  std::optional<Duration> handover;
   bool operator==(const ProxyConfig&) const = default;
 };
 
@@ -114,6 +117,12 @@ struct HealthConfig {
   std::uint32_t rise = 2;
   bool operator==(const HealthConfig&) const = default;
 };
+
+struct Config;
+
+// proxy.handover, or for "auto" long enough for the DNS side to see the cache leave (one health
+// check) and for every answer that named it to expire: answer_ttl + interval + timeout.
+Duration handover_or_auto(const Config& config);
 
 struct Config {
   std::string state_dir = "./var";

@@ -499,6 +499,20 @@ void read_proxy(MapReader& m, ProxyConfig& proxy) {
   m.read("listen", proxy.listen, list_of<Endpoint>(parse_listen_endpoint));
   m.read("http_listen", proxy.http_listen, list_of<Endpoint>(parse_listen_endpoint));
   m.read("allow", proxy.allow, parse_allow);
+  if (auto v = m.take("handover")) {
+    Context& ctx = m.context();
+    bool is_auto = v->node.IsScalar() && v->node.Scalar() == "auto";
+    auto d = v->node.IsScalar() ? core::parse_duration(v->node.Scalar()) : std::nullopt;
+    if (is_auto) {
+      proxy.handover.reset();
+    } else if (!d) {
+      ctx.expected(v->node, v->mark, v->path, "\"auto\" or a duration like \"15s\"");
+    } else if (*d > std::chrono::minutes(10)) {
+      ctx.error(v->mark, v->path, "must be at most 10m");
+    } else {
+      proxy.handover = *d;
+    }
+  }
 }
 
 std::optional<RegistryConfig> parse_registry(Context& ctx, const Value& v) {
@@ -578,6 +592,11 @@ void validate_registries(Context& ctx, const YAML::Node& node, const YAML::Mark&
 }
 
 }  // namespace
+
+Duration handover_or_auto(const Config& config) {
+  if (config.proxy.handover) return *config.proxy.handover;
+  return config.dns.answer_ttl + config.health.interval + config.health.timeout;
+}
 
 std::string UpstreamUrl::to_string() const {
   std::string out = scheme + "://";

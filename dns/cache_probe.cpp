@@ -13,7 +13,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include "core/storage_header.hpp"
+#include "core/health_protocol.hpp"
+#include "core/text.hpp"
 #include "core/units.hpp"
 
 namespace pullthrough::dns {
@@ -23,15 +24,6 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using boost::system::error_code;
-
-// Printable ASCII, at most `limit` characters: text from the network on its way to a log.
-std::string printable(std::string_view text, std::size_t limit) {
-  std::string out(text.substr(0, limit));
-  for (char& c : out) {
-    if (c < 0x20 || c > 0x7e) c = '?';
-  }
-  return out;
-}
 
 std::string failure(const char* step, const error_code& ec, std::chrono::milliseconds timeout) {
   if (ec == beast::error::timeout) {
@@ -43,15 +35,22 @@ std::string failure(const char* step, const error_code& ec, std::chrono::millise
 }  // namespace
 
 CheckResult judge_answer(const http::response_header<>& answer) {
-  if (answer.result() != http::status::ok) {
+  if (answer.find(core::kLeavingHeader) != answer.end()) {
     return CheckResult{
         false,
-        fmt::format("GET /v2/ answered {} {}", answer.result_int(), printable(answer.reason(), 64)),
-        {}};
+        "the cache is leaving (" + core::printable(answer[core::kLeavingHeader], 32) + ")",
+        {},
+        true};
+  }
+  if (answer.result() != http::status::ok) {
+    return CheckResult{false,
+                       fmt::format("GET /v2/ answered {} {}", answer.result_int(),
+                                   core::printable(answer.reason(), 64)),
+                       {}};
   }
   auto storage = answer[core::kStorageHeader];
   if (!storage.empty() && storage != core::kStorageOk) {
-    return CheckResult{false, "the cache reports its storage " + printable(storage, 32), {}};
+    return CheckResult{false, "the cache reports its storage " + core::printable(storage, 32), {}};
   }
   return CheckResult{true, "GET /v2/ answered 200", {}};
 }
@@ -73,10 +72,12 @@ TlsCacheProbe::TlsCacheProbe(std::string server_name, std::optional<std::string>
 asio::awaitable<CheckResult> TlsCacheProbe::check(const core::Endpoint& target,
                                                   std::chrono::milliseconds timeout) {
   auto began = std::chrono::steady_clock::now();
+  auto elapsed = [began] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                 began);
+  };
   auto done = [&](bool ok, std::string detail) {
-    return CheckResult{ok, std::move(detail),
-                       std::chrono::duration_cast<std::chrono::milliseconds>(
-                           std::chrono::steady_clock::now() - began)};
+    return CheckResult{ok, std::move(detail), elapsed()};
   };
   beast::ssl_stream<beast::tcp_stream> stream(co_await asio::this_coro::executor, context_);
   SSL* ssl = stream.native_handle();
@@ -114,7 +115,8 @@ asio::awaitable<CheckResult> TlsCacheProbe::check(const core::Endpoint& target,
   tcp.close();
 
   CheckResult judged = judge_answer(parser.get().base());
-  co_return done(judged.ok, std::move(judged.detail));
+  judged.took = elapsed();
+  co_return judged;
 }
 
 }  // namespace pullthrough::dns

@@ -20,7 +20,8 @@
 namespace pullthrough::dns {
 
 // What a cache's answer to `GET /v2/` says about it: passed on 200 unless its storage header says
-// otherwise. `detail` is printable ASCII and short, whatever the answer held.
+// otherwise; failed and `leaving` when it says the cache is about to stop. `detail` is printable
+// ASCII and short, whatever the answer held.
 CheckResult judge_answer(const boost::beast::http::response_header<>& answer);
 
 // The bound on that answer's header (its body is never read): anything near it is not a registry.

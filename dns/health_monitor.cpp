@@ -30,9 +30,10 @@ bool HostHealth::record(CheckResult result, TimePoint at) {
   if (!result.ok) ++failures_;
   bool agrees = result.ok == up_;
   streak_ = agrees ? 0 : streak_ + 1;
+  bool leaving = up_ && result.leaving;
   last_ = std::move(result);
   last_at_ = at;
-  if (streak_ < (up_ ? fall_ : rise_)) return false;
+  if (!leaving && streak_ < (up_ ? fall_ : rise_)) return false;
   up_ = !up_;
   streak_ = 0;
   since_ = at;

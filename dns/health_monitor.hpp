@@ -31,6 +31,9 @@ struct CheckResult {
   bool ok = false;
   std::string detail;
   std::chrono::milliseconds took{0};
+  // The cache said it is about to stop (core/health_protocol.hpp): down at once, not after
+  // `fall` failures.
+  bool leaving = false;
 };
 
 // Checks one cache host. The TLS implementation is dns/cache_probe.hpp; tests script their own.
@@ -50,7 +53,8 @@ class HostHealth {
   // the host started being watched: the start of its first down period.
   HostHealth(std::uint32_t rise, std::uint32_t fall, TimePoint created);
 
-  // Records one check that ended at `at`. True when it moved the host up or down.
+  // Records one check that ended at `at`. True when it moved the host up or down. A check that
+  // says the cache is leaving takes an up host down at once.
   bool record(CheckResult result, TimePoint at);
 
   bool up() const { return up_; }

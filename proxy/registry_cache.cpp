@@ -1,6 +1,7 @@
 #include "proxy/registry_cache.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -44,6 +45,7 @@ struct RegistryCache::Parts {
   ManifestCounters manifest_counters;
   core::SystemWallClock wall_clock;
   core::SteadyClock steady_clock;
+  std::atomic<bool> leaving{false};
   boost::asio::thread_pool disk{kDiskThreads};
   std::unique_ptr<LocalBlobStore> store;
   std::unique_ptr<MetadataIndex> index;
@@ -103,6 +105,7 @@ RegistryCache::RegistryCache(boost::asio::io_context& io, const config::Config& 
   proxy_parts.clock = &p.wall_clock;
   proxy_parts.counters = &p.counters;
   proxy_parts.storage = p.storage.get();
+  proxy_parts.leaving = &p.leaving;
   p.proxy = std::make_unique<RegistryProxy>(std::move(proxy_parts));
   RegistryProxy* proxy = p.proxy.get();
   p.front_door = std::make_unique<certs::TlsFrontDoor>(
@@ -112,6 +115,10 @@ RegistryCache::RegistryCache(boost::asio::io_context& io, const config::Config& 
 }
 
 RegistryCache::~RegistryCache() = default;
+
+void RegistryCache::begin_leaving() { parts_->leaving.store(true); }
+
+bool RegistryCache::leaving() const { return parts_->leaving.load(); }
 
 void RegistryCache::start() {
   parts_->storage->start();

@@ -42,6 +42,11 @@ class RegistryCache final : public core::Service {
   // Stops accepting, lets connections and blob fetches finish, then closes upstream connections.
   void stop(std::function<void()> drained) override;
 
+  // The handover before a stop: the cache keeps serving, but its answers to health checks say
+  // it is leaving, so the DNS side stops handing it out. Safe from any thread.
+  void begin_leaving();
+  bool leaving() const;
+
   const std::vector<core::Endpoint>& bound_endpoints() const;
   const RegistryCounters& counters() const;
   const BlobFetchCounters& fetch_counters() const;

@@ -12,8 +12,8 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 
+#include "core/health_protocol.hpp"
 #include "core/logging.hpp"
-#include "core/storage_header.hpp"
 #include "core/text.hpp"
 #include "proxy/byte_range.hpp"
 #include "proxy/direct_tls_writer.hpp"
@@ -239,6 +239,9 @@ class RegistryProxy::Session {
     response.set(http::field::content_type, "application/json");
     if (parts_.storage != nullptr) {
       response.set(core::kStorageHeader, storage_header_value(parts_.storage->problem()));
+    }
+    if (parts_.leaving != nullptr && parts_.leaving->load(std::memory_order_relaxed)) {
+      response.set(core::kLeavingHeader, core::kLeavingShutdown);
     }
     response.body() = "{}";
     response.prepare_payload();

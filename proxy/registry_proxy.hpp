@@ -10,6 +10,7 @@
 
 #include "core/asio.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <memory>
@@ -74,6 +75,8 @@ struct RegistryProxyParts {
   RegistryCounters* counters = nullptr;
   // Optional: when set, `GET /v2/` reports the store's health for the DNS side's check.
   const StorageMonitor* storage = nullptr;
+  // Optional: while true, `GET /v2/` tells the DNS side's check that this cache is leaving.
+  const std::atomic<bool>* leaving = nullptr;
 };
 
 class RegistryProxy {

@@ -5,8 +5,8 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "core/health_protocol.hpp"
 #include "core/logging.hpp"
-#include "core/storage_header.hpp"
 
 namespace pullthrough::proxy {
 

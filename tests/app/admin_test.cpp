@@ -178,6 +178,20 @@ TEST_F(AdminTest, ProxyRoleWithAFullStoreIs503AndSaysWhy) {
   EXPECT_THAT(body["storage"]["reason"].get<std::string>(), HasSubstr("storage.min_free"));
 }
 
+TEST_F(AdminTest, ALeavingCacheIs503WhateverItsHealth) {
+  start();
+  auto s = sources(Role::proxy);
+  bool leaving = false;
+  s.leaving = [&leaving] { return leaving; };
+  EXPECT_EQ(get(s, "/healthz").result(), http::status::ok);
+  leaving = true;
+  auto response = get(s, "/healthz");
+  EXPECT_EQ(response.result(), http::status::service_unavailable);
+  auto body = nlohmann::json::parse(response.body());
+  EXPECT_EQ(body["status"], "leaving");
+  EXPECT_EQ(body["storage"]["state"], "ok");
+}
+
 TEST_F(AdminTest, DnsRoleShowsNoStorage) {
   start();
   auto body = nlohmann::json::parse(get(sources(Role::dns), "/healthz").body());

@@ -19,6 +19,7 @@ dns:
 proxy:
   listen: ["127.0.0.1:0"]
   http_listen: []
+  handover: 0s
 admin: {listen: "127.0.0.1:0"}
 YAML
 
@@ -87,6 +88,60 @@ run_until_ready INT dns
 grep -q '"component":"proxy"' "$log" && fail "role dns started proxy parts"
 run_until_ready TERM proxy check_admin_proxy
 grep -q '"component":"dns"' "$log" && fail "role proxy started dns parts"
+
+# The handover before a stop (proxy.handover): after SIGTERM the cache serves on for that long,
+# saying it is leaving to health checks and on /healthz; a second signal cuts it short.
+sed 's/handover: 0s/handover: 2s/' "$work/pt.yaml" >"$work/handover.yaml"
+# start_handover NAME: starts --role proxy with the 2 s handover; sets $log, $pid and $tls.
+start_handover() {
+  log="$work/serve-$1.log"
+  "$bin" serve --config "$work/handover.yaml" --role proxy 2>"$log" &
+  pid=$!
+  for _ in $(seq 100); do grep -q '"msg":"ready' "$log" && break; sleep 0.1; done
+  tls=$(sed -nE 's#.*listening on https://127\.0\.0\.1:([0-9]+).*#\1#p' "$log" | head -1)
+  [ -n "$tls" ] || fail "$1: no https port in the log"
+}
+# exit_within NAME SECONDS: waits up to SECONDS for $pid to exit 0.
+exit_within() {
+  local rc=0
+  for _ in $(seq "$(($2 * 20))"); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+  if kill -0 "$pid" 2>/dev/null; then fail "$1: still running after $2 s"; kill -9 "$pid"; fi
+  wait "$pid" || rc=$?
+  pid=
+  [ "$rc" -eq 0 ] || fail "$1: exit $rc, want 0"
+}
+since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }'; }
+v2_leaving() {
+  curl -sk --max-time 5 -D - -o /dev/null --resolve "quay.io:$tls:127.0.0.1" "https://quay.io:$tls/v2/" |
+    tr -d '\r' | awk 'tolower($1) == "pullthrough-leaving:" { print $2 }'
+}
+
+start_handover handover
+[ -z "$(v2_leaving)" ] || fail "handover: /v2/ says leaving before any signal"
+t_term=$(date +%s.%N)
+kill -TERM "$pid"
+sleep 0.5
+out=$(admin_get /healthz)
+[ "$(tail -n 1 <<<"$out")" = 503 ] || fail "handover: /healthz status during the handover: $out"
+grep -q '"status": "leaving"' <<<"$out" || fail "handover: /healthz body during the handover: $out"
+[ "$(v2_leaving)" = shutdown ] || fail "handover: /v2/ does not say the cache is leaving"
+kill -0 "$pid" 2>/dev/null || fail "handover: exited before the handover was over"
+exit_within handover 10
+took=$(since "$t_term")
+awk -v t="$took" 'BEGIN { exit !(t >= 2 && t < 5) }' || fail "handover: exit $took s after SIGTERM, want 2 to 5 s"
+grep -q 'handing over for 2s' "$log" || fail "handover: not logged"
+grep -q '"msg":"handover done"' "$log" || fail "handover: end not logged"
+echo "handover: exited $took s after SIGTERM (proxy.handover 2s)"
+
+start_handover handover-cut
+kill -TERM "$pid"
+sleep 0.3
+t_second=$(date +%s.%N)
+kill -TERM "$pid"
+exit_within handover-cut 10
+took=$(since "$t_second")
+awk -v t="$took" 'BEGIN { exit !(t < 1.5) }' || fail "handover-cut: exit $took s after the second SIGTERM"
+grep -q 'cutting the handover short' "$log" || fail "handover-cut: not logged"
 
 # A configuration error stops start-up with exit 2 and the error on stderr.
 printf 'dns: {answer_ttl: soon}\n' > "$work/bad.yaml"

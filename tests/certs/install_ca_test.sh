@@ -12,7 +12,7 @@ trap 'stop_pullthrough; rm -rf "$work"' EXIT
 
 cat > "$work/pt.yaml" <<YAML
 state_dir: $work/state
-proxy: {listen: ["127.0.0.1:0"], http_listen: ["127.0.0.1:0"]}
+proxy: {listen: ["127.0.0.1:0"], http_listen: ["127.0.0.1:0"], handover: 0s}
 admin: {listen: "127.0.0.1:0"}
 YAML
 start_pullthrough "$work/serve.log" serve --config "$work/pt.yaml" --role proxy || exit 1

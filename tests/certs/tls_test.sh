@@ -13,6 +13,7 @@ dns: {upstreams: ["127.0.0.1:1"]}
 proxy:
   listen: ["127.0.0.1:0"]
   http_listen: ["127.0.0.1:0"]
+  handover: 0s
 admin: {listen: "127.0.0.1:0"}
 YAML
 

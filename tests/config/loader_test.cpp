@@ -68,6 +68,8 @@ TEST(ConfigDefaultsTest, DefaultValuesMatchTheSchema) {
   ASSERT_EQ(c.proxy.http_listen.size(), 1U);
   EXPECT_EQ(c.proxy.http_listen[0].to_string(), "0.0.0.0:80");
   EXPECT_EQ(c.proxy.allow, core::private_networks());
+  EXPECT_FALSE(c.proxy.handover.has_value());
+  EXPECT_EQ(handover_or_auto(c), seconds(12));  // answer_ttl 10s + interval 1s + timeout 1s
   EXPECT_EQ(c.admin.listen.to_string(), "127.0.0.1:9090");
   ASSERT_EQ(c.registries.size(), 7U);
   EXPECT_EQ(c.registries[0].host, "registry-1.docker.io");
@@ -287,6 +289,22 @@ TEST(ConfigLoaderTest, AnswerTtlIsWholeSecondsUpToADay) {
   EXPECT_EQ(load_ok("dns: {answer_ttl: 1d}\n").dns.answer_ttl, seconds(86400));
   EXPECT_THAT(one_error("dns: {answer_ttl: 1500ms}\n").message, HasSubstr("whole seconds"));
   EXPECT_THAT(one_error("dns: {answer_ttl: 2d}\n").message, HasSubstr("whole seconds"));
+}
+
+TEST(ConfigLoaderTest, HandoverIsAutoOrABoundedDuration) {
+  EXPECT_EQ(handover_or_auto(load_ok("proxy: {handover: 0s}\n")), seconds(0));
+  EXPECT_EQ(handover_or_auto(load_ok("proxy: {handover: 30s}\n")), seconds(30));
+  auto automatic = load_ok(
+      "proxy: {handover: auto}\ndns: {answer_ttl: 30s}\n"
+      "health: {interval: 2s, timeout: 500ms}\n");
+  EXPECT_FALSE(automatic.proxy.handover.has_value());
+  EXPECT_EQ(handover_or_auto(automatic), milliseconds(32500));
+  auto e = one_error("proxy:\n  handover: soon\n");
+  EXPECT_EQ(e.key, "proxy.handover");
+  EXPECT_EQ(e.line, 2);
+  EXPECT_THAT(e.message, HasSubstr("\"auto\" or a duration"));
+  EXPECT_THAT(one_error("proxy: {handover: 11m}\n").message, HasSubstr("at most 10m"));
+  EXPECT_EQ(one_error("proxy: {handover: [1s]}\n").key, "proxy.handover");
 }
 
 TEST(ConfigLoaderTest, UpstreamTimeoutIsBounded) {

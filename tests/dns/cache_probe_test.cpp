@@ -229,6 +229,29 @@ TEST_F(TlsCacheProbeTest, MalformedAnswerFails) {
   EXPECT_EQ(result.detail, "reading the answer to GET /v2/: bad value");
 }
 
+TEST_F(TlsCacheProbeTest, ACacheThatSaysItIsLeavingFailsAndIsMarkedLeaving) {
+  FakeCache cache(leaf(authorities_->ours),
+                  {.status = 200,
+                   .storage = {},
+                   .silent = false,
+                   .raw = "HTTP/1.1 200 OK\r\nPullthrough-Storage: ok\r\n"
+                          "Pullthrough-Leaving: shutdown\r\nContent-Length: 2\r\n\r\n{}"});
+  TlsCacheProbe probe("quay.io", authorities_->ours.certificate_pem());
+  auto result = run(probe, cache.endpoint());
+  EXPECT_FALSE(result.ok);
+  EXPECT_TRUE(result.leaving);
+  EXPECT_EQ(result.detail, "the cache is leaving (shutdown)");
+}
+
+TEST_F(TlsCacheProbeTest, OtherFailuresAreNotMarkedLeaving) {
+  FakeCache cache(leaf(authorities_->ours),
+                  {.status = 503, .storage = {}, .silent = false, .raw = {}});
+  TlsCacheProbe probe("quay.io", authorities_->ours.certificate_pem());
+  auto result = run(probe, cache.endpoint());
+  EXPECT_FALSE(result.ok);
+  EXPECT_FALSE(result.leaving);
+}
+
 // Found by cache_probe_fuzz: with a string body, Beast 1.74 let a Content-Length this large past
 // body_limit and reserved it (4e18 bytes). The probe reads the header only: the length is refused
 // there, and nothing is ever sized by it.

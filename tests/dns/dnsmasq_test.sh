@@ -37,7 +37,7 @@ dns:
   upstreams: ["127.0.0.53"]
   allow: ["127.0.0.1/32"]
   rate_limit: {per_client_qps: 0}
-proxy: {listen: ["127.0.0.10:443"], http_listen: [], allow: ["127.0.0.0/8"]}
+proxy: {listen: ["127.0.0.10:443"], http_listen: [], allow: ["127.0.0.0/8"], handover: 0s}
 health: {interval: 100ms, timeout: 100ms}
 YAML
 log="$work/serve.log"

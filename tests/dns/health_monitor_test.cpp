@@ -123,6 +123,20 @@ TEST_F(HostHealthTest, FailuresWhileDownKeepItDown) {
   EXPECT_EQ(host.streak(), 0U);
 }
 
+TEST_F(HostHealthTest, ACacheThatSaysItIsLeavingGoesDownAtOnce) {
+  HostHealth host(2, 3, clock_.now());
+  ASSERT_FALSE(check(host, pass()));
+  ASSERT_TRUE(check(host, pass()));
+  CheckResult leaving{false, "the cache is leaving (shutdown)", 2ms, true};
+  EXPECT_TRUE(check(host, leaving));
+  EXPECT_FALSE(host.up());
+  EXPECT_EQ(host.reason(), "the cache is leaving (shutdown)");
+  // Back only after `rise` passes, as after any other move down.
+  EXPECT_FALSE(check(host, leaving));
+  EXPECT_FALSE(check(host, pass()));
+  EXPECT_TRUE(check(host, pass()));
+}
+
 // --- the monitor, with a scripted probe -----------------------------------------------------
 
 // Each host's next results come from a script the test sets; a host without one fails.

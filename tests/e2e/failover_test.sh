@@ -7,9 +7,12 @@
 # the upstream CA, because after a failover they talk to the real registries.
 #   1. the proxy process of a split deployment (--role dns + --role proxy) is killed (SIGKILL)
 #   2. the split proxy stops answering but keeps its port (SIGSTOP, then SIGCONT)
+#   2b. the split proxy is stopped on purpose (SIGTERM): its handover takes it out of DNS answers
+#      at the next check while it still serves, then it exits
 #   3. the cache's store becomes unwritable (--role all from here on)
 #   4. the cache's store is full (free space below storage.min_free)
-#   5. the appliance restarts (SIGTERM and start): closed at start, then warm pulls from the cache
+#   5. the appliance restarts (SIGTERM and start): its DNS forwards during the handover, the gate is
+#      closed at start, then warm pulls from the cache
 #   6. the upstream registry is down: the gate stays open, warm pulls still work, also after a restart
 # Sections 1 to 4 measure the failover (fault -> the DNS answers the real registry) and the
 # recovery (fault gone -> the DNS answers the cache again) with the DEFAULT health settings.
@@ -47,9 +50,12 @@ interval=1 fall=2 rise=2
 # and each poll (ip netns exec + dig) takes some milliseconds more: 0.3 s of slack covers that
 # polling, nothing else.
 fail_bound=$(awk -v i="$interval" -v n="$fall" 'BEGIN { print i * n + 1 + 0.3 }')
+# A cache that says it is leaving is down at its next check: interval + timeout at the most.
+leave_bound=$(awk -v i="$interval" 'BEGIN { print i + 1 + 0.3 }')
+handover=3 # proxy.handover of the split proxy and of --role all (s)
 rec_bound=$(awk -v i="$interval" -v n="$rise" 'BEGIN { print i * n + 1 + 0.3 }')
 
-# write_config FILE ADMIN_LISTEN [STORAGE_PATH]
+# write_config FILE ADMIN_LISTEN HANDOVER [STORAGE_PATH]
 write_config() {
   cat >"$1" <<YAML
 state_dir: $E2E_WORK/pt
@@ -64,21 +70,28 @@ proxy:
   listen: ["$pt_addr:443"]
   http_listen: []
   allow: ["127.0.0.0/8"]
+  handover: $3
 admin: {listen: "$2"}
 registries:
   - {host: quay.io, ca_file: "$E2E_UPSTREAM_CA", manifest_ttl: ${ttl}s}
   - {host: ghcr.io, ca_file: "$E2E_UPSTREAM_CA", manifest_ttl: ${ttl}s}
 YAML
-  if [ -n "${3:-}" ]; then printf 'storage: {path: "%s", min_free: %s}\n' "$3" "$min_free" >>"$1"; fi
+  if [ -n "${4:-}" ]; then printf 'storage: {path: "%s", min_free: %s}\n' "$4" "$min_free" >>"$1"; fi
 }
 
 # start_pt NAME ROLE CONFIG: starts the appliance in the background as peer NAME.
 start_pt() { _e2e_bg "$1" ns "$pt_bin" serve --config "$3" --role "$2"; }
 # stop_pt NAME: SIGTERM to appliance NAME; true when it exits 0 within 10 s (then SIGKILL).
 stop_pt() {
-  local pid rc
+  local pid
   pid=$(e2e_pid "$1") || { e2e_err "$1 is not running"; return 1; }
   kill -TERM "$pid"
+  exited "$1"
+}
+# exited NAME: true when appliance NAME exits 0 within 10 s (else SIGKILL).
+exited() {
+  local pid rc
+  pid=$(e2e_pid "$1") || { e2e_err "$1 is not running"; return 1; }
   for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   kill -KILL "$pid" 2>/dev/null
   wait "$pid"
@@ -125,11 +138,13 @@ quay_addr=$(e2e_addr quay.io)
 # Measured figures: took[KEY/failover|recovery], printed as a table at the end.
 declare -A took=() what=()
 keys=()
-# measure KEY KIND T0 ADDR: waits until quay.io resolves to ADDR, records the seconds since T0
-# as KEY's KIND (failover: the fault; recovery: the fault gone) and checks them against the bound.
+# measure KEY KIND T0 ADDR [BOUND]: waits until quay.io resolves to ADDR, records the seconds since
+# T0 as KEY's KIND (failover: the fault; recovery: the fault gone) and checks them against BOUND
+# (default: the bound of the kind).
 measure() {
   local s bound=$fail_bound
   [ "$2" = recovery ] && bound=$rec_bound
+  bound=${5:-$bound}
   s=$(answer_after "$3" "$4") || s=timeout
   took[$1/$2]=$s
   check "${what[$1]}: $2 to $4 within $bound s (took $s s)" below "$s" "$bound"
@@ -243,9 +258,9 @@ setup "registry ghcr.io (token) + token service" e2e_start_registry ghcr.io "$(e
 setup "seed images (layers of ${E2E_LAYER_KIB} KiB)" e2e_seed_images
 small=$(e2e_digest small)
 
-write_config "$E2E_WORK/split-dns.yaml" "$dns_admin"
-write_config "$E2E_WORK/split-proxy.yaml" "$proxy_admin"
-write_config "$E2E_WORK/all.yaml" "$dns_admin" "$store/cache"
+write_config "$E2E_WORK/split-dns.yaml" "$dns_admin" auto # (no cache: no handover)
+write_config "$E2E_WORK/split-proxy.yaml" "$proxy_admin" "${handover}s"
+write_config "$E2E_WORK/all.yaml" "$dns_admin" "${handover}s" "$store/cache"
 
 # --- Split roles -----------------------------------------------------------------------------------
 section "split roles: --role proxy on $pt_addr:443 (admin $proxy_admin), --role dns on 127.0.0.1:53 (admin $dns_admin)"
@@ -321,9 +336,46 @@ measure "$key" recovery "$t0" "$pt_addr"
 cached_pull "stopped: docker pulls small:v1 (cache)" e2e/small "$proxy_admin" docker_pull quay.io/e2e/small:v1
 report "$key"
 
+# cache_serves_blob: a layer of small:v1 straight from the cache's address, as a client whose
+# rewritten answer has not expired yet: a cache hit.
+cache_serves_blob() {
+  local layer hit
+  layer=$(e2e_ns curl -sS --max-time 5 --cacert "$E2E_WORK/clients-ca.pem" --resolve "quay.io:443:$pt_addr" \
+    -H 'Accept: application/vnd.oci.image.manifest.v1+json,application/vnd.docker.distribution.manifest.v2+json' \
+    "https://quay.io/v2/e2e/small/manifests/$small" | jq -r '.layers[0].digest')
+  [[ $layer == sha256:* ]] || { e2e_err "no layer digest in small's manifest from the cache"; return 1; }
+  hit=$(e2e_ns curl -sS --max-time 5 --cacert "$E2E_WORK/clients-ca.pem" --resolve "quay.io:443:$pt_addr" \
+    -o /dev/null -D - "https://quay.io/v2/e2e/small/blobs/$layer" | tr -d '\r' |
+    awk 'tolower($1) == "pullthrough-cache:" { print $2 }')
+  [ "$hit" = hit ] || { e2e_err "layer $layer from the cache: Pullthrough-Cache '$hit', not hit"; return 1; }
+}
+
+# 2b. The proxy is stopped on purpose: the handover. Its answers to health checks say it is leaving,
+# so the dns role takes it out at the next check (no fall count), while it still serves clients
+# that hold its address; after proxy.handover it exits.
+section "2b. planned stop of --role proxy (SIGTERM, proxy.handover ${handover}s)"
+fault leave "proxy SIGTERM (split)"
+mark=$(log_mark pt-dns)
+proxy_mark=$(log_mark pt-proxy)
+t0=$(e2e_now)
+kill -TERM "$(e2e_pid pt-proxy)"
+measure "$key" failover "$t0" "$quay_addr" "$leave_bound"
+check "leaving: the dns role logged the cache down because it is leaving" \
+  grep -q "cache $pt_addr:443 is down: the cache is leaving (shutdown)" <(log_after pt-dns "$mark")
+check "leaving: the proxy role's /healthz is 503 leaving" \
+  test "$(healthz_code "$proxy_admin") $(healthz "$proxy_admin" | jq -r .status)" = "503 leaving"
+check "leaving: a client still holding the cache's address gets a blob from it" cache_serves_blob
+check "leaving: the proxy role still runs $(e2e_since "$t0") s after SIGTERM" kill -0 "$(e2e_pid pt-proxy)"
+check "leaving: the proxy role exits 0 after its handover" exited pt-proxy
+took_exit=$(e2e_since "$t0")
+check "leaving: it exited after the ${handover}s handover, not before ($took_exit s after SIGTERM)" \
+  awk -v t="$took_exit" -v h="$handover" 'BEGIN { exit !(t >= h) }'
+check "leaving: the proxy role logged the handover" \
+  grep -q "handing over for ${handover}s" <(log_after pt-proxy "$proxy_mark")
+report "$key"
+
 check "split: promtool accepts the dns role's /metrics after the faults" promtool_ok "$dns_admin"
-check "split: the proxy role exits 0 on SIGTERM" stop_pt pt-proxy
-check "split: the dns role exits 0 on SIGTERM" stop_pt pt-dns
+check "split: the dns role exits 0 on SIGTERM, at once (no cache, no handover)" stop_pt pt-dns
 
 # --- One process (--role all), its store on a 64 MiB tmpfs ----------------------------------------
 section "--role all, storage.path on a tmpfs, storage.min_free $min_free"
@@ -398,12 +450,21 @@ cached_pull "full: skopeo copies multi:v1 (cache)" e2e/multi "$dns_admin" skopeo
   "$(e2e_digest multi-amd64)"
 report "$key"
 
-# restart_all KEY: SIGTERM and start again; the first answer of the new process must be the real
-# registry's (every host starts down), /healthz 503 then; measures the time from that first answer
-# to the rewrite (rise x interval).
+# restart_all KEY: SIGTERM, the handover (measured as KEY's failover) and the exit, then start
+# again; the first answer of the new process must be the real registry's (every host starts down),
+# /healthz 503 then; measures the time from that first answer to the rewrite (rise x interval).
 restart_all() {
-  local key=$1 first="" t0 deadline
-  check "${what[$key]}: the appliance exits 0 on SIGTERM" stop_pt pt-all
+  local key=$1 first="" t0 deadline pid s
+  # The handover: the process's own DNS forwards quay.io at the next check, while it runs on.
+  pid=$(e2e_pid pt-all)
+  t0=$(e2e_now)
+  kill -TERM "$pid"
+  s=$(answer_after "$t0" "$quay_addr") || s=timeout
+  took[$key/failover]=$s
+  check "${what[$key]}: after SIGTERM quay.io resolves to the real registry within $leave_bound s (took $s s)" \
+    below "$s" "$leave_bound"
+  check "${what[$key]}: ... while the appliance hands over (still running)" kill -0 "$pid"
+  check "${what[$key]}: the appliance exits 0 after its handover" exited pt-all
   restart_mark=$(log_mark pt-all)
   start_pt pt-all all "$E2E_WORK/all.yaml"
   deadline=$((SECONDS + E2E_START_TIMEOUT))
@@ -472,7 +533,7 @@ check "all: the appliance exits 0 on SIGTERM" stop_pt pt-all
 check "no crash or sanitizer report in the appliance's logs" \
   fails grep -qE 'AddressSanitizer|LeakSanitizer|runtime error' "$E2E_WORK"/logs/pt-*.log
 
-echo "measured with interval ${interval}s, timeout 1s, fall $fall, rise $rise (bounds: failover $fail_bound s, recovery $rec_bound s, each with 0.3 s for the dig polling):"
+echo "measured with interval ${interval}s, timeout 1s, fall $fall, rise $rise (bounds: failover $fail_bound s, after SIGTERM $leave_bound s, recovery $rec_bound s, each with 0.3 s for the dig polling):"
 printf '  %-26s %10s %10s\n' fault failover recovery
 for key in "${keys[@]}"; do
   printf '  %-26s %10s %10s\n' "${what[$key]}" "${took[$key/failover]:--}" "${took[$key/recovery]:--}"

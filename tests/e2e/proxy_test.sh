@@ -53,6 +53,7 @@ proxy:
   listen: ["$pt_addr:443"]
   http_listen: []
   allow: ["127.0.0.0/8"]
+  handover: 0s
 admin: {listen: "127.0.0.1:9090"}
 registries:
   - {host: quay.io, ca_file: "$E2E_UPSTREAM_CA", manifest_ttl: ${ttl}s}

@@ -2,6 +2,7 @@
 // the real store, index, fetches and manifest cache behind it, with a scripted upstream.
 #include "proxy/registry_proxy.hpp"
 
+#include <atomic>
 #include <filesystem>
 #include <future>
 #include <memory>
@@ -154,6 +155,7 @@ class RegistryProxyTest : public ::testing::Test {
     parts.manifests = manifests_.get();
     parts.clock = &clock_;
     parts.counters = &counters_;
+    parts.leaving = &leaving_;
     RegistryProxyLimits limits;
     limits.max_header_bytes = 4096;
     limits.request_timeout = std::chrono::seconds(5);
@@ -205,6 +207,7 @@ class RegistryProxyTest : public ::testing::Test {
   BlobFetchCounters fetch_counters_;
   ManifestCounters manifest_counters_;
   RegistryCounters counters_;
+  std::atomic<bool> leaving_{false};
   std::unique_ptr<BlobFetches> fetches_;
   std::unique_ptr<ManifestCache> manifests_;
   ScriptedUpstream upstream_{[](const UpstreamRequest&) { return status_reply(404); }};
@@ -223,6 +226,15 @@ TEST_F(RegistryProxyTest, BaseAnswersWithTheApiVersion) {
   EXPECT_EQ(response["Docker-Distribution-API-Version"], "registry/2.0");
   EXPECT_EQ(response[http::field::content_type], "application/json");
   EXPECT_EQ(counters_.requests.value(), 1U);
+}
+
+TEST_F(RegistryProxyTest, BaseTellsHealthChecksWhenTheCacheIsLeaving) {
+  EXPECT_EQ(get("/v2/").count("Pullthrough-Leaving"), 0U);
+  leaving_ = true;
+  auto response = get("/v2/");
+  // Still a 200 for clients: only the DNS side's check reads the field.
+  EXPECT_EQ(response.result_int(), 200);
+  EXPECT_EQ(response["Pullthrough-Leaving"], "shutdown");
 }
 
 TEST_F(RegistryProxyTest, KeepAliveServesRequestsInTurnAndAnswersCloseNotify) {

@@ -1,0 +1,19 @@
+// What the cache and the DNS side share of the health protocol, in the answer to `GET /v2/`:
+// - `Pullthrough-Storage: ok`, `full` or `unwritable`: the DNS side's check fails a cache whose
+//   value is not "ok" (dns/cache_probe.hpp, proxy/storage_monitor.hpp);
+// - `Pullthrough-Leaving: shutdown` while a cache hands over before it stops: the check takes it
+//   out at once, without waiting for `health.fall` failures.
+// Clients ignore both; the answer stays 200 so that a pull already under way is unaffected.
+#pragma once
+
+#include <string_view>
+
+namespace pullthrough::core {
+
+inline constexpr std::string_view kStorageHeader = "Pullthrough-Storage";
+inline constexpr std::string_view kStorageOk = "ok";
+
+inline constexpr std::string_view kLeavingHeader = "Pullthrough-Leaving";
+inline constexpr std::string_view kLeavingShutdown = "shutdown";
+
+}  // namespace pullthrough::core
