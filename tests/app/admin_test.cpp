@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "proxy/local_blob_store.hpp"
+#include "tests/core/eventually.hpp"
 #include "tests/core/fake_clock.hpp"
 #include "tests/proxy/test_support.hpp"
 
@@ -100,12 +101,7 @@ class AdminTest : public ::testing::Test {
   }
 
   bool rewriting_becomes(bool expected) {
-    auto deadline = std::chrono::steady_clock::now() + 3s;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (gate_.healthy()->empty() != expected) return true;
-      std::this_thread::sleep_for(2ms);
-    }
-    return false;
+    return core::testing::eventually([&] { return gate_.healthy()->empty() != expected; });
   }
 
   fs::path root_;

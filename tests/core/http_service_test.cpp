@@ -6,6 +6,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "tests/core/eventually.hpp"
+
 namespace pullthrough::core {
 namespace {
 
@@ -71,10 +73,7 @@ class HttpServiceTest : public ::testing::Test {
   // close may look before the count: wait up to 3 s for it.
   template <typename Counter>
   static std::uint64_t settled(const Counter& counter, std::uint64_t expected) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
-    while (counter.value() != expected && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
+    testing::eventually([&] { return counter.value() == expected; });
     return counter.value();
   }
 

@@ -17,6 +17,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <gtest/gtest.h>
 
+#include "tests/core/eventually.hpp"
+
 namespace pullthrough::dns {
 
 // Found by GoogleTest through ADL: "timeout" rather than "4-byte object <01-00 00-00>".
@@ -157,12 +159,7 @@ class FakeUpstream {
   }
 
   bool wait_for_udp_queries(int count, std::chrono::milliseconds limit) const {
-    auto deadline = std::chrono::steady_clock::now() + limit;
-    while (udp_queries() < count) {
-      if (std::chrono::steady_clock::now() > deadline) return false;
-      std::this_thread::sleep_for(5ms);
-    }
-    return true;
+    return core::testing::eventually([&] { return udp_queries() >= count; }, limit);
   }
 
  private:

@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/core/eventually.hpp"
 #include "tests/core/fake_clock.hpp"
 
 namespace pullthrough::dns {
@@ -220,12 +221,7 @@ class HealthMonitorTest : public ::testing::Test {
 
   // Waits up to 3 s for the gate to hand out exactly `expected`.
   bool gate_becomes(const std::vector<std::string>& expected) const {
-    auto deadline = std::chrono::steady_clock::now() + 3s;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (handed_out() == expected) return true;
-      std::this_thread::sleep_for(2ms);
-    }
-    return handed_out() == expected;
+    return core::testing::eventually([&] { return handed_out() == expected; });
   }
 
   asio::io_context io_;

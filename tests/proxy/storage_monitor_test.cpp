@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "proxy/local_blob_store.hpp"
+#include "tests/core/eventually.hpp"
 #include "tests/core/fake_clock.hpp"
 #include "tests/proxy/test_support.hpp"
 
@@ -41,11 +42,7 @@ class StorageMonitorTest : public ::testing::Test {
   }
 
   bool becomes(StoreHealth::Problem expected) const {
-    auto deadline = std::chrono::steady_clock::now() + 3s;
-    while (monitor_->problem() != expected && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(5ms);
-    }
-    return monitor_->problem() == expected;
+    return core::testing::eventually([&] { return monitor_->problem() == expected; });
   }
 
   fs::path root_;
