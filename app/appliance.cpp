@@ -337,16 +337,20 @@ struct HealthParts {
 };
 
 // The CA the cache hosts' certificates must chain to: this process's own, else the one the proxy
-// role keeps on this machine (ca.cert_file, or the generated one under state_dir).
-std::optional<std::string> cache_ca_pem(const config::Config& cfg, const ProxyParts& proxy,
-                                        std::string& looked_at) {
-  if (proxy.ca) return proxy.ca->certificate_pem();
+// role keeps on this machine (ca.cert_file, or the generated one under state_dir), read when it
+// exists. `looked_at` names that file.
+dns::CaSource cache_ca(const config::Config& cfg, const ProxyParts& proxy, std::string& looked_at) {
+  if (proxy.ca) {
+    return [pem = proxy.ca->certificate_pem()]() -> std::optional<std::string> { return pem; };
+  }
   fs::path path = cfg.ca.cert_file.empty() ? certs::generated_ca_dir(cfg) / "ca.crt"
                                            : fs::path(cfg.ca.cert_file);
   looked_at = path.string();
-  std::error_code ec;
-  if (!fs::exists(path, ec)) return std::nullopt;
-  return read_text_file(path.c_str());
+  return [path]() -> std::optional<std::string> {
+    std::error_code ec;
+    if (!fs::exists(path, ec)) return std::nullopt;
+    return read_text_file(path.c_str());
+  };
 }
 
 // Returns an exit status on failure.
@@ -373,17 +377,17 @@ std::optional<int> build_health(const config::Config& cfg, boost::asio::io_conte
     return std::nullopt;
   }
   std::string looked_at;
-  auto ca_pem = cache_ca_pem(cfg, proxy_parts, looked_at);
   try {
-    parts.probe = std::make_unique<dns::TlsCacheProbe>(cfg.registries.front().host, ca_pem);
+    parts.probe = std::make_unique<dns::TlsCacheProbe>(cfg.registries.front().host,
+                                                       cache_ca(cfg, proxy_parts, looked_at));
   } catch (const std::exception& e) {
     log->critical("{} ({})", e.what(), looked_at);
     return kExitConfig;
   }
-  if (!ca_pem) {
+  if (!parts.probe->verifies()) {
     log->warn(
-        "no CA certificate at {} yet: cache certificates are not verified, the check proves "
-        "reachability only",
+        "no CA certificate at {} yet: until it appears, cache certificates are not verified and "
+        "the check proves reachability only",
         looked_at);
   }
   auto monitor = std::make_unique<dns::HealthMonitor>(

@@ -14,6 +14,7 @@
 #include <openssl/x509v3.h>
 
 #include "core/health_protocol.hpp"
+#include "core/logging.hpp"
 #include "core/text.hpp"
 #include "core/units.hpp"
 
@@ -30,6 +31,21 @@ std::string failure(const char* step, const error_code& ec, std::chrono::millise
     return fmt::format("no answer within {} ({})", core::format_duration(timeout), step);
   }
   return fmt::format("{}: {}", step, ec.message());
+}
+
+// A client context: TLS 1.2 at least, and with `ca_pem` the peer verified against it.
+std::shared_ptr<asio::ssl::context> make_context(const std::optional<std::string>& ca_pem) {
+  auto context = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+  SSL_CTX_set_min_proto_version(context->native_handle(), TLS1_2_VERSION);
+  if (ca_pem) {
+    error_code ec;
+    context->add_certificate_authority(asio::buffer(*ca_pem), ec);
+    if (ec) throw std::runtime_error("health check: the CA certificate: " + ec.message());
+    context->set_verify_mode(asio::ssl::verify_peer);
+  } else {
+    context->set_verify_mode(asio::ssl::verify_none);
+  }
+  return context;
 }
 
 }  // namespace
@@ -55,18 +71,32 @@ CheckResult judge_answer(const http::response_header<>& answer) {
   return CheckResult{true, "GET /v2/ answered 200", {}};
 }
 
+TlsCacheProbe::TlsCacheProbe(std::string server_name, CaSource ca)
+    : server_name_(std::move(server_name)), ca_(std::move(ca)) {
+  auto pem = ca_ ? ca_() : std::nullopt;
+  context_ = make_context(pem);
+  verifies_ = pem.has_value();
+}
+
 TlsCacheProbe::TlsCacheProbe(std::string server_name, std::optional<std::string> ca_pem)
-    : server_name_(std::move(server_name)), context_(asio::ssl::context::tls_client) {
-  SSL_CTX_set_min_proto_version(context_.native_handle(), TLS1_2_VERSION);
-  if (ca_pem) {
-    error_code ec;
-    context_.add_certificate_authority(asio::buffer(*ca_pem), ec);
-    if (ec) throw std::runtime_error("health check: the CA certificate: " + ec.message());
-    context_.set_verify_mode(asio::ssl::verify_peer);
-    verifies_ = true;
-  } else {
-    context_.set_verify_mode(asio::ssl::verify_none);
+    : TlsCacheProbe(std::move(server_name), CaSource([ca_pem] { return ca_pem; })) {}
+
+bool TlsCacheProbe::verifies() const {
+  std::lock_guard lock(mutex_);
+  return verifies_;
+}
+
+std::shared_ptr<asio::ssl::context> TlsCacheProbe::current_context() {
+  std::lock_guard lock(mutex_);
+  if (!verifies_ && ca_) {
+    if (auto pem = ca_()) {
+      context_ = make_context(pem);
+      verifies_ = true;
+      core::logger("health")->info(
+          "found the CA certificate: cache certificates are verified from now on");
+    }
   }
+  return context_;
 }
 
 asio::awaitable<CheckResult> TlsCacheProbe::check(const core::Endpoint& target,
@@ -79,10 +109,17 @@ asio::awaitable<CheckResult> TlsCacheProbe::check(const core::Endpoint& target,
   auto done = [&](bool ok, std::string detail) {
     return CheckResult{ok, std::move(detail), elapsed()};
   };
-  beast::ssl_stream<beast::tcp_stream> stream(co_await asio::this_coro::executor, context_);
+  std::shared_ptr<asio::ssl::context> context;
+  try {
+    context = current_context();
+  } catch (const std::exception& e) {
+    co_return done(false, e.what());
+  }
+  bool verifying = SSL_CTX_get_verify_mode(context->native_handle()) != SSL_VERIFY_NONE;
+  beast::ssl_stream<beast::tcp_stream> stream(co_await asio::this_coro::executor, *context);
   SSL* ssl = stream.native_handle();
   if (SSL_set_tlsext_host_name(ssl, server_name_.c_str()) != 1 ||
-      (verifies_ && SSL_set1_host(ssl, server_name_.c_str()) != 1)) {
+      (verifying && SSL_set1_host(ssl, server_name_.c_str()) != 1)) {
     co_return done(false, "TLS setup failed for " + server_name_);
   }
   // One deadline for the whole exchange: a cache that accepts connections but never answers
@@ -99,7 +136,7 @@ asio::awaitable<CheckResult> TlsCacheProbe::check(const core::Endpoint& target,
 
   http::request<http::empty_body> request{http::verb::get, "/v2/", 11};
   request.set(http::field::host, server_name_);
-  request.set(http::field::user_agent, "pullthrough-health-check");
+  request.set(http::field::user_agent, core::kHealthCheckUserAgent);
   request.set(http::field::connection, "close");
   co_await http::async_write(stream, request, asio::redirect_error(asio::use_awaitable, ec));
   if (ec) co_return done(false, failure("sending GET /v2/", ec, timeout));

@@ -8,7 +8,9 @@
 
 #include "core/asio.hpp"
 
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -27,22 +29,36 @@ CheckResult judge_answer(const boost::beast::http::response_header<>& answer);
 // The bound on that answer's header (its body is never read): anything near it is not a registry.
 inline constexpr std::size_t kMaxAnswerHeaderBytes = std::size_t{16} * 1024;
 
+// Where the probe gets the CA the cache's certificate must chain to: the PEM text, or nothing yet.
+// Asked at construction and then before each check until it has an answer, so that a dns role
+// started before the proxy role first made its CA picks the CA up once it exists.
+using CaSource = std::function<std::optional<std::string>()>;
+
 class TlsCacheProbe final : public CacheProbe {
  public:
-  // `server_name`: an intercepted name, sent as SNI and Host. `ca_pem`: the CA the cache's
-  // certificate must chain to, for that name; without it the certificate is not verified (the
-  // check then proves reachability only). Throws std::runtime_error on a CA that does not parse.
+  // `server_name`: an intercepted name, sent as SNI and Host. `ca`: the CA the cache's certificate
+  // must chain to, for that name; while there is none the certificate is not verified (the check
+  // then proves reachability only). Throws std::runtime_error on a CA that does not parse at
+  // construction; one found later that does not parse fails the check, and is asked for again.
+  TlsCacheProbe(std::string server_name, CaSource ca);
+  // A fixed CA, or none.
   TlsCacheProbe(std::string server_name, std::optional<std::string> ca_pem);
 
   boost::asio::awaitable<CheckResult> check(const core::Endpoint& target,
                                             std::chrono::milliseconds timeout) override;
 
-  bool verifies() const { return verifies_; }
+  bool verifies() const;
 
  private:
+  // The TLS context for the next check, with the CA once the source has it. Throws as
+  // make_context does. Checks of several hosts run at once: each keeps the context it started with.
+  std::shared_ptr<boost::asio::ssl::context> current_context();
+
   std::string server_name_;
+  CaSource ca_;
+  mutable std::mutex mutex_;
+  std::shared_ptr<boost::asio::ssl::context> context_;
   bool verifies_ = false;
-  boost::asio::ssl::context context_;
 };
 
 }  // namespace pullthrough::dns

@@ -40,6 +40,11 @@ bool is_parse_error(const error_code& ec) {
   return ec.category() == http::make_error_code(http::error::bad_method).category();
 }
 
+bool is_health_check(const http::request_header<>& request) {
+  return request.method() == http::verb::get && request.target() == "/v2/" &&
+         request[http::field::user_agent] == core::kHealthCheckUserAgent;
+}
+
 // The host part of a Host field value: "quay.io", "quay.io:443", "[::1]:443".
 std::string host_of(std::string_view value) {
   if (!value.empty() && value.front() == '[') {
@@ -107,8 +112,8 @@ class RegistryProxy::Session {
         co_await end_unread(ec);
         co_return;
       }
-      counters_.requests.add();
       const auto& request = parser.get();
+      (is_health_check(request) ? counters_.health_checks : counters_.requests).add();
       version_ = request.version();
       keep_alive_ = request.keep_alive() && !connection_.stopping();
       head_request_ = request.method() == http::verb::head;

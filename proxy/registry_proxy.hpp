@@ -47,7 +47,8 @@ struct RegistryProxyLimits {
 };
 
 #define PULLTHROUGH_REGISTRY_COUNTERS(COUNTER)                                                \
-  COUNTER(requests, "registry API requests received")                                         \
+  COUNTER(requests, "registry API requests from clients (not health checks)")                 \
+  COUNTER(health_checks, "GET /v2/ requests from a DNS side's health check")                  \
   COUNTER(requests_rejected, "requests refused: malformed, bad path, wrong Host, a body")     \
   COUNTER(blob_hits, "blob requests answered from the cache")                                 \
   COUNTER(blob_misses, "blob requests that needed an upstream fetch (leaders and followers)") \

@@ -143,6 +143,19 @@ took=$(since "$t_second")
 awk -v t="$took" 'BEGIN { exit !(t < 1.5) }' || fail "handover-cut: exit $took s after the second SIGTERM"
 grep -q 'cutting the handover short' "$log" || fail "handover-cut: not logged"
 
+# A dns role started before the proxy role ever made its CA picks the CA up once it exists.
+sed "s#^state_dir: .*#state_dir: $work/fresh#" "$work/pt.yaml" >"$work/fresh.yaml"
+log="$work/serve-fresh-dns.log"
+"$bin" serve --config "$work/fresh.yaml" --role dns 2>"$log" &
+pid=$!
+for _ in $(seq 100); do grep -q '"msg":"ready' "$log" && break; sleep 0.1; done
+grep -q 'no CA certificate at' "$log" || fail "fresh dns: no warning about the missing CA"
+"$bin" ca export --config "$work/fresh.yaml" >/dev/null || fail "fresh dns: ca export failed"
+for _ in $(seq 50); do grep -q 'found the CA certificate' "$log" && break; sleep 0.1; done
+grep -q 'found the CA certificate' "$log" || fail "fresh dns: the CA was not picked up"
+kill -TERM "$pid"
+exit_within fresh-dns 10
+
 # A configuration error stops start-up with exit 2 and the error on stderr.
 printf 'dns: {answer_ttl: soon}\n' > "$work/bad.yaml"
 rc=0; out=$("$bin" serve --config "$work/bad.yaml" 2>&1) || rc=$?

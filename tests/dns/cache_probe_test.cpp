@@ -334,6 +334,42 @@ TEST_F(TlsCacheProbeTest, ServerThatAcceptsButNeverAnswersFailsAtTheTimeout) {
   EXPECT_GE(result.took, 190ms);
 }
 
+TEST_F(TlsCacheProbeTest, PicksUpTheCaOnceItsSourceHasIt) {
+  FakeCache ours(leaf(authorities_->ours), {});
+  FakeCache other(leaf(authorities_->other), {});
+  std::optional<std::string> on_disk;
+  int asked = 0;
+  TlsCacheProbe probe("quay.io", CaSource([&] {
+                        ++asked;
+                        return on_disk;
+                      }));
+  // No CA yet: reachability only, so even another CA's certificate passes.
+  EXPECT_FALSE(probe.verifies());
+  EXPECT_TRUE(run(probe, other.endpoint()).ok);
+  EXPECT_EQ(asked, 2);
+
+  on_disk = authorities_->ours.certificate_pem();
+  EXPECT_TRUE(run(probe, ours.endpoint()).ok);
+  EXPECT_TRUE(probe.verifies());
+  auto refused = run(probe, other.endpoint());
+  EXPECT_FALSE(refused.ok);
+  EXPECT_NE(refused.detail.find("TLS handshake"), std::string::npos) << refused.detail;
+  EXPECT_EQ(asked, 3);  // not asked again once it had the CA
+}
+
+TEST_F(TlsCacheProbeTest, ACaFoundLaterThatIsNotPemFailsTheCheckAndIsAskedForAgain) {
+  FakeCache cache(leaf(authorities_->ours), {});
+  std::optional<std::string> on_disk;
+  TlsCacheProbe probe("quay.io", CaSource([&] { return on_disk; }));
+  on_disk = "-----BEGIN CERTIFICATE-----\nhalf writ";
+  auto result = run(probe, cache.endpoint());
+  EXPECT_FALSE(result.ok);
+  EXPECT_NE(result.detail.find("the CA certificate"), std::string::npos) << result.detail;
+  on_disk = authorities_->ours.certificate_pem();
+  EXPECT_TRUE(run(probe, cache.endpoint()).ok);
+  EXPECT_TRUE(probe.verifies());
+}
+
 TEST_F(TlsCacheProbeTest, RejectsACaThatIsNotPem) {
   EXPECT_THROW(TlsCacheProbe("quay.io", std::string("not a certificate")), std::runtime_error);
 }

@@ -228,6 +228,17 @@ TEST_F(RegistryProxyTest, BaseAnswersWithTheApiVersion) {
   EXPECT_EQ(counters_.requests.value(), 1U);
 }
 
+TEST_F(RegistryProxyTest, HealthChecksAreCountedApartFromClientRequests) {
+  auto client = connect();
+  client->send(
+      "GET /v2/ HTTP/1.1\r\nHost: quay.io\r\nUser-Agent: pullthrough-health-check\r\n\r\n");
+  EXPECT_EQ(client->response().result_int(), 200);
+  client->request("GET", "/v2/");
+  EXPECT_EQ(client->response().result_int(), 200);
+  EXPECT_EQ(counters_.health_checks.value(), 1U);
+  EXPECT_EQ(counters_.requests.value(), 1U);
+}
+
 TEST_F(RegistryProxyTest, BaseTellsHealthChecksWhenTheCacheIsLeaving) {
   EXPECT_EQ(get("/v2/").count("Pullthrough-Leaving"), 0U);
   leaving_ = true;
