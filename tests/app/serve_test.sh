@@ -6,8 +6,8 @@ work=$(mktemp -d)
 pid=
 cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
+. "$(dirname "$0")/../lib.sh"
 
 cat > "$work/pt.yaml" <<YAML
 state_dir: $work/state
@@ -25,9 +25,7 @@ YAML
 
 # admin_get PATH: the admin listener's answer ("STATUS BODY"), its port taken from the log.
 admin_get() {
-  local port
-  port=$(sed -nE 's#.*listening on http://127\.0\.0\.1:([0-9]+).*#\1#p' "$log" | head -1)
-  curl -s --max-time 5 -w '\n%{http_code}' "http://127.0.0.1:$port$1"
+  curl -s --max-time 5 -w '\n%{http_code}' "http://127.0.0.1:$(bound_port "$log" http)$1"
 }
 
 # run_until_ready SIGNAL ROLE [CHECK]: starts serve, waits for "ready", runs CHECK, sends SIGNAL,
@@ -98,7 +96,7 @@ start_handover() {
   "$bin" serve --config "$work/handover.yaml" --role proxy 2>"$log" &
   pid=$!
   for _ in $(seq 100); do grep -q '"msg":"ready' "$log" && break; sleep 0.1; done
-  tls=$(sed -nE 's#.*listening on https://127\.0\.0\.1:([0-9]+).*#\1#p' "$log" | head -1)
+  tls=$(bound_port "$log" https)
   [ -n "$tls" ] || fail "$1: no https port in the log"
 }
 # exit_within NAME SECONDS: waits up to SECONDS for $pid to exit 0.

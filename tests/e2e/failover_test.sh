@@ -57,25 +57,7 @@ rec_bound=$(awk -v i="$interval" -v n="$rise" 'BEGIN { print i * n + 1 + 0.3 }')
 
 # write_config FILE ADMIN_LISTEN HANDOVER [STORAGE_PATH]
 write_config() {
-  cat >"$1" <<YAML
-state_dir: $E2E_WORK/pt
-log: {level: info}
-appliance: {addresses: [$pt_addr]}
-dns:
-  listen: ["127.0.0.1:53"]
-  upstreams: ["$E2E_DNS_ADDR"]
-  allow: ["127.0.0.0/8"]
-  rate_limit: {per_client_qps: 0}
-proxy:
-  listen: ["$pt_addr:443"]
-  http_listen: []
-  allow: ["127.0.0.0/8"]
-  handover: $3
-admin: {listen: "$2"}
-registries:
-  - {host: quay.io, ca_file: "$E2E_UPSTREAM_CA", manifest_ttl: ${ttl}s}
-  - {host: ghcr.io, ca_file: "$E2E_UPSTREAM_CA", manifest_ttl: ${ttl}s}
-YAML
+  e2e_write_config "$1" "$pt_addr" "$2" "$3" "${ttl}s" info
   if [ -n "${4:-}" ]; then printf 'storage: {path: "%s", min_free: %s}\n' "$4" "$min_free" >>"$1"; fi
 }
 

@@ -628,6 +628,32 @@ _e2e_client_env() {
 }
 _e2e_env=()
 
+# e2e_write_config FILE CACHE_ADDR ADMIN_LISTEN HANDOVER MANIFEST_TTL LOG_LEVEL: the appliance's
+# configuration in the test bed: DNS on 127.0.0.1:53 forwarding to dnsmasq, the cache on
+# CACHE_ADDR:443 (the address handed out), quay.io and ghcr.io upstream with the upstream CA,
+# clients from 127.0.0.0/8 only, state under $E2E_WORK/pt.
+e2e_write_config() {
+  cat >"$1" <<YAML
+state_dir: $E2E_WORK/pt
+log: {level: $6}
+appliance: {addresses: [$2]}
+dns:
+  listen: ["127.0.0.1:53"]
+  upstreams: ["$E2E_DNS_ADDR"]
+  allow: ["127.0.0.0/8"]
+  rate_limit: {per_client_qps: 0}
+proxy:
+  listen: ["$2:443"]
+  http_listen: []
+  allow: ["127.0.0.0/8"]
+  handover: $4
+admin: {listen: "$3"}
+registries:
+  - {host: quay.io, ca_file: "$E2E_UPSTREAM_CA", manifest_ttl: $5}
+  - {host: ghcr.io, ca_file: "$E2E_UPSTREAM_CA", manifest_ttl: $5}
+YAML
+}
+
 # e2e_client_trust FILE: from now on clients trust only the CA bundle FILE (dockerd: see the header;
 # it gets FILE as SSL_CERT_FILE when it is next started, which changes nothing for 127/8 registries).
 e2e_client_trust() {

@@ -40,25 +40,7 @@ setup "registry quay.io (anonymous)" e2e_start_registry quay.io "$(e2e_addr quay
 setup "registry ghcr.io (token) + token service" e2e_start_registry ghcr.io "$(e2e_addr ghcr.io)" token
 setup "seed images (layers of ${E2E_LAYER_KIB} KiB)" e2e_seed_images
 
-cat >"$E2E_WORK/pt.yaml" <<YAML
-state_dir: $E2E_WORK/pt
-log: {level: debug}
-appliance: {addresses: [$pt_addr]}
-dns:
-  listen: ["127.0.0.1:53"]
-  upstreams: ["$E2E_DNS_ADDR"]
-  allow: ["127.0.0.0/8"]
-  rate_limit: {per_client_qps: 0}
-proxy:
-  listen: ["$pt_addr:443"]
-  http_listen: []
-  allow: ["127.0.0.0/8"]
-  handover: 0s
-admin: {listen: "127.0.0.1:9090"}
-registries:
-  - {host: quay.io, ca_file: "$E2E_UPSTREAM_CA", manifest_ttl: ${ttl}s}
-  - {host: ghcr.io, ca_file: "$E2E_UPSTREAM_CA", manifest_ttl: ${ttl}s}
-YAML
+e2e_write_config "$E2E_WORK/pt.yaml" "$pt_addr" 127.0.0.1:9090 0s "${ttl}s" debug
 setup "pullthrough" start_appliance
 setup "clients trust only the appliance's CA" e2e_client_trust "$E2E_WORK/pt/ca/ca.crt"
 setup "clients resolve through the appliance" e2e_client_dns 127.0.0.1
