@@ -54,20 +54,24 @@ struct StorageMonitor::State : std::enable_shared_from_this<State> {
     publish(std::move(report));
   }
 
+  // The report is in place before the problem changes: whoever reads problem() and then last()
+  // sees a report at least as new.
   void publish(StorageReport report) {
-    StoreHealth::Problem before = problem.exchange(report.health.problem);
+    const StoreHealth health = report.health;
+    {
+      std::lock_guard lock(mutex);
+      last = std::move(report);
+    }
+    StoreHealth::Problem before = problem.exchange(health.problem);
     // Logged when the state changes; the first check has nothing to change from and speaks only
     // of trouble.
-    bool changed = first ? !report.health.ok() : before != report.health.problem;
+    bool changed = first ? !health.ok() : before != health.problem;
     first = false;
-    if (changed && report.health.ok()) {
+    if (changed && health.ok()) {
       log->info("storage healthy again: new blobs can be stored");
     } else if (changed) {
-      log->warn("storage unhealthy ({}): {}", storage_header_value(report.health.problem),
-                report.health.reason);
+      log->warn("storage unhealthy ({}): {}", storage_header_value(health.problem), health.reason);
     }
-    std::lock_guard lock(mutex);
-    last = std::move(report);
   }
 
   // Runs on the io_context, which owns the timer; the check itself runs on the disk pool.
