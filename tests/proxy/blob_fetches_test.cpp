@@ -28,13 +28,8 @@ using http_verb = boost::beast::http::verb;
 using testing::ScriptedReply;
 using testing::ScriptedUpstream;
 
+using testing::pattern;
 using testing::sha256_of;
-
-std::string pattern(std::size_t size) {
-  std::string out(size, '\0');
-  for (std::size_t i = 0; i < size; ++i) out[i] = static_cast<char>((i * 131 + i / 7) & 0xFF);
-  return out;
-}
 
 // What one follower saw: how its transfer ended, the bytes it got, and whether its first bytes
 // came while the fetch was still streaming.

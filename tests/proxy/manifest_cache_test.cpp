@@ -24,8 +24,10 @@ namespace {
 namespace asio = boost::asio;
 namespace fs = std::filesystem;
 using http_verb = boost::beast::http::verb;
+using testing::manifest_reply;
 using testing::ScriptedReply;
 using testing::ScriptedUpstream;
+using testing::status_reply;
 
 using testing::sha256_of;
 
@@ -35,23 +37,6 @@ const std::string kOtherIndex = R"({"schemaVersion":2,"mediaType":")" + std::str
                                 R"(","manifests":[],"annotations":{"v":"2"}})";
 const std::string kManifest =
     R"({"schemaVersion":2,"mediaType":")" + std::string(kDockerManifest) + R"(","layers":[]})";
-
-// What a well-behaved registry answers for a manifest.
-ScriptedReply manifest_reply(const std::string& body, std::string_view type,
-                             bool with_digest = true) {
-  ScriptedReply reply;
-  reply.body = body;
-  reply.fields.emplace_back("Content-Type", std::string(type));
-  if (with_digest) reply.fields.emplace_back("Docker-Content-Digest", sha256_of(body));
-  return reply;
-}
-
-ScriptedReply status_reply(unsigned status) {
-  ScriptedReply reply;
-  reply.status = status;
-  reply.body = "{}";
-  return reply;
-}
 
 ScriptedReply unreachable() {
   ScriptedReply reply;

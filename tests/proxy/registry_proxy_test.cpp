@@ -36,17 +36,14 @@ namespace ssl = asio::ssl;
 namespace fs = std::filesystem;
 using asio::ip::tcp;
 using boost::system::error_code;
+using testing::manifest_reply;
+using testing::pattern;
 using testing::ScriptedReply;
 using testing::ScriptedUpstream;
 using testing::sha256_of;
+using testing::status_reply;
 
 using Response = http::response<http::string_body>;
-
-std::string pattern(std::size_t size) {
-  std::string out(size, '\0');
-  for (std::size_t i = 0; i < size; ++i) out[i] = static_cast<char>((i * 131 + i / 7) & 0xFF);
-  return out;
-}
 
 const std::string kLayer = pattern(std::size_t{300} * 1024);
 const std::string kLayerDigest = sha256_of(kLayer);
@@ -57,13 +54,6 @@ ScriptedReply blob_reply(const std::string& body) {
   ScriptedReply reply;
   reply.body = body;
   reply.fields.emplace_back("Content-Type", "application/octet-stream");
-  return reply;
-}
-
-ScriptedReply status_reply(unsigned status) {
-  ScriptedReply reply;
-  reply.status = status;
-  reply.body = "{}";
   return reply;
 }
 
@@ -469,13 +459,8 @@ TEST_F(RegistryProxyTest, ABlobCachedForOneRepositoryIsServedToAnotherOnlyIfUpst
 // --- manifests ------------------------------------------------------------------------------
 
 TEST_F(RegistryProxyTest, ManifestByTagComesFromUpstreamOnceThenFromTheCache) {
-  upstream_.set_script([](const UpstreamRequest&) {
-    ScriptedReply reply;
-    reply.body = kManifest;
-    reply.fields.emplace_back("Content-Type", std::string(kOciManifest));
-    reply.fields.emplace_back("Docker-Content-Digest", sha256_of(kManifest));
-    return reply;
-  });
+  upstream_.set_script(
+      [](const UpstreamRequest&) { return manifest_reply(kManifest, kOciManifest); });
   for (int i = 0; i < 2; ++i) {
     auto response =
         get("/v2/team/app/manifests/v1", "Accept: " + std::string(upstream_accept()) + "\r\n");

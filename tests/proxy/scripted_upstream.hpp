@@ -12,6 +12,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <boost/asio/redirect_error.hpp>
@@ -21,6 +22,7 @@
 #include <boost/beast/http/error.hpp>
 
 #include "proxy/upstream.hpp"
+#include "tests/proxy/test_support.hpp"
 
 namespace pullthrough::proxy::testing {
 
@@ -123,5 +125,23 @@ class ScriptedUpstream final : public RegistryUpstream {
   Script script_;
   std::vector<UpstreamRequest> seen_;
 };
+
+// What a well-behaved registry answers for a manifest.
+inline ScriptedReply manifest_reply(const std::string& body, std::string_view type,
+                                    bool with_digest = true) {
+  ScriptedReply reply;
+  reply.body = body;
+  reply.fields.emplace_back("Content-Type", std::string(type));
+  if (with_digest) reply.fields.emplace_back("Docker-Content-Digest", sha256_of(body));
+  return reply;
+}
+
+// A status with an empty JSON body (404, 500, ...).
+inline ScriptedReply status_reply(unsigned status) {
+  ScriptedReply reply;
+  reply.status = status;
+  reply.body = "{}";
+  return reply;
+}
 
 }  // namespace pullthrough::proxy::testing

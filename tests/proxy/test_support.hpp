@@ -24,6 +24,13 @@ inline std::filesystem::path test_directory(std::string_view prefix) {
   return path;
 }
 
+// `size` bytes of a fixed pattern that does not repeat at any short period: a blob body.
+inline std::string pattern(std::size_t size) {
+  std::string out(size, '\0');
+  for (std::size_t i = 0; i < size; ++i) out[i] = static_cast<char>((i * 131 + i / 7) & 0xFF);
+  return out;
+}
+
 // "sha256:<hex>" of `text`.
 inline std::string sha256_of(std::string_view text) {
   Digester digester("sha256");
