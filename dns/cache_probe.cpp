@@ -48,6 +48,10 @@ std::shared_ptr<asio::ssl::context> make_context(const std::optional<std::string
   return context;
 }
 
+bool verifies_peer(asio::ssl::context& context) {
+  return SSL_CTX_get_verify_mode(context.native_handle()) != SSL_VERIFY_NONE;
+}
+
 }  // namespace
 
 CheckResult judge_answer(const http::response_header<>& answer) {
@@ -73,9 +77,7 @@ CheckResult judge_answer(const http::response_header<>& answer) {
 
 TlsCacheProbe::TlsCacheProbe(std::string server_name, CaSource ca)
     : server_name_(std::move(server_name)), ca_(std::move(ca)) {
-  auto pem = ca_ ? ca_() : std::nullopt;
-  context_ = make_context(pem);
-  verifies_ = pem.has_value();
+  context_ = make_context(ca_ ? ca_() : std::nullopt);
 }
 
 TlsCacheProbe::TlsCacheProbe(std::string server_name, std::optional<std::string> ca_pem)
@@ -83,15 +85,14 @@ TlsCacheProbe::TlsCacheProbe(std::string server_name, std::optional<std::string>
 
 bool TlsCacheProbe::verifies() const {
   std::lock_guard lock(mutex_);
-  return verifies_;
+  return verifies_peer(*context_);
 }
 
 std::shared_ptr<asio::ssl::context> TlsCacheProbe::current_context() {
   std::lock_guard lock(mutex_);
-  if (!verifies_ && ca_) {
+  if (!verifies_peer(*context_) && ca_) {
     if (auto pem = ca_()) {
       context_ = make_context(pem);
-      verifies_ = true;
       core::logger("health")->info(
           "found the CA certificate: cache certificates are verified from now on");
     }
@@ -115,7 +116,7 @@ asio::awaitable<CheckResult> TlsCacheProbe::check(const core::Endpoint& target,
   } catch (const std::exception& e) {
     co_return done(false, e.what());
   }
-  bool verifying = SSL_CTX_get_verify_mode(context->native_handle()) != SSL_VERIFY_NONE;
+  bool verifying = verifies_peer(*context);
   beast::ssl_stream<beast::tcp_stream> stream(co_await asio::this_coro::executor, *context);
   SSL* ssl = stream.native_handle();
   if (SSL_set_tlsext_host_name(ssl, server_name_.c_str()) != 1 ||

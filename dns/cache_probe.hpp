@@ -57,8 +57,7 @@ class TlsCacheProbe final : public CacheProbe {
   std::string server_name_;
   CaSource ca_;
   mutable std::mutex mutex_;
-  std::shared_ptr<boost::asio::ssl::context> context_;
-  bool verifies_ = false;
+  std::shared_ptr<boost::asio::ssl::context> context_;  // verifies the peer once it has the CA
 };
 
 }  // namespace pullthrough::dns
