@@ -5,6 +5,7 @@
 # no --cacert, and Docker, containerd and podman must have their certs.d entries.
 set -uo pipefail
 pt_bin=$1
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
 . "$(dirname "$0")/../lib.sh"
 if [ "$(id -u)" -ne 0 ]; then echo "needs root (mount namespace)"; exit 77; fi
 work=$(mktemp -d)
@@ -19,7 +20,8 @@ start_pullthrough "$work/serve.log" serve --config "$work/pt.yaml" --role proxy 
 tls=$(bound_port "$work/serve.log" https)
 web=$(bound_port "$work/serve.log" http)
 url="http://127.0.0.1:$web"
-curl -fsS -o "$work/ca.crt" "$url/ca.crt"
+check "GET /ca.crt" curl -fsS -o "$work/ca.crt" "$url/ca.crt"
+check "/ca.crt is a certificate" openssl x509 -in "$work/ca.crt" -noout
 
 host_bundle=$(sha256sum /etc/ssl/certs/ca-certificates.crt)
 host_docker=$(test -e /etc/docker && echo present || echo absent)
@@ -30,8 +32,9 @@ cp -a /etc "$root/etc"
 cp -a /usr/local/share/ca-certificates/. "$root/local-ca/"
 mkdir -p "$root/etc/docker" "$root/etc/containers" "$root/etc/containerd"
 
+# shellcheck disable=SC2016 # expanded by the inner bash
 unshare -m bash -c '
-  set -u
+  set -u -o pipefail # a failed download is a failed run, not an empty script run by sh
   root=$1 url=$2 tls=$3
   mount --make-rprivate /
   mount --bind "$root/etc" /etc
@@ -60,9 +63,11 @@ done
 check "containerd's docker.io entry points at registry-1.docker.io" \
   grep -q 'server = "https://registry-1.docker.io"' "$root/etc/containerd/certs.d/docker.io/hosts.toml"
 check "output says what to restart" grep -q 'restart to pick up the OS trust store: docker containerd' "$root/out1"
-check "a non-root run is refused" test "$(cat "$root/rc_user")" != 0
+rc_user=$(cat "$root/rc_user" 2>/dev/null)
+check "a non-root run is refused (exit '$rc_user')" test -n "$rc_user" -a "$rc_user" != 0
 check "the refusal says why" grep -q 'run as root' "$root/out_user"
 check "host CA bundle untouched" test "$(sha256sum /etc/ssl/certs/ca-certificates.crt)" = "$host_bundle"
 check "host /etc/docker untouched" test "$(test -e /etc/docker && echo present || echo absent)" = "$host_docker"
+check "clean stop (exit 0, no sanitizer report)" stop_pullthrough
 
 finish
