@@ -66,6 +66,17 @@ timed() {
 setup() { timed "$@" || { echo "FAIL: setup: $1"; exit 1; }; }
 # fails CMD...: true when CMD fails, for `check`.
 fails() { ! "$@"; }
+# fails_with PATTERN CMD...: true when CMD fails and its output (stdout and stderr, shown
+# indented) matches the extended regular expression PATTERN: it failed for the reason the check
+# is about, not because something else is down.
+fails_with() {
+  local pattern=$1 out rc
+  shift
+  out=$("$@" 2>&1)
+  rc=$?
+  printf '%s\n' "$out" | tail -n 5 | sed 's/^/    | /'
+  [ "$rc" -ne 0 ] && grep -qE "$pattern" <<<"$out"
+}
 
 # e2e_have_tools: returns 1 (naming the first missing one) unless every tool the test bed uses exists.
 e2e_have_tools() {
