@@ -20,17 +20,14 @@ namespace {
 namespace asio = boost::asio;
 namespace http = boost::beast::http;
 
-const std::array<std::string_view, 4> kManifestTypes = {kOciIndex, kDockerList, kOciManifest,
-                                                        kDockerManifest};
-
 // The Accept to send upstream for a client's request: the full list when the client takes every
-// manifest type (then the answer is the canonical one for the tag and may be cached as the tag's
-// mapping), else the client's own.
+// manifest type (then the answer is the canonical one for the tag), else the client's own. Either
+// way the answer is cached as the tag's mapping for the manifest types that Accept admits.
 std::string upstream_accept_for(std::string_view client_accept) {
-  for (auto type : kManifestTypes) {
-    if (!accepts(client_accept, type)) return std::string(client_accept);
+  if (accepted_manifest_types(client_accept) == kAllManifestTypes) {
+    return std::string(upstream_accept());
   }
-  return std::string(upstream_accept());
+  return std::string(client_accept);
 }
 
 std::string field(const http::response_header<>& header, std::string_view name) {
@@ -130,14 +127,16 @@ std::shared_ptr<const ManifestCache::Cached> ManifestCache::remember(const std::
   return entry;
 }
 
-std::optional<TagRecord> ManifestCache::tag_of(const std::string& key, const std::string& host,
-                                               const ManifestRequest& request) {
+std::optional<TagRecord> ManifestCache::tag_of(const std::string& host,
+                                               const ManifestRequest& request,
+                                               ManifestTypeSet types) {
+  std::string key = tag_key(host, request, types);
   {
     std::lock_guard lock(hot_mutex_);
     auto found = hot_tags_.find(key);
     if (found != hot_tags_.end()) return found->second;
   }
-  auto record = index_.tag(host, request.repository, request.reference);
+  auto record = index_.tag(host, request.repository, request.reference, types);
   if (record) {
     std::lock_guard lock(hot_mutex_);
     if (hot_tags_.size() >= kHotTags) hot_tags_.clear();
@@ -147,12 +146,12 @@ std::optional<TagRecord> ManifestCache::tag_of(const std::string& key, const std
 }
 
 void ManifestCache::record_tag(const std::string& host, const ManifestRequest& request,
-                               const std::string& digest) {
+                               const std::string& digest, ManifestTypeSet types) {
   TagRecord record{digest, now_seconds()};
-  index_.put_tag(host, request.repository, request.reference, digest, record.confirmed_at);
+  index_.put_tag(host, request.repository, request.reference, digest, record.confirmed_at, types);
   std::lock_guard lock(hot_mutex_);
   if (hot_tags_.size() >= kHotTags) hot_tags_.clear();
-  hot_tags_[tag_key(host, request)] = std::move(record);
+  hot_tags_[tag_key(host, request, types)] = std::move(record);
 }
 
 bool ManifestCache::is_linked(const std::string& host, const std::string& repository,
@@ -169,8 +168,10 @@ bool ManifestCache::is_linked(const std::string& host, const std::string& reposi
   return true;
 }
 
-std::string ManifestCache::tag_key(const std::string& host, const ManifestRequest& request) {
-  return host + "/" + request.repository + ":" + request.reference;
+std::string ManifestCache::tag_key(const std::string& host, const ManifestRequest& request,
+                                   ManifestTypeSet types) {
+  // '#' is in neither the repository nor the tag grammar.
+  return host + "/" + request.repository + ":" + request.reference + "#" + std::to_string(types);
 }
 
 asio::awaitable<ManifestAnswer> ManifestCache::answer_cached(const ManifestRequest& request,
@@ -210,15 +211,28 @@ asio::awaitable<ManifestAnswer> ManifestCache::get(ManifestRequest request) {
     co_return co_await fetch(request, upstream_accept_for(request.accept));
   }
 
-  auto tag = tag_of(tag_key(host, request), host, request);
-  bool usable = false;
-  if (tag) {
-    auto manifest = cached(tag->digest);
-    usable = manifest && accepts(request.accept, manifest->media_type);
+  // The canonical mapping (every type accepted) serves any client that accepts its manifest's
+  // type; otherwise the mapping made for exactly the types this client accepts.
+  const ManifestTypeSet wanted = accepted_manifest_types(request.accept);
+  std::optional<TagRecord> tag;
+  ManifestTypeSet asked = kAllManifestTypes;
+  bool unsuitable = false;  // a mapping exists, but of a type this client cannot take
+  const std::array<ManifestTypeSet, 2> candidates{kAllManifestTypes, wanted};
+  const std::size_t count = wanted == kAllManifestTypes || wanted == 0 ? 1 : 2;
+  for (std::size_t i = 0; i < count && !tag; ++i) {
+    auto record = tag_of(host, request, candidates[i]);
+    if (!record) continue;
+    auto manifest = cached(record->digest);
+    if (manifest && accepts(request.accept, manifest->media_type)) {
+      tag = std::move(record);
+      asked = candidates[i];
+    } else {
+      unsuitable = true;
+    }
   }
-  if (!usable) {
+  if (!tag) {
     ManifestAnswer answer = co_await fetch(request, upstream_accept_for(request.accept));
-    if (!answer.found && answer.error == OciError::unavailable && tag) {
+    if (!answer.found && answer.error == OciError::unavailable && unsuitable) {
       // Upstream is down and the cached mapping is of a type this client cannot take: there is
       // nothing better to say than the 503.
       log_->warn("{}/{}:{}: upstream unavailable and the cached manifest does not suit Accept",
@@ -237,7 +251,8 @@ asio::awaitable<ManifestAnswer> ManifestCache::get(ManifestRequest request) {
   head.method = http::verb::head;
   head.target = "/v2/" + request.repository + "/manifests/" + request.reference;
   head.repository = request.repository;
-  head.accept = std::string(upstream_accept());
+  // Asked as the mapping was made, so that upstream picks the same kind of manifest.
+  head.accept = accept_of(asked);
   UpstreamResult result = co_await request.upstream->send(std::move(head));
   std::string why;
   if (!result.response) {
@@ -249,7 +264,7 @@ asio::awaitable<ManifestAnswer> ManifestCache::get(ManifestRequest request) {
       if (digest == tag->digest) {
         counters_.tag_revalidations_unchanged.add();
         try {
-          record_tag(host, request, digest);
+          record_tag(host, request, digest, asked);
         } catch (const std::exception& e) {
           log_->error("recording tag {}/{}:{}: {}", host, request.repository, request.reference,
                       e.what());
@@ -257,7 +272,7 @@ asio::awaitable<ManifestAnswer> ManifestCache::get(ManifestRequest request) {
         co_return co_await answer_cached(request, digest, false);
       }
       // Moved (or upstream did not say): fetch what it names now.
-      ManifestAnswer answer = co_await fetch(request, upstream_accept());
+      ManifestAnswer answer = co_await fetch(request, accept_of(asked));
       if (answer.found || answer.error != OciError::unavailable) co_return answer;
       why = answer.message;
     } else if (retryable_status(status)) {
@@ -381,7 +396,9 @@ asio::awaitable<ManifestAnswer> ManifestCache::fetch(const ManifestRequest& requ
     index_.put_manifest(digest, media_type, body->size());
     index_.link(host, request.repository, digest);
     remember(digest, media_type, *body);
-    if (!request.by_digest && accept == upstream_accept()) record_tag(host, request, digest);
+    if (auto types = accepted_manifest_types(accept); !request.by_digest && types != 0) {
+      record_tag(host, request, digest, types);
+    }
   } catch (const std::exception& e) {
     log_->error("caching manifest {} ({}): {}", what, digest, e.what());
   }

@@ -9,7 +9,10 @@
 //    moves. If upstream cannot be reached, times out, or answers 5xx or 429, the last known
 //    mapping is served anyway (stale-if-error), counted and logged.
 //  - The client's Accept is honoured: a cached manifest of a type the client did not ask for is
-//    never served; that request goes upstream with the client's own Accept.
+//    never served. A tag's mapping is kept per set of accepted manifest types (upstream may name
+//    another manifest for a client that takes fewer types), so a client with a narrow Accept is
+//    served from the cache too: from the canonical mapping when its manifest suits the client,
+//    else from the mapping made for exactly the client's set.
 //  - Nothing cached and upstream unreachable: an immediate 503 with a clear error.
 #pragma once
 
@@ -32,6 +35,7 @@
 #include "core/clock.hpp"
 #include "core/counters.hpp"
 #include "proxy/blob_store.hpp"
+#include "proxy/media_types.hpp"
 #include "proxy/metadata_index.hpp"
 #include "proxy/oci_error.hpp"
 #include "proxy/upstream.hpp"
@@ -97,12 +101,14 @@ class ManifestCache {
   std::shared_ptr<const Cached> cached(const std::string& digest);
   std::shared_ptr<const Cached> remember(const std::string& digest, std::string media_type,
                                          std::string body);
-  std::optional<TagRecord> tag_of(const std::string& key, const std::string& host,
-                                  const ManifestRequest& request);
+  // The tag's mapping as made for requests accepting `types` (see ManifestTypeSet).
+  std::optional<TagRecord> tag_of(const std::string& host, const ManifestRequest& request,
+                                  ManifestTypeSet types);
   void record_tag(const std::string& host, const ManifestRequest& request,
-                  const std::string& digest);
+                  const std::string& digest, ManifestTypeSet types);
   bool is_linked(const std::string& host, const std::string& repository, const std::string& digest);
-  static std::string tag_key(const std::string& host, const ManifestRequest& request);
+  static std::string tag_key(const std::string& host, const ManifestRequest& request,
+                             ManifestTypeSet types);
   // The answer for an upstream status other than 200 (to a GET or a HEAD of the manifest).
   ManifestAnswer refused(const ManifestRequest& request, unsigned status,
                          const boost::beast::http::response_header<>& header);

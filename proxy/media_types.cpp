@@ -52,6 +52,9 @@ bool accepts(std::string_view accept, std::string_view media_type) {
   std::string wanted = core::ascii_lower(media_type);
   auto slash = wanted.find('/');
   std::string wanted_major = wanted.substr(0, slash == std::string::npos ? 0 : slash);
+  // The most specific range that matches decides (RFC 9110 12.5.1): "*/*, X;q=0" excludes X.
+  int best = 0;  // 3 the type itself, 2 its major type with "/*", 1 "*/*"
+  bool acceptable = false;
   while (!accept.empty()) {
     auto comma = accept.find(',');
     auto range = trim(accept.substr(0, comma));
@@ -59,12 +62,35 @@ bool accepts(std::string_view accept, std::string_view media_type) {
     if (range.empty()) continue;
     auto semi = range.find(';');
     std::string type = core::ascii_lower(trim(range.substr(0, semi)));
+    int specificity = type == wanted                                         ? 3
+                      : !wanted_major.empty() && type == wanted_major + "/*" ? 2
+                      : type == "*/*"                                        ? 1
+                                                                             : 0;
+    if (specificity == 0 || specificity < best) continue;
     bool excluded = semi != std::string_view::npos && has_zero_quality(range.substr(semi + 1));
-    bool matches =
-        type == "*/*" || type == wanted || (!wanted_major.empty() && type == wanted_major + "/*");
-    if (matches && !excluded) return true;
+    // Between equally specific ranges, one that admits the type is enough.
+    acceptable = (specificity == best && acceptable) || !excluded;
+    best = specificity;
   }
-  return false;
+  return acceptable;
+}
+
+ManifestTypeSet accepted_manifest_types(std::string_view accept) {
+  ManifestTypeSet types = 0;
+  for (std::size_t i = 0; i < kManifestTypes.size(); ++i) {
+    if (accepts(accept, kManifestTypes[i])) types |= static_cast<ManifestTypeSet>(1U << i);
+  }
+  return types;
+}
+
+std::string accept_of(ManifestTypeSet types) {
+  std::string out;
+  for (std::size_t i = 0; i < kManifestTypes.size(); ++i) {
+    if ((types & (1U << i)) == 0) continue;
+    if (!out.empty()) out += ", ";
+    out += kManifestTypes[i];
+  }
+  return out;
 }
 
 }  // namespace pullthrough::proxy

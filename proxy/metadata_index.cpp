@@ -14,7 +14,7 @@ namespace {
 // PRAGMA user_version of the schema below. A later version adds a migration step in
 // ensure_schema() and refuses nothing older; a database from a newer build is refused because
 // this code cannot know which of its invariants the newer schema relies on.
-constexpr std::int64_t kSchemaVersion = 1;
+constexpr std::int64_t kSchemaVersion = 2;
 
 constexpr int kBusyTimeoutMs = 5000;
 
@@ -23,13 +23,16 @@ constexpr int kBusyTimeoutMs = 5000;
 // independent. STRICT (SQLite 3.37+; Debian 12 has 3.40) makes SQLite refuse a value of the wrong
 // type instead of storing it; WITHOUT ROWID keeps each table in one b-tree ordered by its key.
 constexpr const char* kSchema = R"sql(
+-- A tag maps to a digest per set of accepted manifest types (`types`, a ManifestTypeSet):
+-- upstream answers a client that accepts fewer types with another manifest.
 CREATE TABLE tags (
   registry TEXT NOT NULL,
   repository TEXT NOT NULL,
   tag TEXT NOT NULL,
+  types INTEGER NOT NULL CHECK (types BETWEEN 1 AND 15),
   digest TEXT NOT NULL,
   confirmed_at INTEGER NOT NULL,
-  PRIMARY KEY (registry, repository, tag)
+  PRIMARY KEY (registry, repository, tag, types)
 ) STRICT, WITHOUT ROWID;
 
 CREATE TABLE manifests (
@@ -58,7 +61,25 @@ CREATE TABLE links (
 -- Retention asks which repositories still reference a digest before deleting it.
 CREATE INDEX links_by_digest ON links (digest);
 
-PRAGMA user_version = 1;
+PRAGMA user_version = 2;
+)sql";
+
+// Version 1 keyed tags by name only; its mappings were all made with every type accepted.
+constexpr const char* kMigrateFrom1 = R"sql(
+CREATE TABLE tags_v2 (
+  registry TEXT NOT NULL,
+  repository TEXT NOT NULL,
+  tag TEXT NOT NULL,
+  types INTEGER NOT NULL CHECK (types BETWEEN 1 AND 15),
+  digest TEXT NOT NULL,
+  confirmed_at INTEGER NOT NULL,
+  PRIMARY KEY (registry, repository, tag, types)
+) STRICT, WITHOUT ROWID;
+INSERT INTO tags_v2 (registry, repository, tag, types, digest, confirmed_at)
+  SELECT registry, repository, tag, 15, digest, confirmed_at FROM tags;
+DROP TABLE tags;
+ALTER TABLE tags_v2 RENAME TO tags;
+PRAGMA user_version = 2;
 )sql";
 
 struct DatabaseCloser {
@@ -228,6 +249,7 @@ void ensure_schema(sqlite3* db, const std::string& path) {
   std::int64_t version = schema_version(db, path);
   refuse_newer(path, version);
   if (version == 0) exec(db, path, kSchema, "cannot create schema");
+  if (version == 1) exec(db, path, kMigrateFrom1, "cannot migrate schema version 1");
   transaction.commit();
 }
 
@@ -277,16 +299,16 @@ std::unique_ptr<MetadataIndex> MetadataIndex::open(const std::string& path) {
   ensure_schema(db, path);
 
   impl->put_tag = prepare(db, path,
-                          "INSERT INTO tags (registry, repository, tag, digest, confirmed_at) "
-                          "VALUES (?1, ?2, ?3, ?4, ?5) "
-                          "ON CONFLICT (registry, repository, tag) DO UPDATE SET "
+                          "INSERT INTO tags (registry, repository, tag, types, digest, "
+                          "confirmed_at) VALUES (?1, ?2, ?3, ?6, ?4, ?5) "
+                          "ON CONFLICT (registry, repository, tag, types) DO UPDATE SET "
                           "digest = excluded.digest, confirmed_at = excluded.confirmed_at");
   impl->get_tag = prepare(db, path,
                           "SELECT digest, confirmed_at FROM tags "
-                          "WHERE registry = ?1 AND repository = ?2 AND tag = ?3");
+                          "WHERE registry = ?1 AND repository = ?2 AND tag = ?3 AND types = ?4");
   impl->list_tags = prepare(db, path,
-                            "SELECT tag FROM tags WHERE registry = ?1 AND repository = ?2 "
-                            "ORDER BY tag");
+                            "SELECT DISTINCT tag FROM tags WHERE registry = ?1 AND "
+                            "repository = ?2 ORDER BY tag");
   impl->put_manifest = prepare(db, path,
                                "INSERT INTO manifests (digest, media_type, size) "
                                "VALUES (?1, ?2, ?3) "
@@ -326,7 +348,10 @@ MetadataIndex::~MetadataIndex() = default;
 
 void MetadataIndex::put_tag(const std::string& registry, const std::string& repository,
                             const std::string& tag, const std::string& digest,
-                            UnixSeconds confirmed_at) {
+                            UnixSeconds confirmed_at, ManifestTypeSet types) {
+  if (types == 0 || types > kAllManifestTypes) {
+    fail(impl_->path, "cannot record tag " + tag, "invalid manifest type set");
+  }
   std::lock_guard lock(impl_->mutex);
   impl_->query(impl_->put_tag)
       .bind(1, registry)
@@ -334,15 +359,19 @@ void MetadataIndex::put_tag(const std::string& registry, const std::string& repo
       .bind(3, tag)
       .bind(4, digest)
       .bind(5, confirmed_at)
+      .bind(6, static_cast<std::int64_t>(types))
       .run();
 }
 
 std::optional<TagRecord> MetadataIndex::tag(const std::string& registry,
-                                            const std::string& repository,
-                                            const std::string& tag) const {
+                                            const std::string& repository, const std::string& tag,
+                                            ManifestTypeSet types) const {
   std::lock_guard lock(impl_->mutex);
   Query query = impl_->query(impl_->get_tag);
-  query.bind(1, registry).bind(2, repository).bind(3, tag);
+  query.bind(1, registry)
+      .bind(2, repository)
+      .bind(3, tag)
+      .bind(4, static_cast<std::int64_t>(types));
   if (!query.step()) return std::nullopt;
   return TagRecord{query.text(0), query.integer(1)};
 }

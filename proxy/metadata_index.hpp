@@ -23,6 +23,8 @@
 #include <string>
 #include <vector>
 
+#include "proxy/media_types.hpp"
+
 namespace pullthrough::proxy {
 
 // Wall-clock seconds since the epoch, passed in by the caller (tests use fixed values).
@@ -56,12 +58,16 @@ class MetadataIndex {
   MetadataIndex(const MetadataIndex&) = delete;
   MetadataIndex& operator=(const MetadataIndex&) = delete;
 
-  // Inserts or overwrites the tag's digest and confirmation time.
+  // Inserts or overwrites the digest and confirmation time of the tag as upstream answers a
+  // request that accepts the manifest types `types` (see ManifestTypeSet; not empty).
   void put_tag(const std::string& registry, const std::string& repository, const std::string& tag,
-               const std::string& digest, UnixSeconds confirmed_at);
+               const std::string& digest, UnixSeconds confirmed_at,
+               ManifestTypeSet types = kAllManifestTypes);
   std::optional<TagRecord> tag(const std::string& registry, const std::string& repository,
-                               const std::string& tag) const;
-  // The repository's tags in byte order (what std::sort gives for std::string).
+                               const std::string& tag,
+                               ManifestTypeSet types = kAllManifestTypes) const;
+  // The repository's tags (each once, whatever types they were asked with) in byte order (what
+  // std::sort gives for std::string).
   std::vector<std::string> tags(const std::string& registry, const std::string& repository) const;
 
   // Inserts or overwrites.

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -309,17 +310,76 @@ TEST_F(ManifestCacheTest, HeadAnswersWithoutBody) {
   EXPECT_EQ(answer.digest, sha256_of(kIndex));
 }
 
-TEST(MediaTypesTest, AcceptMatching) {
-  EXPECT_TRUE(accepts("", kOciIndex));
-  EXPECT_TRUE(accepts("*/*", kOciIndex));
-  EXPECT_TRUE(accepts("application/*", kOciIndex));
-  EXPECT_TRUE(accepts("text/plain, APPLICATION/VND.OCI.IMAGE.INDEX.V1+JSON; q=0.9", kOciIndex));
-  EXPECT_FALSE(accepts(std::string(kDockerManifest), kOciIndex));
-  EXPECT_FALSE(accepts("application/vnd.oci.image.index.v1+json;q=0", kOciIndex));
-  EXPECT_FALSE(accepts("application/vnd.oci.image.index.v1+json;q=0.000", kOciIndex));
-  EXPECT_TRUE(accepts("application/vnd.oci.image.index.v1+json;q=0.001", kOciIndex));
-  EXPECT_FALSE(accepts("text/*", kOciIndex));
-  EXPECT_EQ(media_type_of(" Application/JSON ; charset=utf-8"), "application/json");
+// Regression: a tag was recorded only for a client that accepted all four manifest types, so a
+// client with a narrower Accept (OCI-only tools, curl, many CI tools) sent every pull by tag
+// upstream, each one counted against Docker Hub's pull limit.
+TEST_F(ManifestCacheTest, ANarrowAcceptIsServedFromTheCacheAfterOneFetch) {
+  const std::string accept = std::string(kOciIndex) + ", " + std::string(kOciManifest) + ", " +
+                             std::string(kDockerManifest);
+  ScriptedUpstream upstream(
+      [](const UpstreamRequest&) { return manifest_reply(kIndex, kOciIndex); });
+  for (int i = 0; i < 3; ++i) {
+    auto answer = get(upstream, "v1", accept);
+    ASSERT_TRUE(answer.found) << answer.message;
+    EXPECT_EQ(answer.body, kIndex);
+  }
+  auto seen = upstream.seen();
+  ASSERT_EQ(seen.size(), 1U);
+  EXPECT_EQ(seen[0].accept, accept);  // the client's own Accept went upstream
+  EXPECT_EQ(counters_.manifest_misses.value(), 1U);
+  EXPECT_EQ(counters_.manifest_hits.value(), 2U);
+  const ManifestTypeSet types = accepted_manifest_types(accept);
+  EXPECT_EQ(index_->tag("quay.io", "e2e/multi", "v1", types)->digest, sha256_of(kIndex));
+  // Not the canonical mapping: upstream was not asked with every type.
+  EXPECT_FALSE(index_->tag("quay.io", "e2e/multi", "v1").has_value());
+  EXPECT_EQ(index_->tags("quay.io", "e2e/multi"), std::vector<std::string>{"v1"});
+}
+
+TEST_F(ManifestCacheTest, ANarrowMappingIsRevalidatedWithTheTypesItWasMadeWith) {
+  ScriptedUpstream upstream([](const UpstreamRequest& request) {
+    if (request.method == http_verb::head) {
+      auto reply = status_reply(200);
+      reply.fields.emplace_back("Docker-Content-Digest", sha256_of(kManifest));
+      return reply;
+    }
+    return manifest_reply(kManifest, kDockerManifest);
+  });
+  const std::string accept = std::string(kDockerManifest) + ";q=0.9, text/plain";
+  ASSERT_TRUE(get(upstream, "v1", accept).found);
+  clock_.advance(std::chrono::minutes(6));
+  auto answer = get(upstream, "v1", accept);
+  ASSERT_TRUE(answer.found);
+  EXPECT_EQ(answer.body, kManifest);
+  auto seen = upstream.seen();
+  ASSERT_EQ(seen.size(), 2U);
+  EXPECT_EQ(seen[1].method, http_verb::head);
+  EXPECT_EQ(seen[1].accept, kDockerManifest);
+  EXPECT_EQ(counters_.tag_revalidations_unchanged.value(), 1U);
+}
+
+TEST_F(ManifestCacheTest, TheCanonicalMappingServesANarrowClientThatTakesItsType) {
+  ScriptedUpstream upstream(
+      [](const UpstreamRequest&) { return manifest_reply(kIndex, kOciIndex); });
+  ASSERT_TRUE(get(upstream, "v1").found);
+  auto answer = get(upstream, "v1", std::string(kOciIndex) + ", " + std::string(kOciManifest));
+  ASSERT_TRUE(answer.found);
+  EXPECT_EQ(answer.media_type, kOciIndex);
+  EXPECT_EQ(upstream.seen().size(), 1U);
+  EXPECT_EQ(counters_.manifest_hits.value(), 1U);
+}
+
+TEST_F(ManifestCacheTest, ANarrowMappingServesStaleWhenUpstreamFails) {
+  bool down = false;
+  ScriptedUpstream upstream([&down](const UpstreamRequest&) {
+    return down ? unreachable() : manifest_reply(kManifest, kDockerManifest);
+  });
+  ASSERT_TRUE(get(upstream, "v1", std::string(kDockerManifest)).found);
+  down = true;
+  clock_.advance(std::chrono::hours(1));
+  auto answer = get(upstream, "v1", std::string(kDockerManifest));
+  ASSERT_TRUE(answer.found) << answer.message;
+  EXPECT_TRUE(answer.stale);
+  EXPECT_EQ(answer.body, kManifest);
 }
 
 }  // namespace

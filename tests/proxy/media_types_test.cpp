@@ -18,6 +18,17 @@ TEST(MediaTypesTest, AcceptMatching) {
   EXPECT_FALSE(accepts("text/*", kOciIndex));
 }
 
+// RFC 9110 12.5.1: a more specific range overrides a wider one, in either order.
+TEST(MediaTypesTest, TheMostSpecificRangeDecides) {
+  const std::string index(kOciIndex);
+  EXPECT_FALSE(accepts("*/*, " + index + ";q=0", kOciIndex));
+  EXPECT_FALSE(accepts(index + ";q=0, application/*", kOciIndex));
+  EXPECT_TRUE(accepts("*/*;q=0, " + index, kOciIndex));
+  EXPECT_FALSE(accepts("*/*;q=0, " + index, kOciManifest));
+  EXPECT_FALSE(accepts("application/*;q=0, */*", kOciIndex));
+  EXPECT_TRUE(accepts(index + ";q=0, " + index, kOciIndex));
+}
+
 TEST(MediaTypesTest, TheSetOfAcceptedManifestTypes) {
   EXPECT_EQ(accepted_manifest_types(""), kAllManifestTypes);
   EXPECT_EQ(accepted_manifest_types("*/*"), kAllManifestTypes);

@@ -289,10 +289,58 @@ TEST_F(MetadataIndexTest, TagMappingSurvivesReopen) {
   EXPECT_TRUE(index->linked(kDockerHub, "library/alpine", kDigestB));
 }
 
-TEST_F(MetadataIndexTest, NewDatabaseUsesWalAndSchemaVersionOne) {
+TEST_F(MetadataIndexTest, NewDatabaseUsesWalAndSchemaVersionTwo) {
   open_index();
   EXPECT_EQ(pragma_raw("journal_mode"), "wal");
-  EXPECT_EQ(pragma_raw("user_version"), "1");
+  EXPECT_EQ(pragma_raw("user_version"), "2");
+}
+
+TEST_F(MetadataIndexTest, ATagHasAMappingPerSetOfAcceptedTypes) {
+  auto index = open_index();
+  const ManifestTypeSet oci_manifest_only = 0b0100;
+  index->put_tag(kDockerHub, "library/alpine", "latest", kDigestA, 100);
+  index->put_tag(kDockerHub, "library/alpine", "latest", kDigestB, 200, oci_manifest_only);
+  EXPECT_EQ(index->tag(kDockerHub, "library/alpine", "latest")->digest, kDigestA);
+  auto narrow = index->tag(kDockerHub, "library/alpine", "latest", oci_manifest_only);
+  ASSERT_TRUE(narrow);
+  EXPECT_EQ(narrow->digest, kDigestB);
+  EXPECT_EQ(narrow->confirmed_at, 200);
+  EXPECT_FALSE(index->tag(kDockerHub, "library/alpine", "latest", 0b0001));
+  EXPECT_EQ(index->tags(kDockerHub, "library/alpine"), (Strings{"latest"}));
+  EXPECT_THROW(index->put_tag(kDockerHub, "library/alpine", "x", kDigestA, 1, 0),
+               std::runtime_error);
+}
+
+// A cache written by the previous build keeps its tags: they were all made with every type.
+TEST_F(MetadataIndexTest, SchemaVersionOneIsMigratedWithItsTags) {
+  exec_raw(
+      "CREATE TABLE tags (registry TEXT NOT NULL, repository TEXT NOT NULL, tag TEXT NOT NULL, "
+      "digest TEXT NOT NULL, confirmed_at INTEGER NOT NULL, "
+      "PRIMARY KEY (registry, repository, tag)) STRICT, WITHOUT ROWID;"
+      "CREATE TABLE manifests (digest TEXT NOT NULL PRIMARY KEY, media_type TEXT NOT NULL, "
+      "size INTEGER NOT NULL CHECK (size >= 0)) STRICT, WITHOUT ROWID;"
+      "CREATE TABLE blobs (digest TEXT NOT NULL PRIMARY KEY, size INTEGER NOT NULL CHECK "
+      "(size >= 0), stored_at INTEGER NOT NULL, last_access INTEGER NOT NULL) STRICT, WITHOUT "
+      "ROWID;"
+      "CREATE INDEX blobs_by_last_access ON blobs (last_access, digest);"
+      "CREATE TABLE links (registry TEXT NOT NULL, repository TEXT NOT NULL, digest TEXT NOT "
+      "NULL, PRIMARY KEY (registry, repository, digest)) STRICT, WITHOUT ROWID;"
+      "CREATE INDEX links_by_digest ON links (digest);"
+      "INSERT INTO tags VALUES ('" +
+      kDockerHub + "', 'library/alpine', 'latest', '" + kDigestA +
+      "', 1234);"
+      "PRAGMA user_version = 1;");
+  {
+    auto index = open_index();
+    auto tag = index->tag(kDockerHub, "library/alpine", "latest");
+    ASSERT_TRUE(tag);
+    EXPECT_EQ(tag->digest, kDigestA);
+    EXPECT_EQ(tag->confirmed_at, 1234);
+    index->put_tag(kDockerHub, "library/alpine", "latest", kDigestB, 5, 0b0100);
+  }
+  EXPECT_EQ(pragma_raw("user_version"), "2");
+  auto index = open_index();  // a migrated file opens again as it is
+  EXPECT_EQ(index->tag(kDockerHub, "library/alpine", "latest", 0b0100)->digest, kDigestB);
 }
 
 TEST_F(MetadataIndexTest, GarbageFileThrowsNamingTheFile) {
