@@ -117,8 +117,13 @@ class RegistryProxy::Session {
       version_ = request.version();
       keep_alive_ = request.keep_alive() && !connection_.stopping();
       head_request_ = request.method() == http::verb::head;
-      bool ok = co_await handle(request, parser);
-      if (!ok || !keep_alive_) break;
+      if (!co_await handle(request, parser)) {
+        // A write failed or timed out, or a transfer was cut off: the response is incomplete, and
+        // a client that stopped reading would not take a close_notify either.
+        abort_connection();
+        co_return;
+      }
+      if (!keep_alive_) break;
     }
     co_await close_politely();
   }
@@ -159,24 +164,8 @@ class RegistryProxy::Session {
     RouteResult routed = parse_route(request.target());
     if (!routed.route) {
       counters_.requests_rejected.add();
-      OciError error = OciError::not_found;
-      switch (routed.error) {
-        case RouteError::not_found:
-          error = OciError::not_found;
-          break;
-        case RouteError::name_invalid:
-          error = OciError::name_invalid;
-          break;
-        case RouteError::manifest_invalid:
-          error = OciError::manifest_invalid;
-          break;
-        case RouteError::digest_invalid:
-          error = OciError::digest_invalid;
-          break;
-        case RouteError::unsupported_digest:
-          co_return co_await send_error(OciError::unsupported, routed.message, 400);
-      }
-      co_return co_await send_error(error, routed.message);
+      co_return co_await send_error(oci_error_of(routed.error), routed.message,
+                                    status_of(routed.error));
     }
     const Route& route = *routed.route;
     bool head = request.method() == http::verb::head;

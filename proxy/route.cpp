@@ -56,7 +56,7 @@ RouteResult success(Endpoint endpoint, std::string_view repository, std::string_
   return result;
 }
 
-std::optional<RouteResult> check_digest_reference(std::string_view digest) {
+std::optional<RouteResult> check_digest_reference(Endpoint endpoint, std::string_view digest) {
   switch (check_digest(digest)) {
     case DigestStatus::ok:
       return std::nullopt;
@@ -66,7 +66,15 @@ std::optional<RouteResult> check_digest_reference(std::string_view digest) {
     case DigestStatus::malformed:
       break;
   }
-  return failure(RouteError::digest_invalid, "digest " + quoted(digest) + " is invalid");
+  switch (endpoint) {
+    case Endpoint::manifest:
+      return failure(RouteError::manifest_unknown,
+                     "reference " + quoted(digest) + " is neither a valid tag nor a digest");
+    case Endpoint::blob:
+      return failure(RouteError::blob_unknown, "digest " + quoted(digest) + " is invalid");
+    default:
+      return failure(RouteError::digest_invalid, "digest " + quoted(digest) + " is invalid");
+  }
 }
 
 }  // namespace
@@ -181,12 +189,12 @@ RouteResult parse_route(std::string_view target) {
   if (endpoint == Endpoint::tags_list) return success(endpoint, name, "", false);
   if (endpoint == Endpoint::manifest && last.find(':') == std::string_view::npos) {
     if (!is_valid_tag(last)) {
-      return failure(RouteError::manifest_invalid,
+      return failure(RouteError::manifest_unknown,
                      "reference " + quoted(last) + " is neither a valid tag nor a digest");
     }
     return success(endpoint, name, last, false);
   }
-  if (auto bad = check_digest_reference(last)) return *bad;
+  if (auto bad = check_digest_reference(endpoint, last)) return *bad;
   return success(endpoint, name, last, true);
 }
 
@@ -196,14 +204,40 @@ std::string_view to_string(RouteError error) {
       return "NOT_FOUND";
     case RouteError::name_invalid:
       return "NAME_INVALID";
-    case RouteError::manifest_invalid:
-      return "MANIFEST_INVALID";
+    case RouteError::manifest_unknown:
+      return "MANIFEST_UNKNOWN";
+    case RouteError::blob_unknown:
+      return "BLOB_UNKNOWN";
     case RouteError::digest_invalid:
       return "DIGEST_INVALID";
     case RouteError::unsupported_digest:
       return "UNSUPPORTED";
   }
   return "UNKNOWN";
+}
+
+OciError oci_error_of(RouteError error) {
+  switch (error) {
+    case RouteError::not_found:
+      return OciError::not_found;
+    case RouteError::name_invalid:
+      return OciError::name_invalid;
+    case RouteError::manifest_unknown:
+      return OciError::manifest_unknown;
+    case RouteError::blob_unknown:
+      return OciError::blob_unknown;
+    case RouteError::digest_invalid:
+      return OciError::digest_invalid;
+    case RouteError::unsupported_digest:
+      return OciError::unsupported;
+  }
+  return OciError::not_found;
+}
+
+unsigned status_of(RouteError error) {
+  // UNSUPPORTED is a 405 for a method; for a digest algorithm it is the request that is wrong.
+  if (error == RouteError::unsupported_digest) return 400;
+  return status_of(oci_error_of(error));
 }
 
 }  // namespace pullthrough::proxy

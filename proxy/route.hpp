@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include "proxy/oci_error.hpp"
+
 namespace pullthrough::proxy {
 
 // OCI distribution spec, "Pulling manifests": <name> is path components of
@@ -34,14 +36,21 @@ enum class Endpoint : std::uint8_t {
   upload,     // /v2/<name>/blobs/uploads/... (push)
 };
 
-// The spec's error codes that a malformed path produces.
+// Why a path names nothing the appliance serves. A reference outside the grammars names content
+// that cannot exist, so for manifests and blobs it is "unknown" (404), as registry:2 answers and
+// the distribution spec's conformance tests expect, not a 400.
 enum class RouteError : std::uint8_t {
   not_found,           // not an API path at all
-  name_invalid,        // NAME_INVALID
-  manifest_invalid,    // reference is neither a valid tag nor a valid digest (MANIFEST_INVALID)
-  digest_invalid,      // DIGEST_INVALID
-  unsupported_digest,  // UNSUPPORTED: a digest algorithm the appliance does not verify
+  name_invalid,        // the repository name is outside the grammar
+  manifest_unknown,    // a manifest reference that is neither a valid tag nor a valid digest
+  blob_unknown,        // a blob "digest" that is not a digest
+  digest_invalid,      // a referrers subject that is not a digest
+  unsupported_digest,  // a well-formed digest of an algorithm the appliance does not verify
 };
+
+// The OCI error, and its HTTP status, that answers each RouteError.
+OciError oci_error_of(RouteError error);
+unsigned status_of(RouteError error);
 
 struct Route {
   Endpoint endpoint = Endpoint::base;

@@ -141,18 +141,47 @@ TEST(RouteTest, TraversalInRepositoryIsNameInvalid) {
 
 TEST(RouteTest, TraversalInReferenceIsRejected) {
   auto tag = parse_route("/v2/a/manifests/..");
-  EXPECT_EQ(tag.error, RouteError::manifest_invalid);
+  EXPECT_EQ(tag.error, RouteError::manifest_unknown);
   auto blob = parse_route("/v2/a/blobs/sha256:..%2f..%2fetc");
-  EXPECT_EQ(blob.error, RouteError::digest_invalid);
+  EXPECT_EQ(blob.error, RouteError::blob_unknown);
   auto session = parse_route("/v2/a/blobs/uploads/..%2f");
   EXPECT_FALSE(session.route);
 }
 
 TEST(RouteTest, BadDigestsAreReported) {
-  EXPECT_EQ(parse_route("/v2/a/blobs/latest").error, RouteError::digest_invalid);
+  EXPECT_EQ(parse_route("/v2/a/blobs/latest").error, RouteError::blob_unknown);
   EXPECT_EQ(parse_route("/v2/a/blobs/md5:abc").error, RouteError::unsupported_digest);
-  EXPECT_EQ(parse_route("/v2/a/manifests/sha256:abc").error, RouteError::digest_invalid);
+  EXPECT_EQ(parse_route("/v2/a/manifests/sha256:abc").error, RouteError::manifest_unknown);
   EXPECT_EQ(parse_route("/v2/a/referrers/latest").error, RouteError::digest_invalid);
+}
+
+// Regression: a reference outside the tag grammar answered 400 MANIFEST_INVALID. Content that
+// cannot exist is unknown: the distribution spec's conformance tests pull
+// ".INVALID_MANIFEST_NAME" and expect 404, and registry:2 answers 404.
+TEST(RouteTest, AManifestThatCannotExistIs404ManifestUnknown) {
+  auto routed = parse_route("/v2/a/manifests/.INVALID_MANIFEST_NAME");
+  ASSERT_FALSE(routed.route);
+  EXPECT_EQ(routed.error, RouteError::manifest_unknown);
+  EXPECT_EQ(oci_error_of(routed.error), OciError::manifest_unknown);
+  EXPECT_EQ(status_of(routed.error), 404U);
+}
+
+TEST(RouteTest, EachRouteErrorHasTheSpecsCodeAndStatus) {
+  struct Case {
+    RouteError error;
+    std::string_view code;
+    unsigned status;
+  };
+  for (const Case& c : {Case{RouteError::not_found, "NOT_FOUND", 404},
+                        Case{RouteError::name_invalid, "NAME_INVALID", 400},
+                        Case{RouteError::manifest_unknown, "MANIFEST_UNKNOWN", 404},
+                        Case{RouteError::blob_unknown, "BLOB_UNKNOWN", 404},
+                        Case{RouteError::digest_invalid, "DIGEST_INVALID", 400},
+                        Case{RouteError::unsupported_digest, "UNSUPPORTED", 400}}) {
+    EXPECT_EQ(code_of(oci_error_of(c.error)), c.code) << to_string(c.error);
+    EXPECT_EQ(to_string(c.error), c.code);
+    EXPECT_EQ(status_of(c.error), c.status) << to_string(c.error);
+  }
 }
 
 TEST(RouteTest, NonApiPathsAreNotFound) {
