@@ -24,6 +24,10 @@ void print_errors(const std::vector<pullthrough::config::ConfigError>& errors) {
   for (const auto& error : errors) std::cerr << error.to_string() << "\n";
 }
 
+void print_warnings(const std::vector<pullthrough::config::ConfigError>& warnings) {
+  for (const auto& warning : warnings) std::cerr << "warning: " << warning.to_string() << "\n";
+}
+
 int check_config(const std::string& file) {
   auto loaded = pullthrough::config::load_file(file);
   if (!loaded.config) {
@@ -32,32 +36,36 @@ int check_config(const std::string& file) {
               << (loaded.errors.size() == 1 ? "" : "s") << "\n";
     return kExitUsage;
   }
+  print_warnings(loaded.warnings);
   std::cout << file << ": ok\n";
   return 0;
 }
 
 // The configuration a command names, or the built-in one; prints the errors when it is invalid.
-std::optional<pullthrough::config::Config> load_config(const std::string& file) {
+pullthrough::config::LoadResult load_config(const std::string& file) {
   auto loaded = file.empty()
                     ? pullthrough::config::load_string(pullthrough::config::embedded_default_yaml(),
                                                        pullthrough::config::kEmbeddedName)
                     : pullthrough::config::load_file(file);
   if (!loaded.config) print_errors(loaded.errors);
-  return std::move(loaded.config);
+  return loaded;
 }
 
 int serve(const Command& command) {
   // Start-up messages before the configuration is read use the default format.
   pullthrough::core::configure_logging(spdlog::level::info, pullthrough::core::LogFormat::text);
   pullthrough::app::ServeOptions options;
-  auto config = load_config(command.config_file);
-  if (!config) return kExitUsage;
-  options.config = std::move(*config);
+  auto loaded = load_config(command.config_file);
+  if (!loaded.config) return kExitUsage;
+  options.config = std::move(*loaded.config);
   options.config_name = command.config_file.empty()
                             ? std::string(pullthrough::config::kEmbeddedName)
                             : command.config_file;
   options.role = command.role;
   pullthrough::core::configure_logging(options.config.log.level, options.config.log.format);
+  for (const auto& warning : loaded.warnings) {
+    pullthrough::core::logger("config")->warn("{}", warning.to_string());
+  }
   return pullthrough::app::serve(options);
 }
 
@@ -85,11 +93,11 @@ int main(int argc, char** argv) {
         return serve(command);
       case Command::Kind::ca_export:
       case Command::Kind::ca_info: {
-        auto config = load_config(command.config_file);
-        if (!config) return kExitUsage;
+        auto loaded = load_config(command.config_file);
+        if (!loaded.config) return kExitUsage;
         return command.kind == Command::Kind::ca_export
-                   ? pullthrough::app::ca_export(*config, command.der, std::cout, std::cerr)
-                   : pullthrough::app::ca_info(*config, std::cout, std::cerr);
+                   ? pullthrough::app::ca_export(*loaded.config, command.der, std::cout, std::cerr)
+                   : pullthrough::app::ca_info(*loaded.config, std::cout, std::cerr);
       }
     }
   } catch (const std::exception& e) {

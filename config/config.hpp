@@ -63,6 +63,11 @@ struct ProxyConfig {
   // On a stop signal, how long the cache says it is leaving while it still serves, before its
   // listeners close. Unset ("auto"): handover_or_auto().
   std::optional<Duration> handover;
+  // Per connection: from the end of one response (or the handshake) until the next request's
+  // header is in, and for each write to the client to complete.
+  Duration request_timeout = std::chrono::seconds(60);
+  Duration write_timeout = std::chrono::seconds(60);
+  std::uint32_t max_connections = 4096;
   bool operator==(const ProxyConfig&) const = default;
 };
 

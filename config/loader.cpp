@@ -32,19 +32,14 @@ std::string describe(const YAML::Node& node) {
 
 class Context {
  public:
-  Context(std::string file, std::vector<ConfigError>& errors)
-      : file_(std::move(file)), errors_(errors) {}
+  Context(std::string file, std::vector<ConfigError>& errors, std::vector<ConfigError>& warnings)
+      : file_(std::move(file)), errors_(errors), warnings_(warnings) {}
 
   void error(const YAML::Mark& mark, std::string key, std::string message) {
-    ConfigError e;
-    e.file = file_;
-    if (!mark.is_null()) {
-      e.line = mark.line + 1;
-      e.column = mark.column + 1;
-    }
-    e.key = std::move(key);
-    e.message = std::move(message);
-    errors_.push_back(std::move(e));
+    errors_.push_back(located(mark, std::move(key), std::move(message)));
+  }
+  void warning(const YAML::Mark& mark, std::string key, std::string message) {
+    warnings_.push_back(located(mark, std::move(key), std::move(message)));
   }
 
   void expected(const YAML::Node& node, const YAML::Mark& fallback, const std::string& key,
@@ -59,8 +54,21 @@ class Context {
   }
 
  private:
+  ConfigError located(const YAML::Mark& mark, std::string key, std::string message) const {
+    ConfigError e;
+    e.file = file_;
+    if (!mark.is_null()) {
+      e.line = mark.line + 1;
+      e.column = mark.column + 1;
+    }
+    e.key = std::move(key);
+    e.message = std::move(message);
+    return e;
+  }
+
   std::string file_;
   std::vector<ConfigError>& errors_;
+  std::vector<ConfigError>& warnings_;
 };
 
 // A located value: the node and the mark to blame when the node itself has none (a null value).
@@ -513,6 +521,19 @@ void read_proxy(MapReader& m, ProxyConfig& proxy) {
       proxy.handover = *d;
     }
   }
+  auto connection_timeout = [](Context& ctx, const Value& v) -> std::optional<Duration> {
+    auto d = parse_duration_value(ctx, v);
+    if (d && (*d < std::chrono::milliseconds(100) || *d > std::chrono::hours(1))) {
+      ctx.error(v.mark, v.path, "must be between 100ms and 1h");
+      return std::nullopt;
+    }
+    return d;
+  };
+  m.read("request_timeout", proxy.request_timeout, connection_timeout);
+  m.read("write_timeout", proxy.write_timeout, connection_timeout);
+  m.read("max_connections", proxy.max_connections, [](Context& ctx, const Value& v) {
+    return narrowed<std::uint32_t>(parse_count(1, 1'000'000)(ctx, v));
+  });
 }
 
 std::optional<RegistryConfig> parse_registry(Context& ctx, const Value& v) {
@@ -657,7 +678,7 @@ std::string ConfigError::to_string() const {
 
 LoadResult load_string(std::string_view yaml, std::string_view file_name) {
   LoadResult result;
-  Context ctx(std::string(file_name), result.errors);
+  Context ctx(std::string(file_name), result.errors, result.warnings);
   YAML::Node root;
   try {
     root = YAML::Load(std::string(yaml));
@@ -710,7 +731,16 @@ LoadResult load_string(std::string_view yaml, std::string_view file_name) {
     m.nested("storage", [&](MapReader& s) {
       storage_path_set = s.has("path");
       s.read("path", c.storage.path, parse_path);
-      s.read("max_size", c.storage.max_size, parse_size_value);
+      if (auto v = s.take("max_size")) {
+        if (auto size = parse_size_value(ctx, *v)) {
+          c.storage.max_size = *size;
+          if (*size != 0) {
+            ctx.warning(v->mark, v->path,
+                        "not enforced yet: nothing evicts, and the cache grows until "
+                        "storage.min_free takes it out of the DNS answers");
+          }
+        }
+      }
       s.read("min_free", c.storage.min_free, parse_size_value);
     });
     m.nested("ca", [&](MapReader& a) {

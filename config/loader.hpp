@@ -27,6 +27,9 @@ struct ConfigError {
 struct LoadResult {
   std::optional<Config> config;
   std::vector<ConfigError> errors;
+  // Settings that are valid but do not (yet) do what their name says: `check-config` prints them
+  // and `serve` logs them at start, so that no setting silently does nothing.
+  std::vector<ConfigError> warnings;
 };
 
 LoadResult load_file(const std::string& path);

@@ -18,6 +18,13 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 using boost::system::error_code;
 
+// One wait for the socket to take bytes, shared with that wait's timeout handler (which runs on
+// the socket's strand, as the writing coroutine does, and may run after the wait has ended).
+struct Stall {
+  bool over = false;
+  bool timed_out = false;
+};
+
 }  // namespace
 
 DirectTlsWriter::DirectTlsWriter(certs::TlsStream& stream) : stream_(stream) {
@@ -44,25 +51,15 @@ asio::awaitable<error_code> DirectTlsWriter::write(std::span<const std::uint8_t>
                                                    std::chrono::milliseconds timeout) {
   SSL* ssl = stream_.native_handle();
   auto& socket = beast::get_lowest_layer(stream_).socket();
-  // Shared with the timeout handler, which may run after this call has returned.
-  auto timed_out = std::make_shared<bool>(false);
+  // The whole call has one deadline, like an Asio write under a stream timeout: a client must
+  // take each chunk within `timeout`, so one that reads a trickle cannot hold the connection.
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
   asio::steady_timer timer(co_await asio::this_coro::executor);
-  timer.expires_after(timeout);
-  // The handler runs on the socket's strand, as this coroutine does: it cannot race the wait.
-  timer.async_wait([alive = std::weak_ptr<bool>(alive_), &socket, timed_out](error_code ec) {
-    auto still = alive.lock();
-    if (ec || !still || !*still) return;
-    *timed_out = true;
-    error_code ignored;
-    socket.cancel(ignored);
-  });
   while (!bytes.empty()) {
     std::size_t written = 0;
     ERR_clear_error();
     if (SSL_write_ex(ssl, bytes.data(), bytes.size(), &written) == 1) {
       bytes = bytes.subspan(written);
-      // Progress: the peer is reading. The deadline is per stall, not per body.
-      timer.expires_after(timeout);
       continue;
     }
     int reason = SSL_get_error(ssl, 0);
@@ -72,13 +69,27 @@ asio::awaitable<error_code> DirectTlsWriter::write(std::span<const std::uint8_t>
       }
       co_return asio::error::connection_reset;
     }
+    // The socket buffer is full. The timer is armed only here, for each wait and always with the
+    // call's deadline, so no path can leave a wait without one (re-arming a timer cancels its
+    // pending wait). A handler already queued when the socket became writable finds its wait over.
+    if (std::chrono::steady_clock::now() >= deadline) co_return beast::error::timeout;
+    auto stall = std::make_shared<Stall>();
+    timer.expires_at(deadline);
+    timer.async_wait([alive = std::weak_ptr<bool>(alive_), &socket, stall](error_code ec) {
+      auto still = alive.lock();
+      if (ec || stall->over || !still || !*still) return;
+      stall->timed_out = true;
+      error_code ignored;
+      socket.cancel(ignored);
+    });
     error_code ec;
     co_await socket.async_wait(asio::ip::tcp::socket::wait_write,
                                asio::redirect_error(asio::use_awaitable, ec));
-    if (*timed_out) co_return beast::error::timeout;
+    stall->over = true;
+    timer.cancel();
+    if (stall->timed_out) co_return beast::error::timeout;
     if (ec) co_return ec;
   }
-  timer.cancel();
   co_return error_code{};
 }
 

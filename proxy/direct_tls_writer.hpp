@@ -32,8 +32,8 @@ class DirectTlsWriter {
   // False when the BIO could not be swapped: use the stream as usual.
   bool usable() const { return direct_ != nullptr; }
 
-  // Writes all of `bytes` as TLS records; fails with beast::error::timeout when the peer takes
-  // none of them for `timeout`, or with the transport's or OpenSSL's error.
+  // Writes all of `bytes` as TLS records; fails with beast::error::timeout when the peer has not
+  // taken all of them within `timeout`, or with the transport's or OpenSSL's error.
   boost::asio::awaitable<boost::system::error_code> write(std::span<const std::uint8_t> bytes,
                                                           std::chrono::milliseconds timeout);
 

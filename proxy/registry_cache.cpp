@@ -106,11 +106,17 @@ RegistryCache::RegistryCache(boost::asio::io_context& io, const config::Config& 
   proxy_parts.counters = &p.counters;
   proxy_parts.storage = p.storage.get();
   proxy_parts.leaving = &p.leaving;
-  p.proxy = std::make_unique<RegistryProxy>(std::move(proxy_parts));
+  RegistryProxyLimits limits;
+  limits.request_timeout = config.proxy.request_timeout;
+  limits.write_timeout = config.proxy.write_timeout;
+  p.proxy = std::make_unique<RegistryProxy>(std::move(proxy_parts), limits);
   RegistryProxy* proxy = p.proxy.get();
+  certs::FrontDoorLimits door_limits;
+  door_limits.max_connections = config.proxy.max_connections;
   p.front_door = std::make_unique<certs::TlsFrontDoor>(
       io, config, tls,
-      [proxy](certs::TlsConnection connection) { return proxy->serve(std::move(connection)); });
+      [proxy](certs::TlsConnection connection) { return proxy->serve(std::move(connection)); },
+      door_limits);
   log->info("cache at {}: {} registries", config.storage.path, config.registries.size());
 }
 

@@ -8,6 +8,7 @@
 
 #include "config/loader.hpp"
 #include "test_support.hpp"
+#include "tests/core/eventually.hpp"
 
 namespace pullthrough::certs {
 namespace {
@@ -100,6 +101,14 @@ TEST_F(FrontDoorTest, InterceptedNameGetsAVerifiedCertificateAndItsRegistry) {
   EXPECT_EQ(seen_[1].registry, "registry-1.docker.io");
   EXPECT_EQ(seen_[1].server_name, "docker.io");
   EXPECT_EQ(front_door_->counters().handshakes_completed.value(), 2U);
+}
+
+// Regression: the count was the gate's, which also holds one place per accept loop, so the
+// /metrics gauge showed a connection when there was none.
+TEST_F(FrontDoorTest, OpenConnectionsCountsConnectionsOnly) {
+  EXPECT_EQ(front_door_->open_connections(), 0U);
+  EXPECT_EQ(connect("quay.io", "quay.io"), "ok\n");
+  EXPECT_TRUE(core::testing::eventually([this] { return front_door_->open_connections() == 0; }));
 }
 
 TEST_F(FrontDoorTest, ServerNameMatchesCaseInsensitively) {

@@ -2,6 +2,7 @@
 // the real store, index, fetches and manifest cache behind it, with a scripted upstream.
 #include "proxy/registry_proxy.hpp"
 
+#include <array>
 #include <atomic>
 #include <filesystem>
 #include <future>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/read.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/write.hpp>
@@ -22,6 +24,7 @@
 #include "config/loader.hpp"
 #include "proxy/local_blob_store.hpp"
 #include "proxy/media_types.hpp"
+#include "tests/core/eventually.hpp"
 #include "tests/core/fake_clock.hpp"
 #include "tests/proxy/scripted_upstream.hpp"
 #include "tests/proxy/test_support.hpp"
@@ -60,13 +63,20 @@ ScriptedReply blob_reply(const std::string& body) {
 // One TLS connection to the proxy, as a pull client holds it.
 class Client {
  public:
-  Client(std::uint16_t port, const std::string& ca_pem, const std::string& server_name)
+  // `receive_buffer` (bytes, 0 = the kernel's default) bounds what the client's kernel takes in
+  // for it while it does not read.
+  Client(std::uint16_t port, const std::string& ca_pem, const std::string& server_name,
+         int receive_buffer = 0)
       : tls_(ssl::context::tls_client), stream_(io_, tls_) {
     tls_.add_certificate_authority(asio::buffer(ca_pem));
     tls_.set_verify_mode(ssl::verify_peer);
     SSL_set_tlsext_host_name(stream_.native_handle(), server_name.c_str());
     stream_.set_verify_callback(ssl::host_name_verification(server_name));
-    stream_.next_layer().connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+    auto& socket = stream_.next_layer();
+    socket.open(tcp::v4());
+    if (receive_buffer > 0)
+      socket.set_option(asio::socket_base::receive_buffer_size(receive_buffer));
+    socket.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
     stream_.handshake(ssl::stream_base::client);
   }
 
@@ -86,6 +96,24 @@ class Client {
     parser.skip(head);
     http::read(stream_, buffer_, parser);
     return parser.release();
+  }
+
+  // Reads at least `count` bytes of whatever comes (a response in progress), then stops.
+  void read_bytes(std::size_t count) {
+    std::vector<char> buffer(count);
+    asio::read(stream_, asio::buffer(buffer));
+  }
+
+  // Reads until the connection ends, whatever comes; the number of bytes read.
+  std::size_t drain() {
+    std::array<char, 16384> buffer{};
+    std::size_t total = 0;
+    for (;;) {
+      error_code ec;
+      std::size_t n = stream_.read_some(asio::buffer(buffer), ec);
+      total += n;
+      if (ec) return total;
+    }
   }
 
   // Sends close_notify and waits for the server's: "close_notify" when it came.
@@ -116,6 +144,14 @@ class Client {
 
 class RegistryProxyTest : public ::testing::Test {
  protected:
+  virtual RegistryProxyLimits limits() const {
+    RegistryProxyLimits limits;
+    limits.max_header_bytes = 4096;
+    limits.request_timeout = std::chrono::seconds(5);
+    limits.write_timeout = std::chrono::seconds(5);
+    return limits;
+  }
+
   void SetUp() override {
     root_ = testing::test_directory("registry-proxy");
     config_ = *config::load_string(
@@ -146,11 +182,7 @@ class RegistryProxyTest : public ::testing::Test {
     parts.clock = &clock_;
     parts.counters = &counters_;
     parts.leaving = &leaving_;
-    RegistryProxyLimits limits;
-    limits.max_header_bytes = 4096;
-    limits.request_timeout = std::chrono::seconds(5);
-    limits.write_timeout = std::chrono::seconds(5);
-    proxy_ = std::make_unique<RegistryProxy>(std::move(parts), limits);
+    proxy_ = std::make_unique<RegistryProxy>(std::move(parts), limits());
     front_door_ = std::make_unique<certs::TlsFrontDoor>(
         io_, config_, *tls_,
         [this](certs::TlsConnection connection) { return proxy_->serve(std::move(connection)); });
@@ -169,8 +201,9 @@ class RegistryProxyTest : public ::testing::Test {
     fs::remove_all(root_);
   }
 
-  std::unique_ptr<Client> connect(const std::string& server_name = "quay.io") {
-    return std::make_unique<Client>(port_, ca_->certificate_pem(), server_name);
+  std::unique_ptr<Client> connect(const std::string& server_name = "quay.io",
+                                  int receive_buffer = 0) {
+    return std::make_unique<Client>(port_, ca_->certificate_pem(), server_name, receive_buffer);
   }
 
   // One request on a fresh connection.
@@ -329,6 +362,22 @@ TEST_F(RegistryProxyTest, TraversalInARepositoryNameNeverReachesUpstreamOrTheSto
   EXPECT_EQ(counters_.requests_rejected.value(), 4U);
 }
 
+// Regression: this answered 400 MANIFEST_INVALID. Refused before the store or upstream is asked,
+// with the 404 that clients and the spec's conformance tests expect.
+TEST_F(RegistryProxyTest, AManifestThatCannotExistIs404ManifestUnknown) {
+  const std::string target = "/v2/team/app/manifests/.INVALID_MANIFEST_NAME";
+  auto client = connect();
+  client->request("HEAD", target);
+  auto head = client->response(true);
+  EXPECT_EQ(head.result_int(), 404);
+  client->request("GET", target);
+  auto response = client->response();
+  EXPECT_EQ(response.result_int(), 404);
+  EXPECT_NE(response.body().find("MANIFEST_UNKNOWN"), std::string::npos) << response.body();
+  EXPECT_EQ(get("/v2/team/app/blobs/sha256:short").result_int(), 404);
+  EXPECT_TRUE(upstream_.seen().empty());
+}
+
 // --- blobs ----------------------------------------------------------------------------------
 
 TEST_F(RegistryProxyTest, BlobMissIsFetchedOnceThenServedFromTheCache) {
@@ -454,6 +503,43 @@ TEST_F(RegistryProxyTest, ABlobCachedForOneRepositoryIsServedToAnotherOnlyIfUpst
   ASSERT_FALSE(seen.empty());
   EXPECT_EQ(seen.back().method, http::verb::head);
   EXPECT_EQ(seen.back().repository, "team/other");
+}
+
+// A client that reads part of a blob and then stops reading must not hold its connection, its
+// file handle or its slot: the write timeout ends the transfer. (Regression: after the first
+// chunk went out, the direct TLS writer re-armed its timer, which cancelled the pending wait,
+// and no stall was ever bounded again.)
+class RegistryProxyStallTest : public RegistryProxyTest {
+ protected:
+  static constexpr auto kWriteTimeout = std::chrono::milliseconds(400);
+  RegistryProxyLimits limits() const override {
+    RegistryProxyLimits limits = RegistryProxyTest::limits();
+    limits.write_timeout = kWriteTimeout;
+    return limits;
+  }
+};
+
+TEST_F(RegistryProxyStallTest, AClientThatStopsReadingIsCutOffByTheWriteTimeout) {
+  // Far more than the kernel buffers on both sides hold (the client's is kept small), so the
+  // server's writes must stall once the client stops reading.
+  const std::string big = pattern(std::size_t{24} * 1024 * 1024);
+  const std::string digest = sha256_of(big);
+  upstream_.set_script([&big](const UpstreamRequest&) { return blob_reply(big); });
+  ASSERT_EQ(get(blob_path("team/app", digest)).body().size(), big.size());  // now a cache hit
+
+  auto client = connect("quay.io", 16 * 1024);
+  client->request("GET", blob_path("team/app", digest));
+  client->read_bytes(256 * 1024);
+  // The first request's connection may still be closing on the server's side.
+  ASSERT_TRUE(core::testing::eventually([&] { return front_door_->open_connections() == 1; }));
+
+  // Bound: the write timeout of the chunk in hand, plus a second of margin for a loaded machine
+  // under the sanitizers.
+  EXPECT_TRUE(core::testing::eventually([&] { return front_door_->open_connections() == 0; },
+                                        kWriteTimeout + std::chrono::seconds(1)));
+  EXPECT_EQ(counters_.client_disconnects.value(), 1U);
+  // The client gets what was buffered and then the end of the connection, never the whole blob.
+  EXPECT_LT(client->drain() + 256 * 1024, big.size());
 }
 
 // --- manifests ------------------------------------------------------------------------------
