@@ -124,6 +124,18 @@ std::vector<std::string> intercepted_names(const config::Config& cfg) {
   return names;
 }
 
+// The services, and the parts they use, are destroyed before the io_context. Work abandoned by a
+// third signal or the drain deadline (a session waiting on a slow client, say) is still queued
+// then, and its coroutine frames hold references into the services: gate holders, streams, fetch
+// handles. This destroys those frames first, without running them, while everything they refer
+// to is alive; what the io_context's destructor would do later, when it no longer is.
+class AbandonableIoContext : public boost::asio::io_context {
+ public:
+  using boost::asio::io_context::io_context;
+  // Only after every thread has left run().
+  void destroy_abandoned_work() { shutdown(); }
+};
+
 // Tracks the worker threads so that the supervisor can wait for them with a deadline.
 class WorkerPool {
  public:
@@ -521,7 +533,7 @@ int serve(const ServeOptions& options) {
   if (!prepare_state_dir(cfg.state_dir, *log)) return kExitFailure;
 
   unsigned thread_count = std::max(1U, std::thread::hardware_concurrency());
-  boost::asio::io_context io(static_cast<int>(thread_count));
+  AbandonableIoContext io(static_cast<int>(thread_count));
   // The parts outlive the services that refer to them.
   ProxyParts proxy_parts;
   DnsParts dns_parts;
@@ -641,6 +653,7 @@ int serve(const ServeOptions& options) {
     io.stop();
   }
   pool.join();
+  io.destroy_abandoned_work();
   log->info("stopped");
   return 0;
 }
