@@ -11,9 +11,9 @@ namespace {
 namespace http = boost::beast::http;
 using Json = nlohmann::ordered_json;
 
-Json host_json(const dns::HostStatus& host) {
+Json host_json(const health::HostStatus& host) {
   // Why the host is in its state: the check that moved it, else the latest one.
-  const dns::HostHealth& health = host.health;
+  const health::HostHealth& health = host.health;
   std::string reason = !health.reason().empty() ? health.reason()
                        : health.checked()       ? health.last().detail
                                                 : "not checked yet";

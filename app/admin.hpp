@@ -12,7 +12,7 @@
 #include "core/clock.hpp"
 #include "core/http_service.hpp"
 #include "core/metrics.hpp"
-#include "dns/health_monitor.hpp"
+#include "health/monitor.hpp"
 #include "proxy/storage_monitor.hpp"
 
 namespace pullthrough::app {
@@ -20,7 +20,7 @@ namespace pullthrough::app {
 struct AdminSources {
   Role role = Role::all;
   const config::Config* config = nullptr;
-  const dns::HealthMonitor* health = nullptr;      // roles dns and all
+  const health::HealthMonitor* health = nullptr;   // roles dns and all
   const proxy::StorageMonitor* storage = nullptr;  // roles proxy and all
   const core::MetricsRegistry* metrics = nullptr;
   const core::WallClock* clock = nullptr;

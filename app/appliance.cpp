@@ -31,12 +31,12 @@
 #include "core/metrics.hpp"
 #include "core/service.hpp"
 #include "dns/address_resolver.hpp"
-#include "dns/cache_probe.hpp"
 #include "dns/forwarder.hpp"
-#include "dns/health_gate.hpp"
-#include "dns/health_monitor.hpp"
 #include "dns/responder.hpp"
 #include "dns/upstreams.hpp"
+#include "health/cache_probe.hpp"
+#include "health/gate.hpp"
+#include "health/monitor.hpp"
 #include "proxy/registry_cache.hpp"
 
 namespace pullthrough::app {
@@ -289,7 +289,7 @@ std::optional<int> build_proxy(const config::Config& cfg, boost::asio::io_contex
 // after it.
 struct DnsParts {
   core::SteadyClock clock;
-  dns::SwitchableHealthGate gate;
+  health::SwitchableHealthGate gate;
   std::unique_ptr<dns::Upstream> upstream;
   dns::Forwarder* forwarder = nullptr;  // `upstream`, unless there is none
   std::vector<core::IpAddress> handed_out;
@@ -344,14 +344,15 @@ std::optional<int> build_dns(const config::Config& cfg, boost::asio::io_context&
 // and CA it uses, and destroyed before them.
 struct HealthParts {
   core::SystemWallClock wall_clock;
-  std::unique_ptr<dns::TlsCacheProbe> probe;
-  dns::HealthMonitor* monitor = nullptr;  // owned by the services
+  std::unique_ptr<health::TlsCacheProbe> probe;
+  health::HealthMonitor* monitor = nullptr;  // owned by the services
 };
 
 // The CA the cache hosts' certificates must chain to: this process's own, else the one the proxy
 // role keeps on this machine (ca.cert_file, or the generated one under state_dir), read when it
 // exists. `looked_at` names that file.
-dns::CaSource cache_ca(const config::Config& cfg, const ProxyParts& proxy, std::string& looked_at) {
+health::CaSource cache_ca(const config::Config& cfg, const ProxyParts& proxy,
+                          std::string& looked_at) {
   if (proxy.ca) {
     return [pem = proxy.ca->certificate_pem()]() -> std::optional<std::string> { return pem; };
   }
@@ -371,13 +372,13 @@ std::optional<int> build_health(const config::Config& cfg, boost::asio::io_conte
                                 HealthParts& parts,
                                 std::vector<std::unique_ptr<core::Service>>& services) {
   auto log = core::logger("health");
-  std::vector<dns::CacheHost> hosts;
+  std::vector<health::CacheHost> hosts;
   auto add = [&hosts](const core::IpAddress& address) {
     auto plain = core::unmapped(address);
     if (std::none_of(hosts.begin(), hosts.end(),
-                     [&](const dns::CacheHost& h) { return h.address == plain; })) {
+                     [&](const health::CacheHost& h) { return h.address == plain; })) {
       // Clients reach a registry on port 443, whatever the proxy's own listen port.
-      hosts.push_back(dns::CacheHost{plain, core::Endpoint{plain, 443}});
+      hosts.push_back(health::CacheHost{plain, core::Endpoint{plain, 443}});
     }
   };
   if (cfg.dns.self_cache_host) {
@@ -390,8 +391,8 @@ std::optional<int> build_health(const config::Config& cfg, boost::asio::io_conte
   }
   std::string looked_at;
   try {
-    parts.probe = std::make_unique<dns::TlsCacheProbe>(cfg.registries.front().host,
-                                                       cache_ca(cfg, proxy_parts, looked_at));
+    parts.probe = std::make_unique<health::TlsCacheProbe>(cfg.registries.front().host,
+                                                          cache_ca(cfg, proxy_parts, looked_at));
   } catch (const std::exception& e) {
     log->critical("{} ({})", e.what(), looked_at);
     return kExitConfig;
@@ -402,7 +403,7 @@ std::optional<int> build_health(const config::Config& cfg, boost::asio::io_conte
         "the check proves reachability only",
         looked_at);
   }
-  auto monitor = std::make_unique<dns::HealthMonitor>(
+  auto monitor = std::make_unique<health::HealthMonitor>(
       io, std::move(hosts), cfg.health, *parts.probe, dns_parts.gate, parts.wall_clock);
   parts.monitor = monitor.get();
   services.push_back(std::move(monitor));

@@ -149,7 +149,7 @@ struct Responder::State : std::enable_shared_from_this<Responder::State> {
 
   asio::io_context& io;
   const config::Config& config;
-  HealthGate& health;
+  health::HealthGate& health;
   Upstream& upstream;
   std::shared_ptr<spdlog::logger> log = core::logger("dns");
   std::unordered_set<std::string, NameHash, std::equal_to<>> intercepted;
@@ -166,7 +166,7 @@ struct Responder::State : std::enable_shared_from_this<Responder::State> {
   std::mutex tcp_mutex;
   std::list<std::shared_ptr<TcpConnection>> tcp_connections;
 
-  State(asio::io_context& io_context, const config::Config& cfg, HealthGate& health_gate,
+  State(asio::io_context& io_context, const config::Config& cfg, health::HealthGate& health_gate,
         Upstream& upstream_resolver, const core::Clock& clock)
       : io(io_context),
         config(cfg),
@@ -191,10 +191,10 @@ struct Responder::State : std::enable_shared_from_this<Responder::State> {
   // The healthy cache hosts, as this thread last saw them: re-read from the gate only when its
   // generation moved, so that answering does not touch a lock or a reference count other threads
   // also write. Valid until the next call on the same thread.
-  const std::shared_ptr<const HealthGate::Addresses>& healthy_now() {
+  const std::shared_ptr<const health::HealthGate::Addresses>& healthy_now() {
     struct Seen {
       std::uint64_t generation = 0;
-      std::shared_ptr<const HealthGate::Addresses> addresses;
+      std::shared_ptr<const health::HealthGate::Addresses> addresses;
     };
     thread_local Seen seen;
     auto generation = health.generation();
@@ -263,7 +263,7 @@ struct Responder::State : std::enable_shared_from_this<Responder::State> {
     return answer_forwarded(query, intercepted_name, healthy, max_size, out, defer);
   }
 
-  RelayOptions relay_options(bool intercepted_name, const HealthGate::Addresses& healthy,
+  RelayOptions relay_options(bool intercepted_name, const health::HealthGate::Addresses& healthy,
                              std::uint32_t age) {
     RelayOptions options;
     options.age_seconds = age;
@@ -286,7 +286,7 @@ struct Responder::State : std::enable_shared_from_this<Responder::State> {
   }
 
   Outcome answer_forwarded(const Query& query, bool intercepted_name,
-                           const std::shared_ptr<const HealthGate::Addresses>& healthy,
+                           const std::shared_ptr<const health::HealthGate::Addresses>& healthy,
                            std::size_t max_size, std::vector<std::uint8_t>& out,
                            const Defer& defer) {
     const auto& summary = query.summary;
@@ -313,7 +313,8 @@ struct Responder::State : std::enable_shared_from_this<Responder::State> {
   }
 
   std::vector<std::uint8_t> on_upstream(const Query& query, const CacheKey& key,
-                                        bool intercepted_name, const HealthGate::Addresses& healthy,
+                                        bool intercepted_name,
+                                        const health::HealthGate::Addresses& healthy,
                                         std::size_t max_size, ForwardResult result) {
     if (result.status == ForwardResult::Status::answer &&
         check_message(result.answer).error == WireError::none) {
@@ -634,7 +635,7 @@ struct Responder::State : std::enable_shared_from_this<Responder::State> {
   }
 };
 
-Responder::Responder(asio::io_context& io, const config::Config& config, HealthGate& gate,
+Responder::Responder(asio::io_context& io, const config::Config& config, health::HealthGate& gate,
                      Upstream& upstream, const core::Clock& clock)
     : state_(std::make_shared<State>(io, config, gate, upstream, clock)) {
   std::weak_ptr<State> weak = state_;

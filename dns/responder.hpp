@@ -19,8 +19,8 @@
 #include "core/counters.hpp"
 #include "core/service.hpp"
 #include "core/tcp_listener.hpp"
-#include "dns/health_gate.hpp"
 #include "dns/upstream.hpp"
+#include "health/gate.hpp"
 
 namespace pullthrough::dns {
 
@@ -71,7 +71,7 @@ class Responder final : public core::Service {
 
   // `config`, `gate`, `upstream` and `clock` must outlive the responder. The responder calls
   // upstream.shutdown() once it has drained.
-  Responder(boost::asio::io_context& io, const config::Config& config, HealthGate& gate,
+  Responder(boost::asio::io_context& io, const config::Config& config, health::HealthGate& gate,
             Upstream& upstream, const core::Clock& clock);
   ~Responder() override;
 

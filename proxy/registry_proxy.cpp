@@ -12,9 +12,9 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 
-#include "core/health_protocol.hpp"
 #include "core/logging.hpp"
 #include "core/text.hpp"
+#include "health/protocol.hpp"
 #include "proxy/byte_range.hpp"
 #include "proxy/direct_tls_writer.hpp"
 #include "proxy/oci_error.hpp"
@@ -42,7 +42,7 @@ bool is_parse_error(const error_code& ec) {
 
 bool is_health_check(const http::request_header<>& request) {
   return request.method() == http::verb::get && request.target() == "/v2/" &&
-         request[http::field::user_agent] == core::kHealthCheckUserAgent;
+         request[http::field::user_agent] == health::kHealthCheckUserAgent;
 }
 
 // The host part of a Host field value: "quay.io", "quay.io:443", "[::1]:443".
@@ -232,10 +232,10 @@ class RegistryProxy::Session {
     common_fields(response);
     response.set(http::field::content_type, "application/json");
     if (parts_.storage != nullptr) {
-      response.set(core::kStorageHeader, storage_header_value(parts_.storage->problem()));
+      response.set(health::kStorageHeader, storage_header_value(parts_.storage->problem()));
     }
     if (parts_.leaving != nullptr && parts_.leaving->load(std::memory_order_relaxed)) {
-      response.set(core::kLeavingHeader, core::kLeavingShutdown);
+      response.set(health::kLeavingHeader, health::kLeavingShutdown);
     }
     response.body() = "{}";
     response.prepare_payload();

@@ -5,8 +5,8 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include "core/health_protocol.hpp"
 #include "core/logging.hpp"
+#include "health/protocol.hpp"
 
 namespace pullthrough::proxy {
 
@@ -15,7 +15,7 @@ namespace asio = boost::asio;
 std::string_view storage_header_value(StoreHealth::Problem problem) {
   switch (problem) {
     case StoreHealth::Problem::none:
-      return core::kStorageOk;
+      return health::kStorageOk;
     case StoreHealth::Problem::full:
       return "full";
     case StoreHealth::Problem::unwritable:

@@ -20,7 +20,7 @@
 
 namespace pullthrough::proxy {
 
-// What `GET /v2/` says about the store, in its core::kStorageHeader header.
+// What `GET /v2/` says about the store, in its health::kStorageHeader header.
 std::string_view storage_header_value(StoreHealth::Problem problem);
 
 struct StorageReport {

@@ -31,13 +31,13 @@ TEST(Rfc3339Test, FormatsUtcWithMilliseconds) {
 }
 
 // A probe whose verdict the test sets; every check is instant.
-class SwitchProbe final : public dns::CacheProbe {
+class SwitchProbe final : public health::CacheProbe {
  public:
   std::atomic<bool> healthy{false};
-  asio::awaitable<dns::CheckResult> check(const core::Endpoint&,
-                                          std::chrono::milliseconds) override {
-    co_return healthy ? dns::CheckResult{true, "GET /v2/ answered 200", 2ms}
-                      : dns::CheckResult{false, "connect: Connection refused", 1ms};
+  asio::awaitable<health::CheckResult> check(const core::Endpoint&,
+                                             std::chrono::milliseconds) override {
+    co_return healthy ? health::CheckResult{true, "GET /v2/ answered 200", 2ms}
+                      : health::CheckResult{false, "connect: Connection refused", 1ms};
   }
 };
 
@@ -57,9 +57,9 @@ class AdminTest : public ::testing::Test {
     storage_ = std::make_unique<proxy::StorageMonitor>(io_, disk_.get_executor(), *store_, 0, 10ms,
                                                        clock_);
     auto address = asio::ip::make_address("127.0.0.2");
-    health_ = std::make_unique<dns::HealthMonitor>(
-        io_, std::vector<dns::CacheHost>{{address, core::Endpoint{address, 443}}}, config_.health,
-        probe_, gate_, clock_);
+    health_ = std::make_unique<health::HealthMonitor>(
+        io_, std::vector<health::CacheHost>{{address, core::Endpoint{address, 443}}},
+        config_.health, probe_, gate_, clock_);
     metrics_.add([](core::MetricsWriter& w) { w.gauge("pullthrough_test_gauge", "a gauge", 3); });
   }
 
@@ -111,11 +111,11 @@ class AdminTest : public ::testing::Test {
   asio::thread_pool disk_{1};
   core::testing::FakeWallClock clock_;
   SwitchProbe probe_;
-  dns::SwitchableHealthGate gate_;
+  health::SwitchableHealthGate gate_;
   core::MetricsRegistry metrics_;
   std::unique_ptr<proxy::LocalBlobStore> store_;
   std::unique_ptr<proxy::StorageMonitor> storage_;
-  std::unique_ptr<dns::HealthMonitor> health_;
+  std::unique_ptr<health::HealthMonitor> health_;
   std::thread thread_;
 };
 

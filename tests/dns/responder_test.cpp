@@ -92,7 +92,7 @@ class ResponderTest : public ::testing::Test {
 
   config::Config config_ = test_config();
   core::testing::FakeClock clock_;
-  SwitchableHealthGate gate_;
+  health::SwitchableHealthGate gate_;
   FakeUpstream upstream_;
   asio::io_context io_;
   Responder responder_{io_, config_, gate_, upstream_, clock_};
@@ -284,7 +284,7 @@ TEST_F(ResponderTest, NoQuestionIsAFormatError) {
 TEST(ResponderSocketTest, AnswersOverUdpAndTcp) {
   auto config = test_config();
   core::SteadyClock clock;
-  SwitchableHealthGate gate;
+  health::SwitchableHealthGate gate;
   gate.set({*core::parse_ip("192.0.2.10")});
   FakeUpstream upstream;
   upstream.respond = [](auto) {
@@ -369,7 +369,7 @@ TEST(ResponderSocketTest, UdpBurstFromManyClientsGetsEveryAnswer) {
   auto config = test_config();
   config.dns.per_client_qps = 0;  // every client here is 127.0.0.1
   core::SteadyClock clock;
-  SwitchableHealthGate gate;
+  health::SwitchableHealthGate gate;
   gate.set({*core::parse_ip("192.0.2.10")});
   asio::io_context upstream_io;
   auto upstream_work = asio::make_work_guard(upstream_io);

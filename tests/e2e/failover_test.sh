@@ -46,7 +46,7 @@ min_free=16MiB
 interval=1 fall=2 rise=2
 # Bounds: the design's worst case plus a margin. The health checks start on a fixed beat, one
 # every interval, and a host moves after `fall` (or `rise`) results in a row
-# (dns/health_monitor.cpp).
+# (health/monitor.cpp).
 #   failover: interval x fall + timeout = 2 + 1 = 3 s. The fault comes just after a check passed;
 #     the checks of the next `fall` beats fail, the last one only when its timeout ends (a cache
 #     that hangs). A refused connection fails at once, a store fault shows within the storage

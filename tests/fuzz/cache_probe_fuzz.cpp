@@ -10,14 +10,14 @@
 
 #include <boost/beast/http.hpp>
 
-#include "dns/cache_probe.hpp"
+#include "health/cache_probe.hpp"
 
 namespace http = boost::beast::http;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   // Not eager: like async_read_header, put() stops at the end of the header.
   http::response_parser<http::empty_body> parser;
-  parser.header_limit(pullthrough::dns::kMaxAnswerHeaderBytes);
+  parser.header_limit(pullthrough::health::kMaxAnswerHeaderBytes);
   boost::system::error_code ec;
   parser.put(boost::asio::buffer(data, size), ec);
   if (ec || !parser.is_header_done()) return 0;

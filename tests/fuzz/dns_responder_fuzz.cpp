@@ -13,9 +13,9 @@
 
 #include "config/loader.hpp"
 #include "dns/answers.hpp"
-#include "dns/health_gate.hpp"
 #include "dns/responder.hpp"
 #include "dns/wire.hpp"
+#include "health/gate.hpp"
 
 namespace {
 
@@ -52,7 +52,7 @@ struct World {
                                "fuzz.yaml")
                                .config;
   core::SteadyClock clock;
-  dns::SwitchableHealthGate gate;
+  health::SwitchableHealthGate gate;
   EchoUpstream upstream;
   boost::asio::io_context io;
   dns::Responder responder{io, config, gate, upstream, clock};

@@ -1,3 +1,5 @@
+// health/: whether the DNS side may hand out a cache, decided from the network as clients see it.
+//
 // The health monitor: checks every cache host over the network, as a client would reach it, and
 // opens the DNS responder's gate for the hosts that pass. A host is up after `rise` consecutive
 // passed checks and down after `fall` consecutive failed ones; every host starts down, so the
@@ -21,9 +23,9 @@
 #include "core/counters.hpp"
 #include "core/net.hpp"
 #include "core/service.hpp"
-#include "dns/health_gate.hpp"
+#include "health/gate.hpp"
 
-namespace pullthrough::dns {
+namespace pullthrough::health {
 
 // One check's outcome. `detail` says what was seen ("GET /v2/ answered 200") or why it failed
 // ("connect: Connection refused"), for logs and /healthz.
@@ -31,12 +33,12 @@ struct CheckResult {
   bool ok = false;
   std::string detail;
   std::chrono::milliseconds took{0};
-  // The cache said it is about to stop (core/health_protocol.hpp): down at once, not after
+  // The cache said it is about to stop (health/protocol.hpp): down at once, not after
   // `fall` failures.
   bool leaving = false;
 };
 
-// Checks one cache host. The TLS implementation is dns/cache_probe.hpp; tests script their own.
+// Checks one cache host. The TLS implementation is health/cache_probe.hpp; tests script their own.
 class CacheProbe {
  public:
   virtual ~CacheProbe() = default;
@@ -137,4 +139,4 @@ class HealthMonitor final : public core::Service {
   std::shared_ptr<State> state_;
 };
 
-}  // namespace pullthrough::dns
+}  // namespace pullthrough::health

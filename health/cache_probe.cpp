@@ -1,4 +1,4 @@
-#include "dns/cache_probe.hpp"
+#include "health/cache_probe.hpp"
 
 #include <stdexcept>
 
@@ -13,12 +13,12 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include "core/health_protocol.hpp"
 #include "core/logging.hpp"
 #include "core/text.hpp"
 #include "core/units.hpp"
+#include "health/protocol.hpp"
 
-namespace pullthrough::dns {
+namespace pullthrough::health {
 namespace {
 
 namespace asio = boost::asio;
@@ -55,10 +55,10 @@ bool verifies_peer(asio::ssl::context& context) {
 }  // namespace
 
 CheckResult judge_answer(const http::response_header<>& answer) {
-  if (answer.find(core::kLeavingHeader) != answer.end()) {
+  if (answer.find(health::kLeavingHeader) != answer.end()) {
     return CheckResult{
         false,
-        "the cache is leaving (" + core::printable(answer[core::kLeavingHeader], 32) + ")",
+        "the cache is leaving (" + core::printable(answer[health::kLeavingHeader], 32) + ")",
         {},
         true};
   }
@@ -68,8 +68,8 @@ CheckResult judge_answer(const http::response_header<>& answer) {
                                    core::printable(answer.reason(), 64)),
                        {}};
   }
-  auto storage = answer[core::kStorageHeader];
-  if (!storage.empty() && storage != core::kStorageOk) {
+  auto storage = answer[health::kStorageHeader];
+  if (!storage.empty() && storage != health::kStorageOk) {
     return CheckResult{false, "the cache reports its storage " + core::printable(storage, 32), {}};
   }
   return CheckResult{true, "GET /v2/ answered 200", {}};
@@ -137,7 +137,7 @@ asio::awaitable<CheckResult> TlsCacheProbe::check(const core::Endpoint& target,
 
   http::request<http::empty_body> request{http::verb::get, "/v2/", 11};
   request.set(http::field::host, server_name_);
-  request.set(http::field::user_agent, core::kHealthCheckUserAgent);
+  request.set(http::field::user_agent, health::kHealthCheckUserAgent);
   request.set(http::field::connection, "close");
   co_await http::async_write(stream, request, asio::redirect_error(asio::use_awaitable, ec));
   if (ec) co_return done(false, failure("sending GET /v2/", ec, timeout));
@@ -157,4 +157,4 @@ asio::awaitable<CheckResult> TlsCacheProbe::check(const core::Endpoint& target,
   co_return judged;
 }
 
-}  // namespace pullthrough::dns
+}  // namespace pullthrough::health

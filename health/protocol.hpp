@@ -1,6 +1,6 @@
 // What the cache and the DNS side share of the health protocol, in the answer to `GET /v2/`:
 // - `Pullthrough-Storage: ok`, `full` or `unwritable`: the DNS side's check fails a cache whose
-//   value is not "ok" (dns/cache_probe.hpp, proxy/storage_monitor.hpp);
+//   value is not "ok" (health/cache_probe.hpp, proxy/storage_monitor.hpp);
 // - `Pullthrough-Leaving: shutdown` while a cache hands over before it stops: the check takes it
 //   out at once, without waiting for `health.fall` failures.
 // Clients ignore both; the answer stays 200 so that a pull already under way is unaffected. The
@@ -9,7 +9,7 @@
 
 #include <string_view>
 
-namespace pullthrough::core {
+namespace pullthrough::health {
 
 inline constexpr std::string_view kHealthCheckUserAgent = "pullthrough-health-check";
 
@@ -19,4 +19,4 @@ inline constexpr std::string_view kStorageOk = "ok";
 inline constexpr std::string_view kLeavingHeader = "Pullthrough-Leaving";
 inline constexpr std::string_view kLeavingShutdown = "shutdown";
 
-}  // namespace pullthrough::core
+}  // namespace pullthrough::health

@@ -1,4 +1,4 @@
-#include "dns/health_monitor.hpp"
+#include "health/monitor.hpp"
 
 #include <mutex>
 
@@ -16,7 +16,7 @@
 #include "core/spawn.hpp"
 #include "core/units.hpp"
 
-namespace pullthrough::dns {
+namespace pullthrough::health {
 
 namespace asio = boost::asio;
 
@@ -210,4 +210,4 @@ HealthSnapshot HealthMonitor::snapshot() const {
 
 const HealthCounters& HealthMonitor::counters() const { return state_->counters; }
 
-}  // namespace pullthrough::dns
+}  // namespace pullthrough::health

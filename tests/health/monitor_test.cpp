@@ -1,4 +1,4 @@
-#include "dns/health_monitor.hpp"
+#include "health/monitor.hpp"
 
 #include <atomic>
 #include <functional>
@@ -12,7 +12,7 @@
 #include "tests/core/eventually.hpp"
 #include "tests/core/fake_clock.hpp"
 
-namespace pullthrough::dns {
+namespace pullthrough::health {
 namespace {
 
 namespace asio = boost::asio;
@@ -319,4 +319,4 @@ TEST_F(HealthMonitorTest, StopEndsEveryLoop) {
 }
 
 }  // namespace
-}  // namespace pullthrough::dns
+}  // namespace pullthrough::health

@@ -1,4 +1,4 @@
-#include "dns/cache_probe.hpp"
+#include "health/cache_probe.hpp"
 
 #include <atomic>
 #include <future>
@@ -13,7 +13,7 @@
 #include "certs/authority.hpp"
 #include "tests/certs/test_support.hpp"
 
-namespace pullthrough::dns {
+namespace pullthrough::health {
 namespace {
 
 namespace asio = boost::asio;
@@ -375,4 +375,4 @@ TEST_F(TlsCacheProbeTest, RejectsACaThatIsNotPem) {
 }
 
 }  // namespace
-}  // namespace pullthrough::dns
+}  // namespace pullthrough::health

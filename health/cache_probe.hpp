@@ -17,9 +17,9 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/beast/http/message.hpp>
 
-#include "dns/health_monitor.hpp"
+#include "health/monitor.hpp"
 
-namespace pullthrough::dns {
+namespace pullthrough::health {
 
 // What a cache's answer to `GET /v2/` says about it: passed on 200 unless its storage header says
 // otherwise; failed and `leaving` when it says the cache is about to stop. `detail` is printable
@@ -60,4 +60,4 @@ class TlsCacheProbe final : public CacheProbe {
   std::shared_ptr<boost::asio::ssl::context> context_;  // verifies the peer once it has the CA
 };
 
-}  // namespace pullthrough::dns
+}  // namespace pullthrough::health

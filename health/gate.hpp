@@ -11,7 +11,7 @@
 
 #include "core/net.hpp"
 
-namespace pullthrough::dns {
+namespace pullthrough::health {
 
 class HealthGate {
  public:
@@ -61,4 +61,4 @@ class SwitchableHealthGate final : public HealthGate {
   std::atomic<std::uint64_t> generation_{next_generation()};
 };
 
-}  // namespace pullthrough::dns
+}  // namespace pullthrough::health
