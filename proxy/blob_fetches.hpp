@@ -34,7 +34,7 @@
 #include "core/gate.hpp"
 #include "proxy/blob_store.hpp"
 #include "proxy/metadata_index.hpp"
-#include "proxy/upstream.hpp"
+#include "proxy/upstream/registry_upstream.hpp"
 
 namespace pullthrough::proxy {
 

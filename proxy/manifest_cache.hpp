@@ -38,7 +38,7 @@
 #include "proxy/media_types.hpp"
 #include "proxy/metadata_index.hpp"
 #include "proxy/oci_error.hpp"
-#include "proxy/upstream.hpp"
+#include "proxy/upstream/registry_upstream.hpp"
 
 namespace pullthrough::proxy {
 

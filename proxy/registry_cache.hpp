@@ -22,7 +22,7 @@
 #include "proxy/manifest_cache.hpp"
 #include "proxy/registry_proxy.hpp"
 #include "proxy/storage_monitor.hpp"
-#include "proxy/upstream_client.hpp"
+#include "proxy/upstream/client.hpp"
 
 namespace pullthrough::proxy {
 

@@ -30,7 +30,7 @@
 #include "proxy/manifest_cache.hpp"
 #include "proxy/metadata_index.hpp"
 #include "proxy/storage_monitor.hpp"
-#include "proxy/upstream.hpp"
+#include "proxy/upstream/registry_upstream.hpp"
 
 namespace pullthrough::proxy {
 

@@ -11,10 +11,10 @@
 
 #include "core/text.hpp"
 #include "fuzz_check.hpp"
-#include "proxy/auth_challenge.hpp"
 #include "proxy/byte_range.hpp"
 #include "proxy/media_types.hpp"
-#include "proxy/url.hpp"
+#include "proxy/upstream/auth_challenge.hpp"
+#include "proxy/upstream/url.hpp"
 
 namespace {
 

@@ -21,7 +21,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/http/error.hpp>
 
-#include "proxy/upstream.hpp"
+#include "proxy/upstream/registry_upstream.hpp"
 #include "tests/proxy/test_support.hpp"
 
 namespace pullthrough::proxy::testing {

@@ -1,4 +1,4 @@
-#include "proxy/upstream_client.hpp"
+#include "proxy/upstream/client.hpp"
 
 #include <atomic>
 #include <cstdlib>

@@ -1,4 +1,4 @@
-#include "proxy/url.hpp"
+#include "proxy/upstream/url.hpp"
 
 #include <algorithm>
 #include <cctype>

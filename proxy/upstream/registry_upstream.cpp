@@ -1,4 +1,4 @@
-#include "proxy/upstream.hpp"
+#include "proxy/upstream/registry_upstream.hpp"
 
 #include <algorithm>
 
@@ -28,6 +28,13 @@ std::string_view to_string(UpstreamFailure failure) {
       return "shutting_down";
   }
   return "unknown";
+}
+
+UpstreamResult upstream_failure(UpstreamFailure failure, std::string error) {
+  UpstreamResult result;
+  result.failure = failure;
+  result.error = std::move(error);
+  return result;
 }
 
 boost::asio::awaitable<WholeBody> read_whole_body(UpstreamBody& body, std::size_t limit) {

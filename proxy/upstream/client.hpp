@@ -1,20 +1,18 @@
-// The RegistryUpstream for one configured registry, over HTTP/1.1 with Boost.Beast:
+// proxy/upstream/: how the registry cache talks to the real registries. The RegistryUpstream
+// interface (registry_upstream.hpp) is what the cache sees; this UpstreamClient implements it for
+// one configured registry, over HTTP/1.1 with Boost.Beast, from parts that each do one job:
 //
-//  - TLS (when the upstream URL is https) verified against the system trust store plus the
-//    registry's ca_file, which is trusted for every connection made on the registry's behalf:
-//    its token realm and its redirect targets too. SNI and host name verification on every one.
-//  - Host names resolved through a core::HostResolver (the real resolvers, dns.upstreams), never
-//    the system resolver; an address that is one of the appliance's own is refused (own_address),
-//    since a request to it would come back to this proxy.
-//  - Keep-alive: idle connections are pooled per scheme://host:port, a bounded number each, and
-//    closed after an idle timeout. A connection whose body was not read to the end is closed.
-//  - Authentication: a 401 with a Bearer challenge fetches a token from the realm (anonymously, or
-//    with the registry's credentials by Basic), caches it per realm, service and scope until it
-//    expires (core::Clock), and retries once. A Basic challenge is answered with the credentials.
-//    Later requests for the same scope send the cached token without waiting for a 401.
-//  - Redirects (301, 302, 303, 307, 308) are followed for GET and HEAD, up to a limit.
-//    Authorization is only ever sent to the registry's own scheme://host:port, never to the
-//    redirect's host (Docker Hub sends blob GETs to a CDN with a signed URL).
+//  - Connector (connector.hpp): resolve through the real resolvers, refuse the appliance's own
+//    addresses, TCP, and TLS verified against the system store plus the registry's ca_file, which
+//    is trusted for every connection made on the registry's behalf (token realm and redirects).
+//  - ConnectionPool (pool.hpp): keep-alive per scheme://host:port, bounded, with an idle timeout.
+//    A connection whose body was not read to the end is closed.
+//  - Authorizer (authorizer.hpp): answers a 401 (Bearer token from the realm, cached per realm,
+//    service and scope; or Basic), once per request, and sends what worked before the next 401.
+//  - This client: one exchange per hop, the 401 retry, and redirects (301, 302, 303, 307, 308)
+//    for GET and HEAD, up to a limit. Authorization is only ever sent to the registry's own
+//    scheme://host:port, never to a redirect's host (Docker Hub sends blob GETs to a CDN with a
+//    signed URL).
 //  - Timeouts: connect (per address tried), TLS handshake, and a read timeout that applies to the
 //    response header and to every body read, so a stalled upstream is detected.
 #pragma once
@@ -34,7 +32,7 @@
 #include "core/clock.hpp"
 #include "core/counters.hpp"
 #include "core/host_resolver.hpp"
-#include "proxy/upstream.hpp"
+#include "proxy/upstream/registry_upstream.hpp"
 
 namespace pullthrough::proxy {
 

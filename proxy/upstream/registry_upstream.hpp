@@ -1,7 +1,7 @@
 // The registry proxy's view of a real registry: send one pull request (GET or HEAD on an OCI
 // distribution path), get back the response header and a body to stream. Authentication and
 // redirects happen behind this interface. The production implementation is UpstreamClient
-// (proxy/upstream_client.hpp); unit tests of the layers above use a scripted double.
+// (proxy/upstream/client.hpp); unit tests of the layers above use a scripted double.
 #pragma once
 
 #include "core/asio.hpp"
@@ -91,6 +91,9 @@ struct UpstreamResult {
   UpstreamFailure failure = UpstreamFailure::protocol;  // when there is no response
   std::string error;                                    // when there is no response, for logs
 };
+
+// A result without a response, for `failure` and a message saying why.
+UpstreamResult upstream_failure(UpstreamFailure failure, std::string error);
 
 class RegistryUpstream {
  public:

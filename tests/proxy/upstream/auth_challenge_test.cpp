@@ -1,4 +1,4 @@
-#include "proxy/auth_challenge.hpp"
+#include "proxy/upstream/auth_challenge.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,0 +1,131 @@
+// One connection to an upstream origin, plain or TLS, used by one request at a time; made by the
+// Connector, kept between requests by the ConnectionPool, driven by the UpstreamClient.
+#pragma once
+
+#include "core/asio.hpp"
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+#include <boost/system/error_code.hpp>
+
+#include "core/clock.hpp"
+#include "proxy/upstream/url.hpp"
+
+namespace pullthrough::proxy {
+
+using UpstreamParser = boost::beast::http::response_parser<boost::beast::http::buffer_body>;
+using UpstreamRequestMessage = boost::beast::http::request<boost::beast::http::empty_body>;
+
+// Beast's stream timeouts are only sound when the stream's operations and its timer handlers run
+// on one strand, and the awaiting coroutine may run on a multi-threaded io_context. So every
+// operation runs as a coroutine of its own on the connection's strand, and its caller awaits that.
+class Connection {
+ public:
+  // Beast sizes each socket read by the buffer's free capacity (at least 512 bytes). A buffer that
+  // starts empty and is drained by every parse never grows, so a blob would arrive 512 bytes per
+  // read; reserving a TLS record's worth and more keeps reads large.
+  static constexpr std::size_t kReadBufferBytes = std::size_t{64} * 1024;
+
+  explicit Connection(Origin origin) : origin_(std::move(origin)), key_(origin_.key()) {
+    buffer_.reserve(kReadBufferBytes);
+  }
+  virtual ~Connection() = default;
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // Each fails with beast::error::timeout when not done within `timeout`.
+  virtual boost::asio::awaitable<void> write(UpstreamRequestMessage& request,
+                                             std::chrono::milliseconds timeout,
+                                             boost::system::error_code& ec) = 0;
+  virtual boost::asio::awaitable<void> read_header(UpstreamParser& parser,
+                                                   std::chrono::milliseconds timeout,
+                                                   boost::system::error_code& ec) = 0;
+  virtual boost::asio::awaitable<void> read_some(UpstreamParser& parser,
+                                                 std::chrono::milliseconds timeout,
+                                                 boost::system::error_code& ec) = 0;
+
+  const Origin& origin() const { return origin_; }
+  const std::string& key() const { return key_; }
+  // Holds what was read past the parser's position; empty between responses, since requests are
+  // not pipelined.
+  std::size_t buffered() const { return buffer_.size(); }
+  core::Clock::TimePoint idle_since{};
+
+ protected:
+  boost::beast::flat_buffer buffer_;
+
+ private:
+  Origin origin_;
+  std::string key_;
+};
+
+using UpstreamTlsStream = boost::beast::ssl_stream<boost::beast::tcp_stream>;
+
+// A Connection over a beast::tcp_stream or an UpstreamTlsStream on its own strand.
+template <typename Stream>
+class StreamConnection final : public Connection {
+ public:
+  StreamConnection(Origin origin, Stream stream)
+      : Connection(std::move(origin)), stream_(std::move(stream)) {}
+
+  boost::asio::awaitable<void> write(UpstreamRequestMessage& request,
+                                     std::chrono::milliseconds timeout,
+                                     boost::system::error_code& ec) override {
+    co_await boost::asio::co_spawn(stream_.get_executor(), write_on_strand(request, timeout, ec),
+                                   boost::asio::use_awaitable);
+  }
+  boost::asio::awaitable<void> read_header(UpstreamParser& parser,
+                                           std::chrono::milliseconds timeout,
+                                           boost::system::error_code& ec) override {
+    co_await boost::asio::co_spawn(stream_.get_executor(),
+                                   read_on_strand(parser, true, timeout, ec),
+                                   boost::asio::use_awaitable);
+  }
+  boost::asio::awaitable<void> read_some(UpstreamParser& parser, std::chrono::milliseconds timeout,
+                                         boost::system::error_code& ec) override {
+    co_await boost::asio::co_spawn(stream_.get_executor(),
+                                   read_on_strand(parser, false, timeout, ec),
+                                   boost::asio::use_awaitable);
+  }
+
+ private:
+  boost::asio::awaitable<void> write_on_strand(UpstreamRequestMessage& request,
+                                               std::chrono::milliseconds timeout,
+                                               boost::system::error_code& ec) {
+    boost::beast::get_lowest_layer(stream_).expires_after(timeout);
+    co_await boost::beast::http::async_write(
+        stream_, request, boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+    boost::beast::get_lowest_layer(stream_).expires_never();
+  }
+  boost::asio::awaitable<void> read_on_strand(UpstreamParser& parser, bool header,
+                                              std::chrono::milliseconds timeout,
+                                              boost::system::error_code& ec) {
+    boost::beast::get_lowest_layer(stream_).expires_after(timeout);
+    if (header) {
+      co_await boost::beast::http::async_read_header(
+          stream_, buffer_, parser, boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+    } else {
+      co_await boost::beast::http::async_read_some(
+          stream_, buffer_, parser, boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+    }
+    boost::beast::get_lowest_layer(stream_).expires_never();
+  }
+
+  Stream stream_;
+};
+
+}  // namespace pullthrough::proxy
