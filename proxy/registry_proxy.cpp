@@ -612,9 +612,12 @@ class RegistryProxy::Session {
   }
 
   // No close_notify, so the client sees a transfer cut short rather than a complete response.
+  // A reset, not a FIN: a FIN would wait behind the unsent bytes, which a client that stopped
+  // reading never takes, so the kernel would keep the orphaned socket and up to its whole send
+  // buffer for minutes, and the client would not learn that the transfer broke.
   void abort_connection() {
     error_code ignored;
-    tcp_.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    tcp_.socket().set_option(asio::socket_base::linger(true, 0), ignored);
     tcp_.socket().close(ignored);
   }
 

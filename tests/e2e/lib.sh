@@ -639,8 +639,8 @@ _e2e_client_env() {
 }
 _e2e_env=()
 
-# e2e_write_config FILE CACHE_ADDR ADMIN_LISTEN HANDOVER MANIFEST_TTL LOG_LEVEL: the appliance's
-# configuration in the test bed: DNS on 127.0.0.1:53 forwarding to dnsmasq, the cache on
+# e2e_write_config FILE CACHE_ADDR ADMIN_LISTEN HANDOVER MANIFEST_TTL LOG_LEVEL [WRITE_TIMEOUT]: the
+# appliance's configuration in the test bed (proxy.write_timeout WRITE_TIMEOUT, default 60s): DNS on 127.0.0.1:53 forwarding to dnsmasq, the cache on
 # CACHE_ADDR:443 (the address handed out), quay.io and ghcr.io upstream with the upstream CA,
 # clients from 127.0.0.0/8 only, state under $E2E_WORK/pt.
 e2e_write_config() {
@@ -658,6 +658,7 @@ proxy:
   http_listen: []
   allow: ["127.0.0.0/8"]
   handover: $4
+  write_timeout: ${7:-60s}
 admin: {listen: "$3"}
 registries:
   - {host: quay.io, ca_file: "$E2E_UPSTREAM_CA", manifest_ttl: $5}

@@ -40,7 +40,9 @@ setup "registry quay.io (anonymous)" e2e_start_registry quay.io "$(e2e_addr quay
 setup "registry ghcr.io (token) + token service" e2e_start_registry ghcr.io "$(e2e_addr ghcr.io)" token
 setup "seed images (layers of ${E2E_LAYER_KIB} KiB)" e2e_seed_images
 
-e2e_write_config "$E2E_WORK/pt.yaml" "$pt_addr" 127.0.0.1:9090 0s "${ttl}s" debug
+# A short write timeout, so that the stalled-clients section below takes seconds.
+write_timeout=2
+e2e_write_config "$E2E_WORK/pt.yaml" "$pt_addr" 127.0.0.1:9090 0s "${ttl}s" debug "${write_timeout}s"
 setup "pullthrough" start_appliance
 setup "clients trust only the appliance's CA" e2e_client_trust "$E2E_WORK/pt/ca/ca.crt"
 setup "clients resolve through the appliance" e2e_client_dns 127.0.0.1
@@ -138,6 +140,70 @@ code=$(e2e_curl -o "$E2E_WORK/traversal.body" -w '%{http_code}' --path-as-is \
   "https://quay.io/v2/e2e/../../etc/manifests/v1")
 check "traversal: 400 (got $code)" test "$code" = 400
 check "traversal: OCI NAME_INVALID body" grep -q '"code":"NAME_INVALID"' "$E2E_WORK/traversal.body"
+
+# Stalled clients: 50 clients each read 64 KiB of a cached 32 MiB blob and then stop reading, as a
+# hung or suspended machine would. Each must lose its connection after proxy.write_timeout, and
+# the appliance's connections and file descriptors must return to what they were before.
+# (Regression: after the first chunk, nothing bounded a stalled write.)
+big=$E2E_WORK/big.blob
+head -c $((32 * 1024 * 1024)) /dev/urandom >"$big"
+big_digest=sha256:$(sha256sum <"$big" | cut -d' ' -f1)
+upstream_quay() {
+  e2e_ns curl -sS --max-time 30 --cacert "$E2E_UPSTREAM_CA" \
+    --resolve "quay.io:443:$(e2e_addr quay.io)" "$@"
+}
+# push_big: the blob straight into the upstream registry (POST for an upload, PUT with the body).
+push_big() {
+  local location
+  location=$(upstream_quay -o /dev/null -w '%header{location}' -X POST \
+    "https://quay.io/v2/e2e/big/blobs/uploads/") || return 1
+  [ -n "$location" ] || { e2e_err "no upload location"; return 1; }
+  case $location in /*) location=https://quay.io$location ;; esac
+  case $location in *\?*) location=$location\&digest=$big_digest ;; *) location=$location?digest=$big_digest ;; esac
+  [ "$(upstream_quay -o /dev/null -w '%{http_code}' -X PUT -H 'Content-Type: application/octet-stream' \
+    --data-binary "@$big" "$location")" = 201 ]
+}
+setup "a 32 MiB blob in quay.io/e2e/big" push_big
+check "stalled: the blob is pulled once through the appliance" test \
+  "$(e2e_curl --max-time 60 "https://quay.io/v2/e2e/big/blobs/$big_digest" | sha256sum | cut -d' ' -f1)" \
+  = "${big_digest#sha256:}"
+pt_pid=$(e2e_pid pullthrough)
+fds() { find "/proc/$pt_pid/fd" -mindepth 1 -maxdepth 1 | wc -l; }
+open_connections() {
+  e2e_ns curl -sS --max-time 5 http://127.0.0.1:9090/metrics |
+    awk '$1 == "pullthrough_proxy_connections_open" { print $2 }'
+}
+at_baseline() { [ "$(fds)" -le "$fds_before" ] && [ "$(open_connections)" = 0 ]; }
+no_connections() { [ "$(open_connections)" = 0 ]; }
+check "stalled: no client connection is open before" wait_until 15 no_connections
+fds_before=$(fds)
+disconnects() {
+  e2e_ns curl -sS --max-time 5 http://127.0.0.1:9090/metrics |
+    awk '$1 == "pullthrough_proxy_client_disconnects_total" { print $2 }'
+}
+disconnects_before=$(disconnects)
+stalled_out=$E2E_WORK/stalled.out
+rm -f "$E2E_WORK/stalled.ready"
+e2e_ns python3 "$here/stalled_clients.py" --host "$pt_addr" --sni quay.io --ca "$E2E_CLIENT_CA" \
+  --path "/v2/e2e/big/blobs/$big_digest" --clients 50 --read 65536 --hold 20 \
+  --ready "$E2E_WORK/stalled.ready" >"$stalled_out" 2>&1 &
+stalled_pid=$!
+wait_until 30 test -e "$E2E_WORK/stalled.ready"
+held=$(open_connections)
+check "stalled: the appliance holds the 50 connections while they stall (gauge $held)" \
+  test "${held:-0}" -ge 50
+# While the clients still hold their connections (for 20 s), the appliance must have let go of
+# them. Bound: the write timeout of the chunk in hand, plus the time the kernel buffers take to
+# fill and a 3 s margin for a loaded 2-core machine under ASan.
+check "stalled: within ${write_timeout} s + 3 s the appliance's connections and file descriptors are back to the baseline ($fds_before fds)" \
+  wait_until $((write_timeout + 3)) at_baseline
+wait "$stalled_pid"
+check "stalled: the client program ran (exit 0)" test $? -eq 0
+ended=$(grep -c 'server ended it' "$stalled_out")
+check "stalled: every client saw its connection reset ($ended of 50)" test "$ended" = 50
+disconnects=$(( $(disconnects) - disconnects_before ))
+check "stalled: the 50 cut transfers were counted as client disconnects ($disconnects)" \
+  test "$disconnects" = 50
 
 # Upstream down: warm pulls by tag still work (tag expired: stale-if-error), cold ones fail fast.
 setup "stop quay.io" e2e_stop registry-quay.io
