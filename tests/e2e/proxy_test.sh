@@ -10,8 +10,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 pt_bin=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 # shellcheck source-path=SCRIPTDIR source=../lib.sh
 . "$here/../lib.sh"
-# shellcheck source-path=SCRIPTDIR source=lib.sh
-. "$here/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=../testbed/lib.sh
+. "$here/../testbed/lib.sh"
 if [ "$(id -u)" -ne 0 ]; then echo "needs root (network namespace)"; exit 77; fi
 if ! missing=$(e2e_have_tools); then echo "skipped: $missing"; exit 77; fi
 

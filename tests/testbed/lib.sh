@@ -2,7 +2,9 @@
 # End-to-end test bed for pullthrough: real upstream registries (Debian's docker-registry), a real
 # token service (nginx serving a static RS256 JWT), real DNS (dnsmasq) and real clients (skopeo,
 # podman, ctr, docker), all in ONE private network namespace that only uses 127.0.0.0/8.
-# Source it from bash (set -u safe, does not set -e), then call e2e_init. Needs root.
+# Shared by the end-to-end tests (tests/e2e/) and the benchmarks (scripts/bench-proxy,
+# scripts/bench-dns). Source it from bash (set -u safe, does not set -e), then call e2e_init.
+# Needs root.
 #
 # State for the tests (set by e2e_init and the start functions):
 #   E2E_NS            the namespace (pt-e2e-PID); /etc/netns/$E2E_NS/{resolv.conf,hosts} is its /etc view
