@@ -1,0 +1,192 @@
+"""Tests of scripts/bench_report.py: the statistics and the report of the bench scripts.
+
+    python3 -m unittest tests/scripts/bench_report_test.py     (from the repository's root)
+    python3 tests/scripts/bench_report_test.py                 (from anywhere)
+"""
+
+import io
+import pathlib
+import sys
+import unittest
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "scripts"))
+
+import bench_report  # noqa: E402  (found through the path above)
+
+GIB = 1073741824
+MIB = 1048576
+
+
+def proxy_meta(**overrides):
+    meta = {"kind": "meta", "runs": 3, "blob_mib": 16, "bytes": 16 * MIB, "digest": "sha256:00",
+            "manifest_bytes": 402, "cores": 2, "tick": 100, "up_name": "origin.bench.test",
+            "up_addr": "127.0.1.10", "tls13": "TLS_AES_128_GCM_SHA256", "wrk_threads": 2,
+            "wrk_connections": 32, "wrk_seconds": 2, "warm_clients": 5, "rss_runs": 1,
+            "cold_clients": 8, "reps": 64, "upstream_mbit": 0}
+    meta.update(overrides)
+    return meta
+
+
+def warm(run, server, cpu_ticks, valid=True, why=()):
+    """An (a) record: 64 GETs of 16 MiB (1 GiB in all) in 2 s, CPU_TICKS (user, kernel) at 100/s."""
+    return {"kind": "a", "run": run, "server": server, "bytes": 16 * MIB,
+            "user_ticks": cpu_ticks[0], "sys_ticks": cpu_ticks[1],
+            "gets": [["200", str(16 * MIB), "0.03125"]] * 64, "valid": valid, "why": list(why)}
+
+
+def wrk(run, server, rps, valid=True):
+    if not valid:
+        return {"kind": "c", "run": run, "server": server, "valid": False,
+                "why": ["Non-2xx or Non-3xx responses: 12 (1000 requests in 2.00s)"]}
+    return {"kind": "c", "run": run, "server": server, "requests": str(int(rps * 2)),
+            "rps": str(rps), "cpu_ticks": 100, "valid": True}
+
+
+def cold(rnd, run, server, clients, wall, gets=1, hwm_kib=20480, valid=True):
+    if not valid:
+        return {"kind": "b", "round": rnd, "run": run, "server": server, "clients": clients,
+                "valid": False, "why": [" 8 000 0 0.001"]}
+    return {"kind": "b", "round": rnd, "run": run, "server": server, "clients": clients,
+            "wall": f"{wall:.2f}", "upstream_gets": gets, "hwm_kib": hwm_kib, "notes": [],
+            "results": [["200", str(16 * MIB), f"{wall:.2f}"]] * clients, "valid": True}
+
+
+def report(kind, records, *parts):
+    out = io.StringIO()
+    {"proxy": bench_report.Proxy, "dns": bench_report.Dns}[kind](records, out).print(
+        list(parts) or list({"proxy": bench_report.Proxy, "dns": bench_report.Dns}[kind].PARTS))
+    return out.getvalue()
+
+
+def row(text, first):
+    """The line of TEXT that starts (after the indent) with FIRST, split into fields."""
+    for line in text.splitlines():
+        if line.strip().startswith(first):
+            return line.split()
+    raise AssertionError(f"no line starting with {first!r} in:\n{text}")
+
+
+class MedianTest(unittest.TestCase):
+    def test_odd_count_is_the_middle_value(self):
+        self.assertEqual(bench_report.median([3.0, 1.0, 2.0]), 2.0)
+        self.assertEqual(bench_report.median([5.0]), 5.0)
+
+    def test_even_count_is_the_mean_of_the_two_middle_values(self):
+        self.assertEqual(bench_report.median([4.0, 1.0, 3.0, 2.0]), 2.5)
+        self.assertEqual(bench_report.median([1.0, 10.0]), 5.5)
+
+    def test_no_value_prints_a_dash(self):
+        self.assertIsNone(bench_report.median([]))
+        self.assertEqual(bench_report.median_text([], 3), "-")
+
+    def test_printed_with_fixed_decimals(self):
+        self.assertEqual(bench_report.median_text([1.0, 2.0, 1.7204], 3), "1.720")
+        self.assertEqual(bench_report.median_text([604.4], 0), "604")
+
+
+class RatioTest(unittest.TestCase):
+    def test_ratio_of_the_printed_figures_with_two_decimals(self):
+        self.assertEqual(bench_report.ratio("1.720", "2.200"), "0.78")
+        self.assertEqual(bench_report.ratio("20909", "167"), "125.20")
+
+    def test_a_missing_side_or_a_zero_divisor_is_a_dash(self):
+        self.assertEqual(bench_report.ratio("-", "2.200"), "-")
+        self.assertEqual(bench_report.ratio("1.720", "-"), "-")
+        self.assertEqual(bench_report.ratio("1.720", "0.000"), "-")
+
+
+class TargetTest(unittest.TestCase):
+    def test_operators(self):
+        self.assertEqual(bench_report.target_status("1.00", "<=", "1.0"), "PASS")
+        self.assertEqual(bench_report.target_status("1.01", "<=", "1.0"), "FAIL")
+        self.assertEqual(bench_report.target_status("0.50", ">=", "0.5"), "PASS")
+        self.assertEqual(bench_report.target_status("1", "==", "1"), "PASS")
+        self.assertEqual(bench_report.target_status("1..2", "==", "1"), "FAIL")
+
+    def test_no_figure_is_not_applicable_and_not_met(self):
+        self.assertEqual(bench_report.target_status("-", "<=", "64"), "n/a")
+        r = bench_report.Report(io.StringIO())
+        r.target("a", "-", "<=", "64")
+        r.target("b", "1", "==", "1")
+        r.summary()
+        self.assertIn("n/a ", r.out.getvalue())
+        self.assertIn("1 of 2 targets met", r.out.getvalue())
+
+
+class ProxyReportTest(unittest.TestCase):
+    def test_warm_medians_and_ratios(self):
+        # CPU s/GiB per run: pullthrough 1.0, 1.2, 1.4 -> 1.200; nginx 1.5, 2.0, 2.5 -> 2.000.
+        recs = [proxy_meta()]
+        for run, (pt, ng) in enumerate(((50, 75), (60, 100), (70, 125)), start=1):
+            recs += [warm(run, "pt", (pt, pt)), warm(run, "ng", (ng, ng)),
+                     warm(run, "r2", (100, 100))]
+        out = report("proxy", recs, "a")
+        self.assertEqual(row(out, "pullthrough")[1:6], ["1.200", "0.600", "0.600", "537", "1.000"])
+        self.assertEqual(row(out, "nginx")[1], "2.000")
+        self.assertEqual(row(out, "CPU/GiB pullthrough / nginx")[4], "0.60")
+        self.assertEqual(row(out, "CPU/GiB pullthrough / registry:2")[4], "0.60")
+
+    def test_an_invalid_run_is_reported_and_left_out_of_the_medians(self):
+        recs = [proxy_meta(),
+                warm(1, "pt", (50, 50)),
+                warm(2, "pt", (5000, 5000), valid=False, why=["status 502, 0 of 16777216 bytes"]),
+                warm(3, "pt", (70, 70))]
+        recs += [warm(r, s, (100, 100)) for r in (1, 2, 3) for s in ("r2", "ng")]
+        out = report("proxy", recs, "a")
+        # Left out: the median of the two valid runs (1.0 and 1.4 s/GiB), not of all three.
+        self.assertEqual(row(out, "pullthrough")[1], "1.200")
+        self.assertEqual(row(out, "pullthrough")[5:], ["1.000", "1.400"])
+        self.assertIn("  run 2 pullthrough: INVALID: status 502, 0 of 16777216 bytes", out)
+        self.assertIn("  pullthrough: 1 invalid run(s) left out (see above)", out)
+        self.assertNotIn("registry:2 proxy: ", out)
+
+    def test_invalid_wrk_run_left_out_of_requests_per_second(self):
+        recs = [proxy_meta(), wrk(1, "pt", 20000), wrk(2, "pt", 99999, valid=False),
+                wrk(3, "pt", 22000)]
+        recs += [wrk(r, "ng", 42000) for r in (1, 2, 3)] + [wrk(r, "r2", 200) for r in (1, 2, 3)]
+        out = report("proxy", recs, "c")
+        self.assertEqual(row(out, "pullthrough")[1], "21000")
+        self.assertEqual(row(out, "requests/s pullthrough / nginx")[4], "0.50")
+        self.assertEqual(row(out, "requests/s pullthrough / registry:2")[4], "105.00")
+        self.assertIn("run 2 pullthrough: INVALID: Non-2xx", out)
+
+    def test_cold_fetch_count_and_summary(self):
+        recs = [proxy_meta(runs=1)]
+        recs += [cold("lo", 1, "pt", 1, 1.00), cold("lo", 1, "pt", 8, 1.10),
+                 cold("lo", 1, "r2", 1, 1.00, gets=2), cold("lo", 1, "r2", 8, 4.00, gets=9),
+                 cold("lo", 1, "ng", 1, 0.50), cold("lo", 1, "ng", 8, 2.00)]
+        out = report("proxy", recs, "b-lo", "summary")
+        self.assertEqual(row(out, "pullthrough")[1:], ["1.00", "1.10", "1.10", "1", "1", "20.0"])
+        self.assertEqual(row(out, "nginx")[4:], ["-", "-", "-"])
+        self.assertIn("PASS  (b) pullthrough upstream GETs per cold blob, every run", out)
+        self.assertIn("PASS  (b) pullthrough wall(8 cold) / wall(1 cold), loopback upstream", out)
+        # The sections without records give n/a targets, which are not met.
+        self.assertIn("3 of 8 targets met", out)
+
+    def test_cold_fetch_count_range_and_invalid(self):
+        p = bench_report.Proxy([proxy_meta()], io.StringIO())
+        self.assertEqual(p.fetch_count([cold("lo", 1, "pt", 1, 1.0, gets=1),
+                                        cold("lo", 1, "pt", 8, 1.0, gets=2)]), "1..2")
+        self.assertEqual(p.fetch_count([cold("lo", 1, "pt", 1, 1.0),
+                                        cold("lo", 1, "pt", 8, 1.0, valid=False)]), "-")
+
+
+class DnsReportTest(unittest.TestCase):
+    def test_medians_and_both_ratios(self):
+        recs = [{"kind": "meta", "runs": 3, "seconds": 10, "threads": 2, "clients": 8, "tick": 100}]
+        for run, (pt, ub) in enumerate(((130000, 100000), (120000, 90000), (140000, 110000)), 1):
+            recs.append({"kind": "run", "workload": "intercepted", "server": "pt", "run": run,
+                         "qps": str(pt), "avg_s": "0.001", "max_s": "0.005",
+                         "completed": pt * 10, "cpu_ticks": pt * 10 // 10000})  # 1.00 us/query
+            recs.append({"kind": "run", "workload": "intercepted", "server": "ub", "run": run,
+                         "qps": str(ub), "avg_s": "0.0015", "max_s": "0.009",
+                         "completed": ub * 10, "cpu_ticks": ub * 10 // 5000})  # 2.00 us/query
+        out = report("dns", recs, "intercepted")
+        self.assertIn("pullthrough  130000 qps avg 1.000 ms max  5.000 ms  1.00 us/query", out)
+        self.assertIn("unbound  100000 qps avg 1.500 ms max  9.000 ms  2.00 us/query", out)
+        self.assertIn("qps ratio 1.30, cpu ratio 2.00", out)
+
+
+if __name__ == "__main__":
+    unittest.main()
