@@ -23,9 +23,7 @@
 #include "app/version.hpp"
 #include "certs/ca_page.hpp"
 #include "certs/configured_ca.hpp"
-#include "certs/front_door.hpp"
 #include "certs/leaf_store.hpp"
-#include "certs/server_tls.hpp"
 #include "core/http_service.hpp"
 #include "core/logging.hpp"
 #include "core/metrics.hpp"
@@ -37,7 +35,9 @@
 #include "health/cache_probe.hpp"
 #include "health/gate.hpp"
 #include "health/monitor.hpp"
+#include "proxy/front_door.hpp"
 #include "proxy/registry_cache.hpp"
+#include "proxy/server_tls.hpp"
 
 namespace pullthrough::app {
 namespace {
@@ -174,7 +174,7 @@ class WorkerPool {
 struct ProxyParts {
   std::optional<certs::CertificateAuthority> ca;
   std::unique_ptr<certs::LeafStore> leaves;
-  std::unique_ptr<certs::ServerTls> tls;
+  std::unique_ptr<proxy::ServerTls> tls;
   core::SteadyClock clock;
   std::unique_ptr<dns::Upstream> resolvers;
   dns::Forwarder* resolver_forwarder = nullptr;  // `resolvers`, unless there are none
@@ -263,7 +263,7 @@ std::optional<int> build_proxy(const config::Config& cfg, boost::asio::io_contex
     return kExitFailure;
   }
   log->info("certificates ready for {} intercepted names", names.size());
-  parts.tls = std::make_unique<certs::ServerTls>(
+  parts.tls = std::make_unique<proxy::ServerTls>(
       *parts.leaves, [&cfg](std::string_view name) { return cfg.find_registry(name) != nullptr; });
   if (auto failed = build_upstream_resolver(cfg, io, dns_listens, parts)) return *failed;
   try {

@@ -23,7 +23,7 @@ using std::chrono::system_clock;
 constexpr auto kClockSkew = std::chrono::hours(1);
 
 [[noreturn]] void fail(const std::string& what) {
-  auto detail = take_openssl_errors();
+  auto detail = core::take_openssl_errors();
   throw CaError(detail.empty() ? what : what + " (" + detail + ")");
 }
 
@@ -38,15 +38,15 @@ void set_asn1(ASN1_TIME* field, SystemTime when) {
 }
 
 std::string name_line(const X509_NAME* name) {
-  BioPtr bio(BIO_new(BIO_s_mem()));
+  core::BioPtr bio(BIO_new(BIO_s_mem()));
   X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253);
   char* data = nullptr;
   long size = BIO_get_mem_data(bio.get(), &data);
   return size > 0 ? std::string(data, static_cast<std::size_t>(size)) : std::string();
 }
 
-EvpPkeyPtr generate_p256_key() {
-  EvpPkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
+core::EvpPkeyPtr generate_p256_key() {
+  core::EvpPkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
   if (!key) fail("cannot generate an EC P-256 key");
   return key;
 }
@@ -56,14 +56,14 @@ void set_random_serial(X509* cert) {
   std::array<unsigned char, 16> bytes{};
   if (RAND_bytes(bytes.data(), static_cast<int>(bytes.size())) != 1) fail("no random bytes");
   bytes[0] &= 0x7F;
-  BignumPtr bn(BN_bin2bn(bytes.data(), static_cast<int>(bytes.size()), nullptr));
+  core::BignumPtr bn(BN_bin2bn(bytes.data(), static_cast<int>(bytes.size()), nullptr));
   if (!bn || BN_to_ASN1_INTEGER(bn.get(), X509_get_serialNumber(cert)) == nullptr) {
     fail("cannot set a serial number");
   }
 }
 
 void add_extension(X509* cert, X509V3_CTX* ctx, int nid, const std::string& value) {
-  X509ExtensionPtr ext(X509V3_EXT_conf_nid(nullptr, ctx, nid, value.c_str()));
+  core::X509ExtensionPtr ext(X509V3_EXT_conf_nid(nullptr, ctx, nid, value.c_str()));
   if (!ext || X509_add_ext(cert, ext.get(), -1) != 1) {
     fail(std::string("cannot add extension ") + OBJ_nid2sn(nid) + "=" + value);
   }
@@ -97,7 +97,7 @@ std::string sanitized_host_name(std::string_view host_name) {
 }
 
 KeyedCertificate generate_ca(std::string_view host_name, SystemTime now) {
-  KeyedCertificate ca{X509Ptr(X509_new()), generate_p256_key()};
+  KeyedCertificate ca{core::X509Ptr(X509_new()), generate_p256_key()};
   X509* cert = ca.cert.get();
   if (cert == nullptr) fail("cannot allocate a certificate");
   X509_set_version(cert, 2);  // v3
@@ -152,9 +152,9 @@ void validate_ca(const KeyedCertificate& ca, const std::string& cert_name,
 }
 
 KeyedCertificate load_pair(const fs::path& cert_path, const fs::path& key_path) {
-  auto cert = certificate_from_pem(read_file(cert_path));
+  auto cert = core::certificate_from_pem(read_file(cert_path));
   if (!cert) throw CaError(cert_path.string() + " holds no PEM certificate");
-  auto key = private_key_from_pem(read_file(key_path));
+  auto key = core::private_key_from_pem(read_file(key_path));
   if (!key) {
     throw CaError(key_path.string() + " holds no unencrypted PEM private key");
   }
@@ -177,7 +177,7 @@ CertificateInfo describe(const X509& cert) {
   X509* x = const_cast<X509*>(&cert);
   info.subject = name_line(X509_get_subject_name(x));
   info.issuer = name_line(X509_get_issuer_name(x));
-  BignumPtr serial(ASN1_INTEGER_to_BN(X509_get_serialNumber(x), nullptr));
+  core::BignumPtr serial(ASN1_INTEGER_to_BN(X509_get_serialNumber(x), nullptr));
   if (serial) {
     char* hex = BN_bn2hex(serial.get());
     info.serial_hex = hex;
@@ -195,7 +195,7 @@ CertificateInfo describe(const X509& cert) {
   }
   info.not_before = from_asn1(X509_get0_notBefore(x));
   info.not_after = from_asn1(X509_get0_notAfter(x));
-  GeneralNamesPtr names(
+  core::GeneralNamesPtr names(
       static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(x, NID_subject_alt_name, nullptr, nullptr)));
   if (names) {
     for (int i = 0; i < sk_GENERAL_NAME_num(names.get()); ++i) {
@@ -279,8 +279,8 @@ CertificateAuthority CertificateAuthority::load_or_create(const fs::path& dir,
   auto ca = generate_ca(host_name, now);
   // The key first: a crash between the two writes leaves a key without a certificate, which the
   // next start reports instead of pairing a certificate with a key it cannot find.
-  write_file_atomically(key_path, to_pem(*ca.key), 0600);
-  write_file_atomically(cert_path, to_pem(*ca.cert), 0644);
+  write_file_atomically(key_path, core::to_pem(*ca.key), 0600);
+  write_file_atomically(cert_path, core::to_pem(*ca.cert), 0644);
   return CertificateAuthority(std::move(ca), true);
 }
 
@@ -296,7 +296,7 @@ KeyedCertificate CertificateAuthority::issue(std::string_view dns_name, SystemTi
   if (!is_plain_dns_name(dns_name)) {
     throw CaError("refusing to issue a certificate for \"" + std::string(dns_name) + "\"");
   }
-  KeyedCertificate leaf{X509Ptr(X509_new()), generate_p256_key()};
+  KeyedCertificate leaf{core::X509Ptr(X509_new()), generate_p256_key()};
   X509* cert = leaf.cert.get();
   if (cert == nullptr) fail("cannot allocate a certificate");
   X509_set_version(cert, 2);

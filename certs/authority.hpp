@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "certs/openssl.hpp"
+#include "core/openssl.hpp"
 
 namespace pullthrough::certs {
 
@@ -39,8 +39,8 @@ std::string format_utc(SystemTime when);
 
 // A key pair and the certificate for it.
 struct KeyedCertificate {
-  X509Ptr cert;
-  EvpPkeyPtr key;
+  core::X509Ptr cert;
+  core::EvpPkeyPtr key;
 };
 
 class CertificateAuthority {
@@ -68,8 +68,8 @@ class CertificateAuthority {
   bool signed_by_us(const X509& cert) const;
 
   const X509& certificate() const { return *ca_.cert; }
-  std::string certificate_pem() const { return to_pem(*ca_.cert); }
-  std::string certificate_der() const { return to_der(*ca_.cert); }
+  std::string certificate_pem() const { return core::to_pem(*ca_.cert); }
+  std::string certificate_der() const { return core::to_der(*ca_.cert); }
   // True when this call to load_or_create generated the CA.
   bool generated() const { return generated_; }
 

@@ -32,8 +32,8 @@ std::shared_ptr<const KeyedCertificate> LeafStore::load_saved(const std::string&
                                                               SystemTime now) {
   auto pem = read_small_file(dir_ / (name + ".pem"));
   if (pem.empty()) return nullptr;
-  auto cert = certificate_from_pem(pem);
-  auto key = private_key_from_pem(pem);
+  auto cert = core::certificate_from_pem(pem);
+  auto key = core::private_key_from_pem(pem);
   if (!cert || !key || X509_check_private_key(cert.get(), key.get()) != 1) {
     ERR_clear_error();
     return nullptr;
@@ -61,7 +61,8 @@ std::shared_ptr<const KeyedCertificate> LeafStore::get(std::string_view name, Sy
     std::error_code ec;
     fs::create_directories(dir_, ec);
     fs::permissions(dir_, fs::perms::owner_all, fs::perm_options::replace, ec);
-    write_file_atomically(dir_ / (key + ".pem"), to_pem(*issued.cert) + to_pem(*issued.key), 0600);
+    write_file_atomically(dir_ / (key + ".pem"),
+                          core::to_pem(*issued.cert) + core::to_pem(*issued.key), 0600);
     leaf = std::make_shared<const KeyedCertificate>(std::move(issued));
   }
   auto not_after = describe(*leaf->cert).not_after;
@@ -74,7 +75,7 @@ std::vector<CertificateInfo> LeafStore::saved() const {
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(dir_, ec)) {
     if (entry.path().extension() != ".pem") continue;
-    auto cert = certificate_from_pem(read_small_file(entry.path()));
+    auto cert = core::certificate_from_pem(read_small_file(entry.path()));
     if (cert) out.push_back(describe(*cert));
   }
   std::sort(out.begin(), out.end(), [](const CertificateInfo& a, const CertificateInfo& b) {

@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "certs/openssl.hpp"
+#include "core/openssl.hpp"
 
 namespace pullthrough::proxy {
 
@@ -22,7 +22,7 @@ class Digester {
 
  private:
   std::string algorithm_;
-  certs::EvpMdCtxPtr context_;
+  core::EvpMdCtxPtr context_;
 };
 
 // The algorithm part of a digest ("sha256" of "sha256:abc..."); empty when there is no colon.

@@ -14,7 +14,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/system/error_code.hpp>
 
-#include "certs/front_door.hpp"
+#include "proxy/front_door.hpp"
 
 namespace pullthrough::proxy {
 
@@ -23,7 +23,7 @@ class DirectTlsWriter {
   // Swaps the write BIO. Only between messages: no Asio operation on `stream` may be in progress,
   // and the last Asio write must have completed (so nothing is left in Asio's buffers). The
   // coroutines using it must run on the stream's executor (a strand).
-  explicit DirectTlsWriter(certs::TlsStream& stream);
+  explicit DirectTlsWriter(TlsStream& stream);
   // Puts Asio's BIO back; the stream can then be used by Asio again.
   ~DirectTlsWriter();
   DirectTlsWriter(const DirectTlsWriter&) = delete;
@@ -38,7 +38,7 @@ class DirectTlsWriter {
                                                           std::chrono::milliseconds timeout);
 
  private:
-  certs::TlsStream& stream_;
+  TlsStream& stream_;
   BIO* direct_ = nullptr;
   // Tells a timeout handler still queued after the writer is gone to leave the socket alone.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

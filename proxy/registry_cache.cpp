@@ -54,7 +54,7 @@ struct RegistryCache::Parts {
   std::unique_ptr<BlobFetches> fetches;
   std::unique_ptr<ManifestCache> manifests;
   std::unique_ptr<RegistryProxy> proxy;
-  std::unique_ptr<certs::TlsFrontDoor> front_door;
+  std::unique_ptr<TlsFrontDoor> front_door;
 
   ~Parts() {
     disk.stop();
@@ -63,7 +63,7 @@ struct RegistryCache::Parts {
 };
 
 RegistryCache::RegistryCache(boost::asio::io_context& io, const config::Config& config,
-                             certs::ServerTls& tls, core::HostResolver& resolver,
+                             ServerTls& tls, core::HostResolver& resolver,
                              const std::vector<core::IpAddress>& own_addresses)
     : parts_(std::make_unique<Parts>()) {
   auto log = core::logger("proxy");
@@ -111,11 +111,11 @@ RegistryCache::RegistryCache(boost::asio::io_context& io, const config::Config& 
   limits.write_timeout = config.proxy.write_timeout;
   p.proxy = std::make_unique<RegistryProxy>(std::move(proxy_parts), limits);
   RegistryProxy* proxy = p.proxy.get();
-  certs::FrontDoorLimits door_limits;
+  FrontDoorLimits door_limits;
   door_limits.max_connections = config.proxy.max_connections;
-  p.front_door = std::make_unique<certs::TlsFrontDoor>(
+  p.front_door = std::make_unique<TlsFrontDoor>(
       io, config, tls,
-      [proxy](certs::TlsConnection connection) { return proxy->serve(std::move(connection)); },
+      [proxy](TlsConnection connection) { return proxy->serve(std::move(connection)); },
       door_limits);
   log->info("cache at {}: {} registries", config.storage.path, config.registries.size());
 }
@@ -158,7 +158,7 @@ std::size_t RegistryCache::open_connections() const {
   return parts_->front_door->open_connections();
 }
 std::size_t RegistryCache::blob_fetches_in_flight() const { return parts_->fetches->in_flight(); }
-const certs::FrontDoorCounters& RegistryCache::front_door_counters() const {
+const FrontDoorCounters& RegistryCache::front_door_counters() const {
   return parts_->front_door->counters();
 }
 const core::ListenerCounters& RegistryCache::listener_counters() const {

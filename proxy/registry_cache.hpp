@@ -12,15 +12,15 @@
 
 #include <boost/asio/io_context.hpp>
 
-#include "certs/front_door.hpp"
-#include "certs/server_tls.hpp"
 #include "config/config.hpp"
 #include "core/clock.hpp"
 #include "core/host_resolver.hpp"
 #include "core/service.hpp"
 #include "proxy/blob_fetches.hpp"
+#include "proxy/front_door.hpp"
 #include "proxy/manifest_cache.hpp"
 #include "proxy/registry_proxy.hpp"
+#include "proxy/server_tls.hpp"
 #include "proxy/storage_monitor.hpp"
 #include "proxy/upstream/client.hpp"
 
@@ -33,7 +33,7 @@ class RegistryCache final : public core::Service {
   // directory when one cannot be opened, or a registry's ca_file or password_file read.
   // `config`, `tls` and `resolver` must outlive the service. `own_addresses`: upstreams that
   // resolve to one of these are refused.
-  RegistryCache(boost::asio::io_context& io, const config::Config& config, certs::ServerTls& tls,
+  RegistryCache(boost::asio::io_context& io, const config::Config& config, ServerTls& tls,
                 core::HostResolver& resolver, const std::vector<core::IpAddress>& own_addresses);
   ~RegistryCache() override;
 
@@ -53,7 +53,7 @@ class RegistryCache final : public core::Service {
   const ManifestCounters& manifest_counters() const;
   // The upstream client of config.registries[index].
   const UpstreamCounters& upstream_counters(std::size_t index) const;
-  const certs::FrontDoorCounters& front_door_counters() const;
+  const FrontDoorCounters& front_door_counters() const;
   const core::ListenerCounters& listener_counters() const;
   const StorageMonitor& storage() const;
   std::size_t open_connections() const;

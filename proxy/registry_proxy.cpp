@@ -86,7 +86,7 @@ UnixSeconds unix_seconds(const core::WallClock& clock) {
 // One connection: the stream, the read buffer, and what the current request is.
 class RegistryProxy::Session {
  public:
-  Session(RegistryProxy& proxy, certs::TlsConnection connection)
+  Session(RegistryProxy& proxy, TlsConnection connection)
       : proxy_(proxy),
         parts_(proxy.parts_),
         limits_(proxy.limits_),
@@ -631,8 +631,8 @@ class RegistryProxy::Session {
   const RegistryProxyParts& parts_;
   const RegistryProxyLimits& limits_;
   RegistryCounters& counters_;
-  certs::TlsConnection connection_;
-  certs::TlsStream& stream_;
+  TlsConnection connection_;
+  TlsStream& stream_;
   beast::tcp_stream& tcp_;
   RegistryUpstream* upstream_ = nullptr;
   beast::flat_buffer buffer_;
@@ -663,7 +663,7 @@ void RegistryProxy::record_access(const std::string& digest) {
   }
 }
 
-asio::awaitable<void> RegistryProxy::serve(certs::TlsConnection connection) {
+asio::awaitable<void> RegistryProxy::serve(TlsConnection connection) {
   Session session(*this, std::move(connection));
   co_await session.run();
 }

@@ -1,4 +1,4 @@
-// The registry cache's HTTP side: one coroutine per TLS connection (behind certs::TlsFrontDoor),
+// The registry cache's HTTP side: one coroutine per TLS connection (behind TlsFrontDoor),
 // serving the OCI distribution pull API for the registry the connection's SNI names.
 //
 // Per connection: HTTP/1.1 keep-alive, a header size limit, a timeout for each request to arrive
@@ -21,12 +21,12 @@
 #include <boost/asio/awaitable.hpp>
 #include <spdlog/logger.h>
 
-#include "certs/front_door.hpp"
 #include "config/config.hpp"
 #include "core/clock.hpp"
 #include "core/counters.hpp"
 #include "proxy/blob_fetches.hpp"
 #include "proxy/blob_store.hpp"
+#include "proxy/front_door.hpp"
 #include "proxy/manifest_cache.hpp"
 #include "proxy/metadata_index.hpp"
 #include "proxy/storage_monitor.hpp"
@@ -85,9 +85,9 @@ class RegistryProxy {
   // Everything in `parts` must outlive every connection.
   explicit RegistryProxy(RegistryProxyParts parts, RegistryProxyLimits limits = {});
 
-  // A certs::TlsHandler: serves requests on the connection until the client closes it, a limit
+  // A TlsHandler: serves requests on the connection until the client closes it, a limit
   // or timeout is hit, or the service stops.
-  boost::asio::awaitable<void> serve(certs::TlsConnection connection);
+  boost::asio::awaitable<void> serve(TlsConnection connection);
 
  private:
   class Session;

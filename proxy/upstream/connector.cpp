@@ -14,8 +14,8 @@
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
 
-#include "certs/openssl.hpp"
 #include "core/logging.hpp"
+#include "core/openssl.hpp"
 
 namespace pullthrough::proxy {
 namespace {
@@ -150,7 +150,7 @@ asio::awaitable<std::unique_ptr<Connection>> Connector::connect_on_strand(
   // RFC 6066 section 3: SNI carries DNS names only, never an address.
   if (!ip_literal && SSL_set_tlsext_host_name(ssl_handle, origin.host.c_str()) != 1) {
     failure =
-        upstream_failure(UpstreamFailure::tls, "cannot set SNI: " + certs::take_openssl_errors());
+        upstream_failure(UpstreamFailure::tls, "cannot set SNI: " + core::take_openssl_errors());
     co_return nullptr;
   }
   int checked = ip_literal
@@ -158,7 +158,7 @@ asio::awaitable<std::unique_ptr<Connection>> Connector::connect_on_strand(
                     : SSL_set1_host(ssl_handle, origin.host.c_str());
   if (checked != 1) {
     failure = upstream_failure(UpstreamFailure::tls,
-                               "cannot set the name to verify: " + certs::take_openssl_errors());
+                               "cannot set the name to verify: " + core::take_openssl_errors());
     co_return nullptr;
   }
   SSL_set_hostflags(ssl_handle, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);

@@ -145,8 +145,8 @@ TEST(CertificateAuthorityTest, OperatorCertificateThatIsNotACaIsRejected) {
   ScratchDir dir;
   auto ca = CertificateAuthority::load_or_create(dir.path() / "ca", "box", fixed_now());
   auto leaf = ca.issue("quay.io", fixed_now(), std::chrono::hours(24 * 30));
-  write_text(dir.path() / "leaf.crt", to_pem(*leaf.cert));
-  write_text(dir.path() / "leaf.key", to_pem(*leaf.key));
+  write_text(dir.path() / "leaf.crt", core::to_pem(*leaf.cert));
+  write_text(dir.path() / "leaf.key", core::to_pem(*leaf.key));
   auto message = ca_error([&] {
     CertificateAuthority::load_files((dir.path() / "leaf.crt").string(),
                                      (dir.path() / "leaf.key").string(), fixed_now());

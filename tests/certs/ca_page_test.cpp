@@ -56,7 +56,7 @@ TEST_F(CaPageTest, ServesTheDerCertificate) {
   EXPECT_EQ(res.result(), http::status::ok);
   EXPECT_EQ(res[http::field::content_type], "application/pkix-cert");
   const auto* data = reinterpret_cast<const unsigned char*>(res.body().data());
-  X509Ptr parsed(d2i_X509(nullptr, &data, static_cast<long>(res.body().size())));
+  core::X509Ptr parsed(d2i_X509(nullptr, &data, static_cast<long>(res.body().size())));
   ASSERT_TRUE(parsed);
   EXPECT_EQ(X509_cmp(parsed.get(), &ca_.certificate()), 0);
 }

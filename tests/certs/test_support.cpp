@@ -8,9 +8,9 @@ namespace pullthrough::certs::testing {
 
 std::string verify_server_certificate(const X509& ca, const X509& leaf, const std::string& host,
                                       SystemTime when) {
-  X509StorePtr store(X509_STORE_new());
+  core::X509StorePtr store(X509_STORE_new());
   X509_STORE_add_cert(store.get(), const_cast<X509*>(&ca));
-  X509StoreCtxPtr ctx(X509_STORE_CTX_new());
+  core::X509StoreCtxPtr ctx(X509_STORE_CTX_new());
   X509_STORE_CTX_init(ctx.get(), store.get(), const_cast<X509*>(&leaf), nullptr);
   X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(ctx.get());
   X509_VERIFY_PARAM_set1_host(param, host.c_str(), host.size());

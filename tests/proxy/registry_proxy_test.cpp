@@ -20,8 +20,8 @@
 #include <boost/beast/http.hpp>
 #include <gtest/gtest.h>
 
-#include "certs/front_door.hpp"
 #include "config/loader.hpp"
+#include "proxy/front_door.hpp"
 #include "proxy/local_blob_store.hpp"
 #include "proxy/media_types.hpp"
 #include "tests/core/eventually.hpp"
@@ -164,7 +164,7 @@ class RegistryProxyTest : public ::testing::Test {
     ca_ = std::make_unique<certs::CertificateAuthority>(certs::CertificateAuthority::load_or_create(
         root_ / "ca", "box", std::chrono::system_clock::now()));
     leaves_ = std::make_unique<certs::LeafStore>(*ca_, root_ / "ca" / "leaves");
-    tls_ = std::make_unique<certs::ServerTls>(
+    tls_ = std::make_unique<proxy::ServerTls>(
         *leaves_, [this](std::string_view name) { return config_.find_registry(name) != nullptr; });
     store_ = std::make_unique<LocalBlobStore>((root_ / "store").string());
     index_ = MetadataIndex::open((root_ / "metadata.db").string());
@@ -183,9 +183,9 @@ class RegistryProxyTest : public ::testing::Test {
     parts.counters = &counters_;
     parts.leaving = &leaving_;
     proxy_ = std::make_unique<RegistryProxy>(std::move(parts), limits());
-    front_door_ = std::make_unique<certs::TlsFrontDoor>(
+    front_door_ = std::make_unique<proxy::TlsFrontDoor>(
         io_, config_, *tls_,
-        [this](certs::TlsConnection connection) { return proxy_->serve(std::move(connection)); });
+        [this](proxy::TlsConnection connection) { return proxy_->serve(std::move(connection)); });
     front_door_->start();
     port_ = front_door_->bound_endpoints().at(0).port;
     worker_ = std::thread([this] { io_.run(); });
@@ -221,7 +221,7 @@ class RegistryProxyTest : public ::testing::Test {
   config::Config config_;
   std::unique_ptr<certs::CertificateAuthority> ca_;
   std::unique_ptr<certs::LeafStore> leaves_;
-  std::unique_ptr<certs::ServerTls> tls_;
+  std::unique_ptr<proxy::ServerTls> tls_;
   core::testing::FakeWallClock clock_;
   asio::io_context io_;
   asio::thread_pool disk_{1};
@@ -235,7 +235,7 @@ class RegistryProxyTest : public ::testing::Test {
   std::unique_ptr<ManifestCache> manifests_;
   ScriptedUpstream upstream_{[](const UpstreamRequest&) { return status_reply(404); }};
   std::unique_ptr<RegistryProxy> proxy_;
-  std::unique_ptr<certs::TlsFrontDoor> front_door_;
+  std::unique_ptr<proxy::TlsFrontDoor> front_door_;
   std::thread worker_;
   std::uint16_t port_ = 0;
 };

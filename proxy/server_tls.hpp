@@ -15,7 +15,7 @@
 #include "certs/leaf_store.hpp"
 #include "core/counters.hpp"
 
-namespace pullthrough::certs {
+namespace pullthrough::proxy {
 
 #define PULLTHROUGH_SERVER_TLS_COUNTERS(COUNTER)                                         \
   COUNTER(certificates_served, "handshakes given a certificate for an intercepted name") \
@@ -32,7 +32,7 @@ class ServerTls {
  public:
   // `intercepted(name)` gets the SNI in lower case and says whether to serve it. `leaves` must
   // outlive this object. Both are called on the io_context thread doing the handshake.
-  ServerTls(LeafStore& leaves, std::function<bool(std::string_view)> intercepted);
+  ServerTls(certs::LeafStore& leaves, std::function<bool(std::string_view)> intercepted);
   ServerTls(const ServerTls&) = delete;
   ServerTls& operator=(const ServerTls&) = delete;
 
@@ -43,7 +43,7 @@ class ServerTls {
   static int on_server_name(SSL* ssl, int* alert, void* self);
   int choose_certificate(SSL* ssl, int* alert);
 
-  LeafStore& leaves_;
+  certs::LeafStore& leaves_;
   std::function<bool(std::string_view)> intercepted_;
   boost::asio::ssl::context context_;
   ServerTlsCounters counters_;
@@ -52,4 +52,4 @@ class ServerTls {
 // The SNI of an established connection in lower case ("" when none).
 std::string server_name_of(SSL* ssl);
 
-}  // namespace pullthrough::certs
+}  // namespace pullthrough::proxy

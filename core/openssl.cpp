@@ -1,9 +1,9 @@
-#include "certs/openssl.hpp"
+#include "core/openssl.hpp"
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
 
-namespace pullthrough::certs {
+namespace pullthrough::core {
 namespace {
 
 std::string drain(BIO* bio) {
@@ -71,4 +71,4 @@ EvpPkeyPtr private_key_from_pem(std::string_view pem) {
   return key;
 }
 
-}  // namespace pullthrough::certs
+}  // namespace pullthrough::core

@@ -12,7 +12,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-namespace pullthrough::certs {
+namespace pullthrough::core {
 
 template <typename T, void (*Free)(T*)>
 struct OpenSslDeleter {
@@ -48,4 +48,4 @@ std::string to_der(const X509& cert);
 X509Ptr certificate_from_pem(std::string_view pem);
 EvpPkeyPtr private_key_from_pem(std::string_view pem);
 
-}  // namespace pullthrough::certs
+}  // namespace pullthrough::core

@@ -1,4 +1,4 @@
-#include "certs/front_door.hpp"
+#include "proxy/front_door.hpp"
 
 #include <future>
 #include <thread>
@@ -7,10 +7,10 @@
 #include <gtest/gtest.h>
 
 #include "config/loader.hpp"
-#include "test_support.hpp"
+#include "tests/certs/test_support.hpp"
 #include "tests/core/eventually.hpp"
 
-namespace pullthrough::certs {
+namespace pullthrough::proxy {
 namespace {
 
 namespace asio = boost::asio;
@@ -77,10 +77,10 @@ class FrontDoorTest : public ::testing::Test {
     return ec ? "read failed: " + ec.message() : out;
   }
 
-  testing::ScratchDir dir_;
-  CertificateAuthority ca_ = CertificateAuthority::load_or_create(dir_.path() / "ca", "box",
-                                                                  std::chrono::system_clock::now());
-  LeafStore leaves_{ca_, dir_.path() / "ca" / "leaves"};
+  certs::testing::ScratchDir dir_;
+  certs::CertificateAuthority ca_ = certs::CertificateAuthority::load_or_create(
+      dir_.path() / "ca", "box", std::chrono::system_clock::now());
+  certs::LeafStore leaves_{ca_, dir_.path() / "ca" / "leaves"};
   config::Config config_;
   ServerTls tls_{leaves_,
                  [this](std::string_view name) { return config_.find_registry(name) != nullptr; }};
@@ -145,4 +145,4 @@ TEST_F(FrontDoorTest, GarbageInsteadOfAClientHelloIsDropped) {
 }
 
 }  // namespace
-}  // namespace pullthrough::certs
+}  // namespace pullthrough::proxy

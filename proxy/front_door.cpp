@@ -1,4 +1,4 @@
-#include "certs/front_door.hpp"
+#include "proxy/front_door.hpp"
 
 #include <atomic>
 
@@ -9,7 +9,7 @@
 #include "core/logging.hpp"
 #include "core/spawn.hpp"
 
-namespace pullthrough::certs {
+namespace pullthrough::proxy {
 namespace {
 
 namespace asio = boost::asio;
@@ -125,4 +125,4 @@ const core::ListenerCounters& TlsFrontDoor::listener_counters() const {
   return state_->listener_counters;
 }
 
-}  // namespace pullthrough::certs
+}  // namespace pullthrough::proxy

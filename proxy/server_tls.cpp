@@ -1,11 +1,11 @@
-#include "certs/server_tls.hpp"
+#include "proxy/server_tls.hpp"
 
 #include <openssl/err.h>
 
 #include "core/logging.hpp"
 #include "core/text.hpp"
 
-namespace pullthrough::certs {
+namespace pullthrough::proxy {
 namespace {
 
 // TLS 1.2: forward secret AEAD suites only; the leaves are ECDSA, so only ECDSA suites apply.
@@ -29,7 +29,8 @@ int select_alpn(SSL*, const unsigned char** out, unsigned char* out_length,
 }
 
 void check(int ok, const char* what) {
-  if (ok != 1) throw CaError(std::string("TLS setup: ") + what + ": " + take_openssl_errors());
+  if (ok != 1)
+    throw certs::CaError(std::string("TLS setup: ") + what + ": " + core::take_openssl_errors());
 }
 
 }  // namespace
@@ -40,7 +41,7 @@ std::string server_name_of(SSL* ssl) {
   return core::ascii_lower(name);
 }
 
-ServerTls::ServerTls(LeafStore& leaves, std::function<bool(std::string_view)> intercepted)
+ServerTls::ServerTls(certs::LeafStore& leaves, std::function<bool(std::string_view)> intercepted)
     : leaves_(leaves),
       intercepted_(std::move(intercepted)),
       context_(boost::asio::ssl::context::tls_server) {
@@ -83,9 +84,9 @@ int ServerTls::choose_certificate(SSL* ssl, int* alert) {
     auto leaf = leaves_.get(name, std::chrono::system_clock::now());
     // Takes its own references to the certificate and key.
     if (SSL_use_cert_and_key(ssl, leaf->cert.get(), leaf->key.get(), nullptr, 1) != 1) {
-      throw CaError("cannot attach the certificate: " + take_openssl_errors());
+      throw certs::CaError("cannot attach the certificate: " + core::take_openssl_errors());
     }
-  } catch (const CaError& e) {
+  } catch (const certs::CaError& e) {
     counters_.issue_failures.add();
     core::logger("certs")->error("no certificate for {}: {}", name, e.what());
     *alert = SSL_AD_INTERNAL_ERROR;
@@ -95,4 +96,4 @@ int ServerTls::choose_certificate(SSL* ssl, int* alert) {
   return SSL_TLSEXT_ERR_OK;
 }
 
-}  // namespace pullthrough::certs
+}  // namespace pullthrough::proxy

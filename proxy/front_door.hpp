@@ -15,12 +15,12 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
-#include "certs/server_tls.hpp"
 #include "config/config.hpp"
 #include "core/service.hpp"
 #include "core/tcp_listener.hpp"
+#include "proxy/server_tls.hpp"
 
-namespace pullthrough::certs {
+namespace pullthrough::proxy {
 
 using TlsStream = boost::beast::ssl_stream<boost::beast::tcp_stream>;
 
@@ -79,4 +79,4 @@ class TlsFrontDoor final : public core::Service {
   std::shared_ptr<State> state_;
 };
 
-}  // namespace pullthrough::certs
+}  // namespace pullthrough::proxy
