@@ -565,5 +565,121 @@ TEST_F(RegistryProxyTest, ManifestByTagComesFromUpstreamOnceThenFromTheCache) {
   EXPECT_EQ(upstream_.count(http::verb::get), 1U);
 }
 
+// The manifest half of the cross-repository rule: a manifest cached for one repository is served
+// by digest to another only with upstream's word for that repository.
+TEST_F(RegistryProxyTest, AManifestCachedForOneRepositoryIsServedToAnotherOnlyIfUpstreamSaysSo) {
+  const std::string digest = sha256_of(kManifest);
+  upstream_.set_script(
+      [](const UpstreamRequest&) { return manifest_reply(kManifest, kOciManifest); });
+  ASSERT_EQ(get("/v2/team/public/manifests/v1").result_int(), 200);
+
+  upstream_.set_script([](const UpstreamRequest&) { return status_reply(404); });
+  auto refused = get("/v2/team/private/manifests/" + digest);
+  EXPECT_EQ(refused.result_int(), 404);
+  EXPECT_EQ(refused.body().find(kManifest), std::string::npos);
+  ASSERT_FALSE(upstream_.seen().empty());
+  EXPECT_EQ(upstream_.seen().back().repository, "team/private");
+
+  upstream_.set_script(
+      [](const UpstreamRequest&) { return manifest_reply(kManifest, kOciManifest); });
+  auto granted = get("/v2/team/other/manifests/" + digest);
+  EXPECT_EQ(granted.result_int(), 200);
+  EXPECT_EQ(granted.body(), kManifest);
+  EXPECT_EQ(upstream_.seen().back().repository, "team/other");
+  // Once upstream has said so, the same repository is served from the cache.
+  auto before = upstream_.seen().size();
+  EXPECT_EQ(get("/v2/team/other/manifests/" + digest).body(), kManifest);
+  EXPECT_EQ(upstream_.seen().size(), before);
+}
+
+// --- tags/list and referrers ------------------------------------------------------------------
+
+TEST_F(RegistryProxyTest, TagsListGoesUpstreamWithItsQueryAndLinkComesBack) {
+  upstream_.set_script([](const UpstreamRequest&) {
+    ScriptedReply reply;
+    reply.body = R"({"name":"team/app","tags":["v1","v2"]})";
+    reply.fields.emplace_back("Content-Type", "application/json");
+    reply.fields.emplace_back("Link", R"(</v2/team/app/tags/list?n=2&last=v2>; rel="next")");
+    reply.fields.emplace_back("X-Not-Passed", "secret");
+    return reply;
+  });
+  auto response = get("/v2/team/app/tags/list?n=2&last=v0");
+  EXPECT_EQ(response.result_int(), 200);
+  EXPECT_EQ(response.body(), R"({"name":"team/app","tags":["v1","v2"]})");
+  EXPECT_EQ(response["Link"], R"(</v2/team/app/tags/list?n=2&last=v2>; rel="next")");
+  EXPECT_EQ(response[http::field::content_type], "application/json");
+  EXPECT_EQ(response.count("X-Not-Passed"), 0U);
+  auto seen = upstream_.seen();
+  ASSERT_EQ(seen.size(), 1U);
+  EXPECT_EQ(seen[0].target, "/v2/team/app/tags/list?n=2&last=v0");
+  EXPECT_EQ(seen[0].repository, "team/app");
+  EXPECT_EQ(counters_.passthrough_requests.value(), 1U);
+}
+
+TEST_F(RegistryProxyTest, ReferrersGoUpstreamWithTheFilterAndItsStatusComesBack) {
+  const std::string subject = sha256_of("subject");
+  upstream_.set_script([](const UpstreamRequest&) {
+    ScriptedReply reply;
+    reply.body = R"({"schemaVersion":2,"manifests":[]})";
+    reply.fields.emplace_back("Content-Type", "application/vnd.oci.image.index.v1+json");
+    reply.fields.emplace_back("OCI-Filters-Applied", "artifactType");
+    return reply;
+  });
+  auto response = get("/v2/team/app/referrers/" + subject + "?artifactType=application%2Fx");
+  EXPECT_EQ(response.result_int(), 200);
+  EXPECT_EQ(response["OCI-Filters-Applied"], "artifactType");
+  EXPECT_EQ(upstream_.seen().at(0).target,
+            "/v2/team/app/referrers/" + subject + "?artifactType=application%2Fx");
+
+  upstream_.set_script([](const UpstreamRequest&) { return status_reply(404); });
+  EXPECT_EQ(get("/v2/team/app/tags/list").result_int(), 404);
+}
+
+TEST_F(RegistryProxyTest, APassedThroughAnswerOverTheLimitIsRefused) {
+  upstream_.set_script([](const UpstreamRequest&) {
+    ScriptedReply reply;
+    reply.body = std::string(RegistryProxyLimits{}.max_passthrough_bytes + 1, 'x');
+    return reply;
+  });
+  auto response = get("/v2/team/app/tags/list");
+  EXPECT_EQ(response.result_int(), 502);
+  EXPECT_NE(response.body().find("size limit"), std::string::npos);
+}
+
+// --- per-connection limits --------------------------------------------------------------------
+
+class RegistryProxyIdleTest : public RegistryProxyTest {
+ protected:
+  static constexpr auto kRequestTimeout = std::chrono::milliseconds(300);
+  RegistryProxyLimits limits() const override {
+    RegistryProxyLimits limits = RegistryProxyTest::limits();
+    limits.request_timeout = kRequestTimeout;
+    return limits;
+  }
+};
+
+// A client that connects and sends nothing, or only part of a request, loses the connection
+// after the request timeout.
+TEST_F(RegistryProxyIdleTest, AConnectionWithoutARequestIsClosedAfterTheRequestTimeout) {
+  auto silent = connect();
+  auto partial = connect();
+  partial->send("GET /v2/ HTTP/1.1\r\nHost: qu");
+  auto started = std::chrono::steady_clock::now();
+  auto closed = [](const std::string& ending) {
+    return ending == "close_notify" || ending == "cut";
+  };
+  EXPECT_TRUE(closed(silent->ending()));
+  EXPECT_TRUE(closed(partial->ending()));
+  auto waited = std::chrono::steady_clock::now() - started;
+  EXPECT_GE(waited, kRequestTimeout - std::chrono::milliseconds(50));
+  EXPECT_LT(waited, kRequestTimeout + std::chrono::seconds(3));
+  EXPECT_TRUE(core::testing::eventually([&] { return front_door_->open_connections() == 0; }));
+  // The timeout counts from the end of the last response: a kept-alive client gets the same.
+  auto kept = connect();
+  kept->request("GET", "/v2/");
+  EXPECT_EQ(kept->response().result_int(), 200);
+  EXPECT_TRUE(closed(kept->ending()));
+}
+
 }  // namespace
 }  // namespace pullthrough::proxy
