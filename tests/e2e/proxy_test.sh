@@ -148,22 +148,7 @@ check "traversal: OCI NAME_INVALID body" grep -q '"code":"NAME_INVALID"' "$E2E_W
 big=$E2E_WORK/big.blob
 head -c $((32 * 1024 * 1024)) /dev/urandom >"$big"
 big_digest=sha256:$(sha256sum <"$big" | cut -d' ' -f1)
-upstream_quay() {
-  e2e_ns curl -sS --max-time 30 --cacert "$E2E_UPSTREAM_CA" \
-    --resolve "quay.io:443:$(e2e_addr quay.io)" "$@"
-}
-# push_big: the blob straight into the upstream registry (POST for an upload, PUT with the body).
-push_big() {
-  local location
-  location=$(upstream_quay -o /dev/null -w '%header{location}' -X POST \
-    "https://quay.io/v2/e2e/big/blobs/uploads/") || return 1
-  [ -n "$location" ] || { e2e_err "no upload location"; return 1; }
-  case $location in /*) location=https://quay.io$location ;; esac
-  case $location in *\?*) location=$location\&digest=$big_digest ;; *) location=$location?digest=$big_digest ;; esac
-  [ "$(upstream_quay -o /dev/null -w '%{http_code}' -X PUT -H 'Content-Type: application/octet-stream' \
-    --data-binary "@$big" "$location")" = 201 ]
-}
-setup "a 32 MiB blob in quay.io/e2e/big" push_big
+setup "a 32 MiB blob in quay.io/e2e/big" e2e_push_blob quay.io e2e/big "$big" "$big_digest"
 check "stalled: the blob is pulled once through the appliance" test \
   "$(e2e_curl --max-time 60 "https://quay.io/v2/e2e/big/blobs/$big_digest" | sha256sum | cut -d' ' -f1)" \
   = "${big_digest#sha256:}"

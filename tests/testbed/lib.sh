@@ -345,6 +345,29 @@ EOF
 # e2e_curl ARGS...: curl in the namespace, trusting only E2E_CLIENT_CA.
 e2e_curl() { e2e_ns curl -sS --max-time 10 --cacert "$E2E_CLIENT_CA" "$@"; }
 
+# e2e_upstream_curl NAME CURL_ARGS...: curl in the namespace straight to the upstream registry NAME
+# (its E2E_UPSTREAMS address), trusting the upstream CA; fails on an HTTP error.
+e2e_upstream_curl() {
+  local name=$1
+  shift
+  e2e_ns curl -sS --fail --max-time 60 --cacert "$E2E_UPSTREAM_CA" \
+    --resolve "$name:443:$(e2e_addr "$name")" "$@"
+}
+
+# e2e_push_blob NAME REPO FILE DIGEST: FILE as the blob DIGEST of REPO in the upstream registry
+# NAME, by the two-step upload (POST for a location, PUT of the body with ?digest=).
+e2e_push_blob() {
+  local name=$1 repo=$2 file=$3 digest=$4 location
+  location=$(e2e_upstream_curl "$name" -X POST -o /dev/null -D - \
+    "https://$name/v2/$repo/blobs/uploads/" | tr -d '\r' |
+    awk 'tolower($1) == "location:" { print $2 }') || return 1
+  [ -n "$location" ] || { e2e_err "no upload location from $name"; return 1; }
+  case $location in /*) location=https://$name$location ;; esac
+  case $location in *\?*) location="$location&digest=$digest" ;; *) location="$location?digest=$digest" ;; esac
+  e2e_upstream_curl "$name" -o /dev/null -H 'Content-Type: application/octet-stream' -T "$file" \
+    "$location"
+}
+
 # --- DNS -----------------------------------------------------------------------------------------
 
 # e2e_start_dns: dnsmasq on E2E_DNS_ADDR:53 in the namespace answering the E2E_UPSTREAMS names from
