@@ -424,6 +424,7 @@ void register_metrics(core::MetricsRegistry& metrics, const config::Config& cfg,
   if (dns.responder != nullptr) {
     metrics.add([&dns](core::MetricsWriter& w) {
       w.counters("pullthrough_dns", dns.responder->counters());
+      w.counters("pullthrough_dns_tcp_listener", dns.responder->tcp_listener_counters());
       if (dns.forwarder != nullptr) {
         w.counters("pullthrough_dns_forwarder", dns.forwarder->counters());
       }

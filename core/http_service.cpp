@@ -103,7 +103,7 @@ struct HttpService::State : std::enable_shared_from_this<HttpService::State> {
   // so that it is destroyed before `self`, which owns the gate.
   static asio::awaitable<void> serve(std::shared_ptr<State> self,
                                      std::shared_ptr<Connection> connection, Endpoint peer,
-                                     Endpoint local, [[maybe_unused]] GateHolder hold) {
+                                     Endpoint local, [[maybe_unused]] ConnectionHold hold) {
     co_await self->serve_connection(std::move(connection), peer, local);
   }
 

@@ -30,6 +30,8 @@ struct TcpListener::State : std::enable_shared_from_this<TcpListener::State> {
   OnConnection on_connection;
   std::shared_ptr<spdlog::logger> log;
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
+  // Shared with every ConnectionHold, which may outlive the listener.
+  std::shared_ptr<std::atomic<std::size_t>> open = std::make_shared<std::atomic<std::size_t>>(0);
   std::vector<Endpoint> bound;
 
   State(asio::io_context& io_context, std::string service, std::vector<Endpoint> endpoints,
@@ -72,19 +74,19 @@ struct TcpListener::State : std::enable_shared_from_this<TcpListener::State> {
       auto local = socket.local_endpoint(ec);
       if (ec) continue;
       AcceptedConnection connection{std::move(socket), to_endpoint(peer), to_endpoint(local),
-                                    GateHolder()};
+                                    ConnectionHold()};
       if (!allow.empty() && !contains_any(allow, connection.peer.address)) {
         counters.connections_refused.add();
         log->debug("refused {}: not in the allow list", connection.peer.to_string());
         continue;
       }
-      // The gate also counts one holder per accept loop.
-      if (gate.count() >= max_connections + acceptors.size()) {
+      if (open->load() >= max_connections) {
         counters.connections_over_limit.add();
         continue;
       }
-      connection.hold = GateHolder(gate);
-      if (!connection.hold) co_return;  // stopping
+      GateHolder in_gate(gate);
+      if (!in_gate) co_return;  // stopping
+      connection.hold = ConnectionHold(std::move(in_gate), open);
       counters.connections_accepted.add();
       on_connection(std::move(connection));
     }
@@ -139,5 +141,7 @@ void TcpListener::close() {
 }
 
 const std::vector<Endpoint>& TcpListener::bound() const { return state_->bound; }
+
+std::size_t TcpListener::open_connections() const { return state_->open->load(); }
 
 }  // namespace pullthrough::core

@@ -5,6 +5,8 @@
 
 #include "core/asio.hpp"
 
+#include <atomic>
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <string>
@@ -27,13 +29,47 @@ struct ListenerCounters {
   PULLTHROUGH_COUNTER_VISITOR(PULLTHROUGH_LISTENER_COUNTERS)
 };
 
+// What an accepted connection holds until it is done with: its place among the listener's
+// max_connections, and the service's gate, so that the service's stop() waits for it. Counted
+// apart from the gate, since the gate has other holders too (accept loops, UDP sockets).
+class ConnectionHold {
+ public:
+  ConnectionHold() = default;
+  // Takes one place of `open`.
+  ConnectionHold(GateHolder gate, std::shared_ptr<std::atomic<std::size_t>> open)
+      : gate_(std::move(gate)), open_(std::move(open)) {
+    open_->fetch_add(1);
+  }
+  ConnectionHold(ConnectionHold&&) noexcept = default;
+  ConnectionHold& operator=(ConnectionHold&& other) noexcept {
+    if (this != &other) {
+      release();
+      gate_ = std::move(other.gate_);
+      open_ = std::move(other.open_);
+    }
+    return *this;
+  }
+  ConnectionHold(const ConnectionHold&) = delete;
+  ConnectionHold& operator=(const ConnectionHold&) = delete;
+  ~ConnectionHold() { release(); }
+
+  explicit operator bool() const { return static_cast<bool>(gate_); }
+
+ private:
+  void release() {
+    if (open_) std::exchange(open_, nullptr)->fetch_sub(1);
+    gate_ = GateHolder();
+  }
+  GateHolder gate_;
+  std::shared_ptr<std::atomic<std::size_t>> open_;
+};
+
 struct AcceptedConnection {
   // On its own strand: the service may drive it from any thread through that strand.
   boost::asio::ip::tcp::socket socket;
   Endpoint peer;
   Endpoint local;
-  // Holds the service's gate open until the connection is done with.
-  GateHolder hold;
+  ConnectionHold hold;
 };
 
 class TcpListener {
@@ -61,6 +97,8 @@ class TcpListener {
 
   // The addresses actually bound (port 0 becomes the kernel's choice). Valid after bind().
   const std::vector<Endpoint>& bound() const;
+  // Connections accepted and not yet done with.
+  std::size_t open_connections() const;
 
  private:
   struct State;

@@ -36,10 +36,6 @@ using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>
 constexpr std::size_t kUdpBuffer = 4096;  // larger datagrams are no queries of ours
 constexpr std::size_t kUdpBatch = 32;     // datagrams per recvmmsg / sendmmsg
 constexpr int kUdpRounds = 8;             // batches per wake-up before stop() gets a turn
-constexpr std::size_t kMaxTcpConnections = 1024;
-constexpr std::size_t kMaxTcpInFlight = 64;  // per connection (RFC 7766 pipelining)
-constexpr auto kTcpIdleTimeout = std::chrono::seconds(10);
-constexpr auto kTcpReadTimeout = std::chrono::seconds(10);
 // RFC 8767 section 4: a stale answer carries a short TTL so clients ask again soon.
 constexpr std::uint32_t kStaleTtl = 30;
 
@@ -125,7 +121,9 @@ struct Responder::State : std::enable_shared_from_this<Responder::State> {
     std::deque<std::vector<std::uint8_t>> queue;
     bool writing = false;
     std::size_t in_flight = 0;
-    explicit TcpConnection(tcp::socket socket) : stream(std::move(socket)) {}
+    std::chrono::milliseconds read_timeout;
+    TcpConnection(tcp::socket socket, std::chrono::milliseconds timeout)
+        : stream(std::move(socket)), read_timeout(timeout) {}
   };
 
   // One socket of a UDP listener, with its own thread and event loop. SO_REUSEPORT spreads the
@@ -158,6 +156,7 @@ struct Responder::State : std::enable_shared_from_this<Responder::State> {
   RateLimiter limiter;
   DnsCounters counters;
 
+  TcpLimits tcp_limits;
   core::Gate gate;
   core::ListenerCounters tcp_counters;
   std::unique_ptr<core::TcpListener> tcp_listener;
@@ -167,7 +166,7 @@ struct Responder::State : std::enable_shared_from_this<Responder::State> {
   std::list<std::shared_ptr<TcpConnection>> tcp_connections;
 
   State(asio::io_context& io_context, const config::Config& cfg, health::HealthGate& health_gate,
-        Upstream& upstream_resolver, const core::Clock& clock)
+        Upstream& upstream_resolver, const core::Clock& clock, TcpLimits tcp)
       : io(io_context),
         config(cfg),
         health(health_gate),
@@ -175,7 +174,8 @@ struct Responder::State : std::enable_shared_from_this<Responder::State> {
         answer_ttl(static_cast<std::uint32_t>(
             std::chrono::duration_cast<std::chrono::seconds>(cfg.dns.answer_ttl).count())),
         cache(cfg.dns.cache.max_entries, cfg.dns.cache.serve_stale, clock),
-        limiter(cfg.dns.per_client_qps, clock) {
+        limiter(cfg.dns.per_client_qps, clock),
+        tcp_limits(tcp) {
     for (const auto& registry : cfg.registries) {
       intercepted.insert(registry.host);
       intercepted.insert(registry.aliases.begin(), registry.aliases.end());
@@ -528,7 +528,8 @@ struct Responder::State : std::enable_shared_from_this<Responder::State> {
   // ---- TCP ----
 
   void on_tcp_connection(core::AcceptedConnection accepted) {
-    auto connection = std::make_shared<TcpConnection>(std::move(accepted.socket));
+    auto connection =
+        std::make_shared<TcpConnection>(std::move(accepted.socket), tcp_limits.read_timeout);
     auto executor = connection->stream.get_executor();
     core::spawn_logged(
         executor,
@@ -551,7 +552,7 @@ struct Responder::State : std::enable_shared_from_this<Responder::State> {
   static void write_next(const std::shared_ptr<TcpConnection>& connection) {
     if (connection->writing || connection->queue.empty()) return;
     connection->writing = true;
-    connection->stream.expires_after(kTcpReadTimeout);
+    connection->stream.expires_after(connection->read_timeout);
     asio::async_write(connection->stream, asio::buffer(connection->queue.front()),
                       [connection](const error_code& ec, std::size_t) {
                         connection->writing = false;
@@ -568,7 +569,7 @@ struct Responder::State : std::enable_shared_from_this<Responder::State> {
   static asio::awaitable<void> tcp_session(std::shared_ptr<State> self,
                                            std::shared_ptr<TcpConnection> connection,
                                            core::Endpoint peer,
-                                           [[maybe_unused]] core::GateHolder hold) {
+                                           [[maybe_unused]] core::ConnectionHold hold) {
     std::list<std::shared_ptr<TcpConnection>>::iterator registered;
     {
       std::lock_guard lock(self->tcp_mutex);
@@ -580,18 +581,19 @@ struct Responder::State : std::enable_shared_from_this<Responder::State> {
     std::vector<std::uint8_t> message;
     for (;;) {
       std::array<std::uint8_t, 2> length_bytes{};
-      stream.expires_after(kTcpIdleTimeout);
+      stream.expires_after(self->tcp_limits.idle_timeout);
       co_await asio::async_read(stream, asio::buffer(length_bytes),
                                 asio::redirect_error(asio::use_awaitable, ec));
       if (ec) break;
       std::size_t length = (std::size_t{length_bytes[0]} << 8) | length_bytes[1];
       if (length == 0) break;
       message.resize(length);
-      stream.expires_after(kTcpReadTimeout);
+      stream.expires_after(self->tcp_limits.read_timeout);
       co_await asio::async_read(stream, asio::buffer(message),
                                 asio::redirect_error(asio::use_awaitable, ec));
       if (ec) break;
-      if (connection->in_flight >= kMaxTcpInFlight) break;  // a client that never reads answers
+      if (connection->in_flight >= self->tcp_limits.max_in_flight)
+        break;  // a client that never reads answers
       std::vector<std::uint8_t> now;
       auto outcome = self->answer(message, peer, true, now, [&] {
         ++connection->in_flight;
@@ -636,12 +638,12 @@ struct Responder::State : std::enable_shared_from_this<Responder::State> {
 };
 
 Responder::Responder(asio::io_context& io, const config::Config& config, health::HealthGate& gate,
-                     Upstream& upstream, const core::Clock& clock)
-    : state_(std::make_shared<State>(io, config, gate, upstream, clock)) {
+                     Upstream& upstream, const core::Clock& clock, TcpLimits tcp_limits)
+    : state_(std::make_shared<State>(io, config, gate, upstream, clock, tcp_limits)) {
   std::weak_ptr<State> weak = state_;
   state_->tcp_listener = std::make_unique<core::TcpListener>(
-      io, "dns", config.dns.listen, std::vector<core::Cidr>{}, kMaxTcpConnections, state_->gate,
-      state_->tcp_counters, [weak](core::AcceptedConnection connection) {
+      io, "dns", config.dns.listen, std::vector<core::Cidr>{}, tcp_limits.max_connections,
+      state_->gate, state_->tcp_counters, [weak](core::AcceptedConnection connection) {
         if (auto state = weak.lock()) state->on_tcp_connection(std::move(connection));
       });
 }
@@ -667,6 +669,10 @@ void Responder::handle(std::span<const std::uint8_t> packet, const core::Endpoin
   if (state_->answer(packet, client, over_tcp, now, [&] { return send; }) == Outcome::answered) {
     send(std::move(now));
   }
+}
+
+const core::ListenerCounters& Responder::tcp_listener_counters() const {
+  return state_->tcp_counters;
 }
 
 const DnsCounters& Responder::counters() const { return state_->counters; }

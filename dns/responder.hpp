@@ -63,6 +63,16 @@ struct DnsCounters {
   PULLTHROUGH_COUNTER_VISITOR(PULLTHROUGH_DNS_COUNTERS)
 };
 
+// DNS over TCP (RFC 7766): how many connections at once, how many queries a connection may have
+// waiting for answers, how long a connection may sit idle between queries, and how long a query
+// (after its length) or a write may take.
+struct TcpLimits {
+  std::size_t max_connections = 1024;
+  std::size_t max_in_flight = 64;
+  std::chrono::milliseconds idle_timeout = std::chrono::seconds(10);
+  std::chrono::milliseconds read_timeout = std::chrono::seconds(10);
+};
+
 class Responder final : public core::Service {
  public:
   // Called with the answer to send, at most once per query (not at all for a dropped packet), on
@@ -72,7 +82,7 @@ class Responder final : public core::Service {
   // `config`, `gate`, `upstream` and `clock` must outlive the responder. The responder calls
   // upstream.shutdown() once it has drained.
   Responder(boost::asio::io_context& io, const config::Config& config, health::HealthGate& gate,
-            Upstream& upstream, const core::Clock& clock);
+            Upstream& upstream, const core::Clock& clock, TcpLimits tcp_limits = {});
   ~Responder() override;
 
   std::string_view name() const override { return "dns"; }
@@ -84,6 +94,8 @@ class Responder final : public core::Service {
               Send send);
 
   const DnsCounters& counters() const;
+  // Connections accepted, refused and closed over the limit on the TCP listeners.
+  const core::ListenerCounters& tcp_listener_counters() const;
   // Answers in the forwarded-answer cache now.
   std::size_t cache_entries() const;
   std::vector<core::Endpoint> udp_endpoints() const;

@@ -1,7 +1,5 @@
 #include "proxy/front_door.hpp"
 
-#include <atomic>
-
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -25,9 +23,6 @@ struct TlsFrontDoor::State : std::enable_shared_from_this<TlsFrontDoor::State> {
   FrontDoorLimits limits;
   std::shared_ptr<spdlog::logger> log = core::logger("proxy");
   core::Gate gate;
-  // Connections from accept to the handler's end. Not gate.count(): the gate also counts each
-  // accept loop.
-  std::atomic<std::size_t> open{0};
   FrontDoorCounters counters;
   core::ListenerCounters listener_counters;
   std::unique_ptr<core::TcpListener> listener;
@@ -48,14 +43,7 @@ struct TlsFrontDoor::State : std::enable_shared_from_this<TlsFrontDoor::State> {
   // The connection's gate holder is released only after the handler returns. It is a local here
   // and `self` a parameter, so the holder leaves the gate before `self` can release it.
   static asio::awaitable<void> run(std::shared_ptr<State> self, core::AcceptedConnection accepted) {
-    core::GateHolder hold = std::move(accepted.hold);
-    struct Open {
-      std::atomic<std::size_t>& count;
-      explicit Open(std::atomic<std::size_t>& n) : count(n) { count.fetch_add(1); }
-      ~Open() { count.fetch_sub(1); }
-      Open(const Open&) = delete;
-      Open& operator=(const Open&) = delete;
-    } open_now(self->open);
+    core::ConnectionHold hold = std::move(accepted.hold);
     co_await self->handshake_and_handle(std::move(accepted));
   }
 
@@ -119,7 +107,7 @@ const std::vector<core::Endpoint>& TlsFrontDoor::bound_endpoints() const {
 }
 
 const FrontDoorCounters& TlsFrontDoor::counters() const { return state_->counters; }
-std::size_t TlsFrontDoor::open_connections() const { return state_->open.load(); }
+std::size_t TlsFrontDoor::open_connections() const { return state_->listener->open_connections(); }
 
 const core::ListenerCounters& TlsFrontDoor::listener_counters() const {
   return state_->listener_counters;

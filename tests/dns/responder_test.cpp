@@ -10,6 +10,7 @@
 #include "config/loader.hpp"
 #include "dns/answers.hpp"
 #include "dns_test_support.hpp"
+#include "tests/core/eventually.hpp"
 #include "tests/core/fake_clock.hpp"
 
 namespace pullthrough::dns {
@@ -345,6 +346,76 @@ TEST(ResponderSocketTest, AnswersOverUdpAndTcp) {
   EXPECT_EQ(drained.get_future().wait_for(std::chrono::seconds(5)), std::future_status::ready);
   worker.join();
   EXPECT_TRUE(upstream.shut_down);
+}
+
+// The README's TCP limits (RFC 7766 section 6.2): an idle connection is closed, and connections
+// past the bound are closed at once and counted.
+TEST(ResponderSocketTest, TcpConnectionsAreBoundedAndIdleOnesClosed) {
+  auto config = test_config();
+  core::SteadyClock clock;
+  health::SwitchableHealthGate gate;
+  gate.set({*core::parse_ip("192.0.2.10")});
+  FakeUpstream upstream;
+  TcpLimits limits;
+  limits.max_connections = 2;
+  limits.idle_timeout = std::chrono::milliseconds(300);
+  asio::io_context io;
+  Responder responder(io, config, gate, upstream, clock, limits);
+  responder.start();
+  std::thread worker([&] { io.run(); });
+  const asio::ip::tcp::endpoint server(asio::ip::make_address("127.0.0.1"),
+                                       responder.tcp_endpoints().at(0).port);
+  auto query = make_query({.name = "quay.io.", .type = rrtype::kA});
+  std::vector<std::uint8_t> framed{static_cast<std::uint8_t>(query.size() >> 8),
+                                   static_cast<std::uint8_t>(query.size() & 0xFF)};
+  framed.insert(framed.end(), query.begin(), query.end());
+  asio::io_context client_io;
+  // Answered, then it ends: EOF (or a reset) from the server.
+  auto answered_then_ended = [&](asio::ip::tcp::socket& socket) {
+    asio::write(socket, asio::buffer(framed));
+    std::array<std::uint8_t, 2> length{};
+    boost::system::error_code ec;
+    asio::read(socket, asio::buffer(length), ec);
+    if (ec) return false;
+    std::vector<std::uint8_t> message((length[0] << 8) | length[1]);
+    asio::read(socket, asio::buffer(message), ec);
+    if (ec || decode(message).answer.empty()) return false;
+    std::uint8_t byte = 0;
+    socket.read_some(asio::buffer(&byte, 1), ec);
+    return ec == asio::error::eof || ec == asio::error::connection_reset;
+  };
+
+  asio::ip::tcp::socket first(client_io), second(client_io), third(client_io);
+  const auto& listener = responder.tcp_listener_counters();
+  first.connect(server);
+  second.connect(server);
+  ASSERT_TRUE(
+      core::testing::eventually([&] { return listener.connections_accepted.value() == 2; }));
+  third.connect(server);
+  boost::system::error_code ec;
+  std::uint8_t byte = 0;
+  third.read_some(asio::buffer(&byte, 1), ec);
+  EXPECT_TRUE(ec == asio::error::eof || ec == asio::error::connection_reset) << ec.message();
+  EXPECT_EQ(listener.connections_over_limit.value(), 1U);
+
+  auto started = std::chrono::steady_clock::now();
+  EXPECT_TRUE(answered_then_ended(first));
+  auto idle = std::chrono::steady_clock::now() - started;
+  EXPECT_GE(idle, limits.idle_timeout - std::chrono::milliseconds(50));
+  EXPECT_LT(idle, limits.idle_timeout + std::chrono::seconds(3));
+  // The other never asked: closed by the same timeout, counted from its accept.
+  second.read_some(asio::buffer(&byte, 1), ec);
+  EXPECT_TRUE(ec == asio::error::eof || ec == asio::error::connection_reset) << ec.message();
+  EXPECT_TRUE(core::testing::eventually([&] {
+    asio::ip::tcp::socket fourth(client_io);
+    fourth.connect(server);
+    return answered_then_ended(fourth);
+  }));
+
+  std::promise<void> drained;
+  asio::post(io, [&] { responder.stop([&] { drained.set_value(); }); });
+  EXPECT_EQ(drained.get_future().wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  worker.join();
 }
 
 // Answers on another thread, later: the path of a real forward.
