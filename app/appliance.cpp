@@ -199,6 +199,30 @@ std::vector<core::IpAddress> own_addresses(const config::Config& cfg,
   return own;
 }
 
+// The real resolvers that `selection` found, as a dns::Upstream: a Forwarder, or a NoUpstream
+// that fails every query when there are none (`none_warning` says what that costs). `forwarder`
+// is set to the Forwarder, for its metrics. Null, logged as `what`, when it cannot start.
+std::unique_ptr<dns::Upstream> make_forwarder(const dns::UpstreamSelection& selection,
+                                              const config::Config& cfg,
+                                              boost::asio::io_context& io, spdlog::logger& log,
+                                              std::string_view what, std::string_view none_warning,
+                                              dns::Forwarder*& forwarder) {
+  if (selection.upstreams.empty()) {
+    log.warn("{}", none_warning);
+    return std::make_unique<dns::NoUpstream>();
+  }
+  try {
+    auto made = std::make_unique<dns::Forwarder>(
+        io, selection.upstreams,
+        std::chrono::duration_cast<std::chrono::milliseconds>(cfg.dns.upstream_timeout));
+    forwarder = made.get();
+    return made;
+  } catch (const std::exception& e) {
+    log.critical("cannot start the {}: {}", what, e.what());
+    return nullptr;
+  }
+}
+
 // The proxy resolves upstream registries through the real resolvers, the same ones the DNS
 // responder forwards to, never through the system resolver (which may be this appliance).
 // With `dns_listens` false (--role proxy) no DNS listener runs here, so an upstream resolver on
@@ -213,22 +237,12 @@ std::optional<int> build_upstream_resolver(const config::Config& cfg, boost::asi
                                          appliance_addresses(cfg.appliance, host_addresses));
   for (const auto& error : selection.errors) log->critical("{}", error);
   if (!selection.errors.empty()) return kExitConfig;
-  if (selection.upstreams.empty()) {
-    log->warn(
-        "no usable resolver for upstream registries: cache misses will fail (set "
-        "dns.upstreams)");
-    parts.resolvers = std::make_unique<dns::NoUpstream>();
-  } else {
-    try {
-      auto forwarder = std::make_unique<dns::Forwarder>(
-          io, selection.upstreams,
-          std::chrono::duration_cast<std::chrono::milliseconds>(cfg.dns.upstream_timeout));
-      parts.resolver_forwarder = forwarder.get();
-      parts.resolvers = std::move(forwarder);
-    } catch (const std::exception& e) {
-      log->critical("cannot start the upstream resolver: {}", e.what());
-      return kExitFailure;
-    }
+  parts.resolvers = make_forwarder(
+      selection, cfg, io, *log, "upstream resolver",
+      "no usable resolver for upstream registries: cache misses will fail (set dns.upstreams)",
+      parts.resolver_forwarder);
+  if (!parts.resolvers) return kExitFailure;
+  if (parts.resolver_forwarder != nullptr) {
     log->info("upstream registries are resolved through: {}", join(selection.upstreams));
   }
   parts.resolver = std::make_unique<dns::AddressResolver>(io, *parts.resolvers, parts.clock);
@@ -315,24 +329,12 @@ std::optional<int> build_dns(const config::Config& cfg, boost::asio::io_context&
   for (const auto& error : selection.errors) log->critical("{}", error);
   if (!selection.errors.empty()) return kExitConfig;
   for (const auto& dropped : selection.dropped) log->info("not forwarding to {}", dropped);
-  if (selection.upstreams.empty()) {
-    log->warn(
-        "no usable upstream resolver: names that are not intercepted will get "
-        "SERVFAIL (set dns.upstreams)");
-    parts.upstream = std::make_unique<dns::NoUpstream>();
-  } else {
-    log->info("forwarding to: {}", join(selection.upstreams));
-    try {
-      auto forwarder = std::make_unique<dns::Forwarder>(
-          io, selection.upstreams,
-          std::chrono::duration_cast<std::chrono::milliseconds>(cfg.dns.upstream_timeout));
-      parts.forwarder = forwarder.get();
-      parts.upstream = std::move(forwarder);
-    } catch (const std::exception& e) {
-      log->critical("cannot start the forwarder: {}", e.what());
-      return kExitFailure;
-    }
-  }
+  if (!selection.upstreams.empty()) log->info("forwarding to: {}", join(selection.upstreams));
+  parts.upstream = make_forwarder(selection, cfg, io, *log, "forwarder",
+                                  "no usable upstream resolver: names that are not intercepted "
+                                  "will get SERVFAIL (set dns.upstreams)",
+                                  parts.forwarder);
+  if (!parts.upstream) return kExitFailure;
   auto responder =
       std::make_unique<dns::Responder>(io, cfg, parts.gate, *parts.upstream, parts.clock);
   parts.responder = responder.get();

@@ -28,10 +28,6 @@ constexpr std::size_t kChunkBytes = std::size_t{256} * 1024;
 // mechanism (a lost wake-up would cost at most this much).
 constexpr auto kSafetyWake = std::chrono::seconds(1);
 
-UnixSeconds unix_seconds(const core::WallClock& clock) {
-  return std::chrono::duration_cast<std::chrono::seconds>(clock.now().time_since_epoch()).count();
-}
-
 }  // namespace
 
 FetchProgress BlobFetch::progress() const {

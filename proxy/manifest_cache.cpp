@@ -78,10 +78,6 @@ ManifestCache::ManifestCache(BlobStore& store, MetadataIndex& index, const core:
       counters_(counters),
       log_(core::logger("proxy")) {}
 
-std::int64_t ManifestCache::now_seconds() const {
-  return std::chrono::duration_cast<std::chrono::seconds>(clock_.now().time_since_epoch()).count();
-}
-
 std::shared_ptr<const ManifestCache::Cached> ManifestCache::cached(const std::string& digest) {
   {
     std::lock_guard lock(hot_mutex_);
@@ -147,7 +143,7 @@ std::optional<TagRecord> ManifestCache::tag_of(const std::string& host,
 
 void ManifestCache::record_tag(const std::string& host, const ManifestRequest& request,
                                const std::string& digest, ManifestTypeSet types) {
-  TagRecord record{digest, now_seconds()};
+  TagRecord record{digest, unix_seconds(clock_)};
   index_.put_tag(host, request.repository, request.reference, digest, record.confirmed_at, types);
   std::lock_guard lock(hot_mutex_);
   if (hot_tags_.size() >= kHotTags) hot_tags_.clear();
@@ -241,7 +237,7 @@ asio::awaitable<ManifestAnswer> ManifestCache::get(ManifestRequest request) {
     co_return answer;
   }
 
-  auto age = std::chrono::seconds(now_seconds() - tag->confirmed_at);
+  auto age = std::chrono::seconds(unix_seconds(clock_) - tag->confirmed_at);
   if (age >= std::chrono::seconds(0) && age < request.registry->manifest_ttl) {
     co_return co_await answer_cached(request, tag->digest, false);
   }

@@ -116,7 +116,6 @@ class ManifestCache {
                                                std::string_view accept);
   boost::asio::awaitable<ManifestAnswer> answer_cached(const ManifestRequest& request,
                                                        const std::string& digest, bool stale);
-  std::int64_t now_seconds() const;
 
   BlobStore& store_;
   MetadataIndex& index_;

@@ -1,8 +1,8 @@
 // What the cache knows about the content it holds, apart from the bytes themselves (those live
 // content-addressed behind the storage interface): which digest a tag named when upstream last
 // confirmed it, each manifest's media type and size, each blob's size and access times, and which
-// repository referenced which digest. The proxy asks it per request; the retention job asks it
-// which blobs were used least recently and how many bytes the cache holds.
+// repository referenced which digest. The proxy asks it per request; it can also say which
+// blobs were used least recently and how many bytes the cache holds, for eviction (not built yet).
 //
 // Backed by SQLite 3 because it gives atomic transactions, survives a crash of the process or the
 // machine without corruption (WAL journal), keeps everything in one file next to the store, can
@@ -23,12 +23,17 @@
 #include <string>
 #include <vector>
 
+#include "core/clock.hpp"
 #include "proxy/media_types.hpp"
 
 namespace pullthrough::proxy {
 
 // Wall-clock seconds since the epoch, passed in by the caller (tests use fixed values).
 using UnixSeconds = std::int64_t;
+
+inline UnixSeconds unix_seconds(const core::WallClock& clock) {
+  return std::chrono::duration_cast<std::chrono::seconds>(clock.now().time_since_epoch()).count();
+}
 
 struct TagRecord {
   std::string digest;

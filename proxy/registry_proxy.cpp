@@ -77,10 +77,6 @@ std::string field(const http::response_header<>& header, std::string_view name) 
   return found == header.end() ? std::string() : std::string(found->value());
 }
 
-UnixSeconds unix_seconds(const core::WallClock& clock) {
-  return std::chrono::duration_cast<std::chrono::seconds>(clock.now().time_since_epoch()).count();
-}
-
 }  // namespace
 
 // One connection: the stream, the read buffer, and what the current request is.
