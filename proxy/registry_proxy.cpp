@@ -165,7 +165,7 @@ class RegistryProxy::Session {
     }
     const Route& route = *routed.route;
     bool head = request.method() == http::verb::head;
-    if (route.endpoint == Endpoint::upload || (request.method() != http::verb::get && !head)) {
+    if (route.endpoint == ApiEndpoint::upload || (request.method() != http::verb::get && !head)) {
       counters_.requests_rejected.add();
       co_return co_await send_error(OciError::unsupported,
                                     "this registry cache serves pulls only (GET and HEAD); push "
@@ -175,16 +175,16 @@ class RegistryProxy::Session {
       co_return co_await send_error(OciError::not_found, "no upstream for this registry");
     }
     switch (route.endpoint) {
-      case Endpoint::base:
+      case ApiEndpoint::base:
         co_return co_await send_base(head);
-      case Endpoint::manifest:
+      case ApiEndpoint::manifest:
         co_return co_await serve_manifest(route, request, head);
-      case Endpoint::blob:
+      case ApiEndpoint::blob:
         co_return co_await serve_blob(route, request, head);
-      case Endpoint::tags_list:
-      case Endpoint::referrers:
+      case ApiEndpoint::tags_list:
+      case ApiEndpoint::referrers:
         co_return co_await pass_through(route, request, head);
-      case Endpoint::upload:
+      case ApiEndpoint::upload:
         break;
     }
     co_return co_await send_error(OciError::not_found, "not a registry API path");

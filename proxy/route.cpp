@@ -49,14 +49,14 @@ RouteResult failure(RouteError error, std::string message) {
   return result;
 }
 
-RouteResult success(Endpoint endpoint, std::string_view repository, std::string_view reference,
+RouteResult success(ApiEndpoint endpoint, std::string_view repository, std::string_view reference,
                     bool is_digest) {
   RouteResult result;
   result.route = Route{endpoint, std::string(repository), std::string(reference), is_digest};
   return result;
 }
 
-std::optional<RouteResult> check_digest_reference(Endpoint endpoint, std::string_view digest) {
+std::optional<RouteResult> check_digest_reference(ApiEndpoint endpoint, std::string_view digest) {
   switch (check_digest(digest)) {
     case DigestStatus::ok:
       return std::nullopt;
@@ -67,10 +67,10 @@ std::optional<RouteResult> check_digest_reference(Endpoint endpoint, std::string
       break;
   }
   switch (endpoint) {
-    case Endpoint::manifest:
+    case ApiEndpoint::manifest:
       return failure(RouteError::manifest_unknown,
                      "reference " + quoted(digest) + " is neither a valid tag nor a digest");
-    case Endpoint::blob:
+    case ApiEndpoint::blob:
       return failure(RouteError::blob_unknown, "digest " + quoted(digest) + " is invalid");
     default:
       return failure(RouteError::digest_invalid, "digest " + quoted(digest) + " is invalid");
@@ -139,7 +139,7 @@ DigestStatus check_digest(std::string_view digest) {
 RouteResult parse_route(std::string_view target) {
   auto query = target.find('?');
   std::string_view path = target.substr(0, query);
-  if (path == "/v2" || path == "/v2/") return success(Endpoint::base, "", "", false);
+  if (path == "/v2" || path == "/v2/") return success(ApiEndpoint::base, "", "", false);
   if (!path.starts_with("/v2/")) return failure(RouteError::not_found, "not a registry API path");
   path.remove_prefix(4);
 
@@ -168,26 +168,26 @@ RouteResult parse_route(std::string_view target) {
                                c == '_' || c == '.' || c == '=';
                       });
     if (!session_ok) return failure(RouteError::not_found, "unknown upload session");
-    return success(Endpoint::upload, upload_name, last, false);
+    return success(ApiEndpoint::upload, upload_name, last, false);
   }
 
-  Endpoint endpoint;
+  ApiEndpoint endpoint;
   if (kind == "manifests") {
-    endpoint = Endpoint::manifest;
+    endpoint = ApiEndpoint::manifest;
   } else if (kind == "blobs") {
-    endpoint = Endpoint::blob;
+    endpoint = ApiEndpoint::blob;
   } else if (kind == "referrers") {
-    endpoint = Endpoint::referrers;
+    endpoint = ApiEndpoint::referrers;
   } else if (kind == "tags" && last == "list") {
-    endpoint = Endpoint::tags_list;
+    endpoint = ApiEndpoint::tags_list;
   } else {
     return failure(RouteError::not_found, "not a registry API path");
   }
   if (!is_valid_repository(name)) {
     return failure(RouteError::name_invalid, "repository name " + quoted(name) + " is invalid");
   }
-  if (endpoint == Endpoint::tags_list) return success(endpoint, name, "", false);
-  if (endpoint == Endpoint::manifest && last.find(':') == std::string_view::npos) {
+  if (endpoint == ApiEndpoint::tags_list) return success(endpoint, name, "", false);
+  if (endpoint == ApiEndpoint::manifest && last.find(':') == std::string_view::npos) {
     if (!is_valid_tag(last)) {
       return failure(RouteError::manifest_unknown,
                      "reference " + quoted(last) + " is neither a valid tag nor a digest");

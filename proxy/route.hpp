@@ -27,7 +27,7 @@ enum class DigestStatus { ok, malformed, unsupported };
 // (128 lower-case hex) are ok; another well-formed algorithm is unsupported.
 DigestStatus check_digest(std::string_view digest);
 
-enum class Endpoint : std::uint8_t {
+enum class ApiEndpoint : std::uint8_t {
   base,       // /v2/
   manifest,   // /v2/<name>/manifests/<tag or digest>
   blob,       // /v2/<name>/blobs/<digest>
@@ -53,7 +53,7 @@ OciError oci_error_of(RouteError error);
 unsigned status_of(RouteError error);
 
 struct Route {
-  Endpoint endpoint = Endpoint::base;
+  ApiEndpoint endpoint = ApiEndpoint::base;
   std::string repository;  // empty for base
   std::string reference;   // tag or digest; empty for base, tags_list and upload
   bool reference_is_digest = false;

@@ -12,14 +12,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (!result.route) return 0;
   const auto& route = *result.route;
   using pullthrough::proxy::Endpoint;
-  if (route.endpoint == Endpoint::base) return 0;
+  if (route.endpoint == ApiEndpoint::base) return 0;
   if (!pullthrough::proxy::is_valid_repository(route.repository)) std::abort();
   if (route.repository.find("..") != std::string::npos) std::abort();
   if (route.reference_is_digest &&
       pullthrough::proxy::check_digest(route.reference) != pullthrough::proxy::DigestStatus::ok) {
     std::abort();
   }
-  if (route.endpoint == Endpoint::manifest && !route.reference_is_digest &&
+  if (route.endpoint == ApiEndpoint::manifest && !route.reference_is_digest &&
       !pullthrough::proxy::is_valid_tag(route.reference)) {
     std::abort();
   }

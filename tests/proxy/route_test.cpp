@@ -73,14 +73,14 @@ TEST(RouteTest, Base) {
   for (const char* target : {"/v2/", "/v2", "/v2/?x=1"}) {
     auto r = parse_route(target);
     ASSERT_TRUE(r.route) << target;
-    EXPECT_EQ(r.route->endpoint, Endpoint::base);
+    EXPECT_EQ(r.route->endpoint, ApiEndpoint::base);
   }
 }
 
 TEST(RouteTest, ManifestByTagAndDigest) {
   auto tag = parse_route("/v2/library/alpine/manifests/3.19");
   ASSERT_TRUE(tag.route);
-  EXPECT_EQ(tag.route->endpoint, Endpoint::manifest);
+  EXPECT_EQ(tag.route->endpoint, ApiEndpoint::manifest);
   EXPECT_EQ(tag.route->repository, "library/alpine");
   EXPECT_EQ(tag.route->reference, "3.19");
   EXPECT_FALSE(tag.route->reference_is_digest);
@@ -94,21 +94,21 @@ TEST(RouteTest, ManifestByTagAndDigest) {
 TEST(RouteTest, BlobTagsReferrersAndUploads) {
   auto blob = parse_route("/v2/a/b/blobs/" + kDigest);
   ASSERT_TRUE(blob.route);
-  EXPECT_EQ(blob.route->endpoint, Endpoint::blob);
+  EXPECT_EQ(blob.route->endpoint, ApiEndpoint::blob);
   EXPECT_EQ(blob.route->repository, "a/b");
 
   auto tags = parse_route("/v2/a/b/tags/list?n=10&last=v1");
   ASSERT_TRUE(tags.route);
-  EXPECT_EQ(tags.route->endpoint, Endpoint::tags_list);
+  EXPECT_EQ(tags.route->endpoint, ApiEndpoint::tags_list);
   EXPECT_EQ(tags.route->repository, "a/b");
 
   auto referrers = parse_route("/v2/a/referrers/" + kDigest + "?artifactType=x");
   ASSERT_TRUE(referrers.route);
-  EXPECT_EQ(referrers.route->endpoint, Endpoint::referrers);
+  EXPECT_EQ(referrers.route->endpoint, ApiEndpoint::referrers);
 
   auto start = parse_route("/v2/a/b/blobs/uploads/");
   ASSERT_TRUE(start.route);
-  EXPECT_EQ(start.route->endpoint, Endpoint::upload);
+  EXPECT_EQ(start.route->endpoint, ApiEndpoint::upload);
   EXPECT_EQ(start.route->repository, "a/b");
   EXPECT_EQ(start.route->reference, "");
 
@@ -123,7 +123,7 @@ TEST(RouteTest, RepositoryNamedLikeAnEndpointKeyword) {
   EXPECT_EQ(r.route->repository, "manifests/blobs");
   auto u = parse_route("/v2/blobs/uploads/manifests/v1");
   ASSERT_TRUE(u.route);
-  EXPECT_EQ(u.route->endpoint, Endpoint::manifest);
+  EXPECT_EQ(u.route->endpoint, ApiEndpoint::manifest);
   EXPECT_EQ(u.route->repository, "blobs/uploads");
 }
 
