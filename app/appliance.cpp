@@ -31,7 +31,7 @@
 #include "dns/address_resolver.hpp"
 #include "dns/forwarder.hpp"
 #include "dns/responder.hpp"
-#include "dns/upstreams.hpp"
+#include "dns/upstream_selection.hpp"
 #include "health/cache_probe.hpp"
 #include "health/gate.hpp"
 #include "health/monitor.hpp"

@@ -52,8 +52,9 @@ Channel open_channel(const std::vector<core::Endpoint>& upstreams,
   init_library();
   // ares_options wants mutable strings.
   char lookups[] = "b";  // DNS only, never /etc/hosts
-  // The upstreams are ours to choose (dns/upstreams.cpp already read resolv.conf when asked to):
-  // an empty file keeps the host's search domains, options and nsswitch.conf out of the channel.
+  // The upstreams are ours to choose (dns/upstream_selection.cpp already read resolv.conf when
+  // asked to): an empty file keeps the host's search domains, options and nsswitch.conf out of the
+  // channel.
   char resolv_conf[] = "/dev/null";
   ares_options options{};
   // NOCHECKRESP: SERVFAIL, REFUSED and NOTIMP are answers to relay, not reasons to try the next

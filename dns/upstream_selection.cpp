@@ -1,4 +1,4 @@
-#include "dns/upstreams.hpp"
+#include "dns/upstream_selection.hpp"
 
 #include <algorithm>
 #include <sstream>
