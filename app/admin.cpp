@@ -1,5 +1,7 @@
 #include "app/admin.hpp"
 
+#include "core/asio.hpp"
+
 #include <ctime>
 
 #include <fmt/format.h>
@@ -8,7 +10,6 @@
 namespace pullthrough::app {
 namespace {
 
-namespace http = boost::beast::http;
 using Json = nlohmann::ordered_json;
 
 Json host_json(const health::HostStatus& host) {

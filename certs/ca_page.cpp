@@ -1,11 +1,11 @@
 #include "certs/ca_page.hpp"
 
+#include "core/asio.hpp"
+
 #include <algorithm>
 
 namespace pullthrough::certs {
 namespace {
-
-namespace http = boost::beast::http;
 
 core::HttpResponse respond(http::status status, std::string_view type, std::string body) {
   core::HttpResponse res{status, 11};

@@ -14,3 +14,16 @@
 #endif
 
 #include <boost/asio.hpp>
+
+// The project's short names for Boost's networking namespaces, the same in every file. The two
+// empty blocks declare the namespaces an alias may only name once they exist.
+namespace boost::beast::http {}
+namespace boost::asio::ssl {}
+
+namespace pullthrough {
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+namespace ssl = boost::asio::ssl;
+using boost::system::error_code;
+}  // namespace pullthrough

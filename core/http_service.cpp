@@ -1,5 +1,7 @@
 #include "core/http_service.hpp"
 
+#include "core/asio.hpp"
+
 #include <list>
 #include <mutex>
 
@@ -15,11 +17,7 @@
 namespace pullthrough::core {
 namespace {
 
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
 using asio::ip::tcp;
-using boost::system::error_code;
 
 HttpResponse plain_response(http::status status, std::string body) {
   HttpResponse res{status, 11};

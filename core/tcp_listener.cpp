@@ -1,5 +1,7 @@
 #include "core/tcp_listener.hpp"
 
+#include "core/asio.hpp"
+
 #include <algorithm>
 
 #include <boost/asio/redirect_error.hpp>
@@ -11,9 +13,7 @@
 namespace pullthrough::core {
 namespace {
 
-namespace asio = boost::asio;
 using asio::ip::tcp;
-using boost::system::error_code;
 
 Endpoint to_endpoint(const tcp::endpoint& e) { return Endpoint{unmapped(e.address()), e.port()}; }
 

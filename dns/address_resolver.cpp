@@ -1,5 +1,7 @@
 #include "dns/address_resolver.hpp"
 
+#include "core/asio.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cstdint>
@@ -21,7 +23,6 @@
 namespace pullthrough::dns {
 namespace {
 
-namespace asio = boost::asio;
 using Done = std::function<void(core::ResolveResult)>;
 using TimePoint = core::Clock::TimePoint;
 

@@ -1,5 +1,7 @@
 #include "dns/forwarder.hpp"
 
+#include "core/asio.hpp"
+
 #include <algorithm>
 #include <cstring>
 #include <limits>
@@ -22,8 +24,6 @@
 namespace pullthrough::dns {
 namespace {
 
-namespace asio = boost::asio;
-using boost::system::error_code;
 using Done = std::function<void(ForwardResult)>;
 // The forwarder's strand, held type-erased as its timer and descriptors hold it.
 using Strand = asio::any_io_executor;

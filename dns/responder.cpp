@@ -1,5 +1,7 @@
 #include "dns/responder.hpp"
 
+#include "core/asio.hpp"
+
 #include <algorithm>
 #include <array>
 #include <deque>
@@ -26,11 +28,8 @@
 namespace pullthrough::dns {
 namespace {
 
-namespace asio = boost::asio;
-namespace beast = boost::beast;
 using asio::ip::tcp;
 using asio::ip::udp;
-using boost::system::error_code;
 using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
 
 constexpr std::size_t kUdpBuffer = 4096;  // larger datagrams are no queries of ours

@@ -1,5 +1,7 @@
 #include "health/cache_probe.hpp"
 
+#include "core/asio.hpp"
+
 #include <stdexcept>
 
 #include <boost/asio/redirect_error.hpp>
@@ -20,11 +22,6 @@
 
 namespace pullthrough::health {
 namespace {
-
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-using boost::system::error_code;
 
 std::string failure(const char* step, const error_code& ec, std::chrono::milliseconds timeout) {
   if (ec == beast::error::timeout) {

@@ -1,5 +1,7 @@
 #include "health/monitor.hpp"
 
+#include "core/asio.hpp"
+
 #include <mutex>
 
 #include <boost/asio/co_spawn.hpp>
@@ -17,8 +19,6 @@
 #include "core/units.hpp"
 
 namespace pullthrough::health {
-
-namespace asio = boost::asio;
 
 HostHealth::HostHealth(std::uint32_t rise, std::uint32_t fall, TimePoint created)
     : rise_(std::max<std::uint32_t>(rise, 1)),

@@ -1,5 +1,7 @@
 #include "proxy/blob_fetches.hpp"
 
+#include "core/asio.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <span>
@@ -17,9 +19,6 @@
 
 namespace pullthrough::proxy {
 namespace {
-
-namespace asio = boost::asio;
-namespace http = boost::beast::http;
 
 // Large enough that a fast upstream costs few wake-ups of the followers, small enough that they
 // start sending soon after the first bytes arrive.

@@ -1,5 +1,7 @@
 #include "proxy/direct_tls_writer.hpp"
 
+#include "core/asio.hpp"
+
 #include <cerrno>
 
 #include <boost/asio/redirect_error.hpp>
@@ -13,10 +15,6 @@
 
 namespace pullthrough::proxy {
 namespace {
-
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-using boost::system::error_code;
 
 // One wait for the socket to take bytes, shared with that wait's timeout handler (which runs on
 // the socket's strand, as the writing coroutine does, and may run after the wait has ended).

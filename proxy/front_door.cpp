@@ -1,5 +1,7 @@
 #include "proxy/front_door.hpp"
 
+#include "core/asio.hpp"
+
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -8,13 +10,7 @@
 #include "core/spawn.hpp"
 
 namespace pullthrough::proxy {
-namespace {
-
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-using boost::system::error_code;
-
-}  // namespace
+namespace {}  // namespace
 
 struct TlsFrontDoor::State : std::enable_shared_from_this<TlsFrontDoor::State> {
   const config::Config& config;

@@ -1,5 +1,7 @@
 #include "proxy/manifest_cache.hpp"
 
+#include "core/asio.hpp"
+
 #include <array>
 #include <chrono>
 #include <span>
@@ -16,9 +18,6 @@
 
 namespace pullthrough::proxy {
 namespace {
-
-namespace asio = boost::asio;
-namespace http = boost::beast::http;
 
 // The Accept to send upstream for a client's request: the full list when the client takes every
 // manifest type (then the answer is the canonical one for the tag), else the client's own. Either

@@ -1,5 +1,7 @@
 #include "proxy/registry_proxy.hpp"
 
+#include "core/asio.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <span>
@@ -22,11 +24,6 @@
 
 namespace pullthrough::proxy {
 namespace {
-
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-using boost::system::error_code;
 
 using core::Counter;
 

@@ -1,5 +1,7 @@
 #include "proxy/storage_monitor.hpp"
 
+#include "core/asio.hpp"
+
 #include <mutex>
 
 #include <boost/asio/post.hpp>
@@ -9,8 +11,6 @@
 #include "health/protocol.hpp"
 
 namespace pullthrough::proxy {
-
-namespace asio = boost::asio;
 
 std::string_view storage_header_value(StoreHealth::Problem problem) {
   switch (problem) {

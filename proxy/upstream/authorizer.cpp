@@ -1,5 +1,7 @@
 #include "proxy/upstream/authorizer.hpp"
 
+#include "core/asio.hpp"
+
 #include <algorithm>
 #include <string_view>
 
@@ -10,9 +12,6 @@
 
 namespace pullthrough::proxy {
 namespace {
-
-namespace asio = boost::asio;
-namespace http = boost::beast::http;
 
 std::string base64(std::string_view text) {
   std::string out(4 * ((text.size() + 2) / 3) + 1, '\0');

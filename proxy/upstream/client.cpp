@@ -1,5 +1,6 @@
 #include "proxy/upstream/client.hpp"
 
+#include "core/asio.hpp"
 #include <utility>
 
 #include <algorithm>
@@ -20,12 +21,6 @@
 
 namespace pullthrough::proxy {
 namespace {
-
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-namespace ssl = asio::ssl;
-using boost::system::error_code;
 
 // A 401 or 3xx body is read to its end (so that the connection can be reused) only when it is
 // small; a bigger one costs its connection instead.

@@ -1,5 +1,6 @@
 #include "proxy/upstream/connector.hpp"
 
+#include "core/asio.hpp"
 #include <utility>
 
 #include <algorithm>
@@ -20,11 +21,7 @@
 namespace pullthrough::proxy {
 namespace {
 
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace ssl = asio::ssl;
 using asio::ip::tcp;
-using boost::system::error_code;
 
 // Bridges core::HostResolver's callback to a completion token. The callback may run before
 // resolve() returns, and on any io_context thread, so the completion is posted to the caller's

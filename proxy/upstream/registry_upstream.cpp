@@ -1,12 +1,12 @@
 #include "proxy/upstream/registry_upstream.hpp"
 
+#include "core/asio.hpp"
+
 #include <algorithm>
 
 #include <boost/beast/http/error.hpp>
 
 namespace pullthrough::proxy {
-
-namespace http = boost::beast::http;
 
 std::string_view to_string(UpstreamFailure failure) {
   switch (failure) {

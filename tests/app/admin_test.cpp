@@ -1,5 +1,7 @@
 #include "app/admin.hpp"
 
+#include "core/asio.hpp"
+
 #include <filesystem>
 #include <future>
 #include <thread>
@@ -18,9 +20,7 @@
 namespace pullthrough::app {
 namespace {
 
-namespace asio = boost::asio;
 namespace fs = std::filesystem;
-namespace http = boost::beast::http;
 using namespace std::chrono_literals;
 using ::testing::HasSubstr;
 

@@ -1,5 +1,7 @@
 #include "certs/ca_page.hpp"
 
+#include "core/asio.hpp"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -8,7 +10,6 @@
 namespace pullthrough::certs {
 namespace {
 
-namespace http = boost::beast::http;
 using ::testing::HasSubstr;
 using ::testing::Not;
 

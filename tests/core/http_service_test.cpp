@@ -1,5 +1,7 @@
 #include "core/http_service.hpp"
 
+#include "core/asio.hpp"
+
 #include <future>
 #include <thread>
 
@@ -11,8 +13,6 @@
 namespace pullthrough::core {
 namespace {
 
-namespace asio = boost::asio;
-namespace http = boost::beast::http;
 using asio::ip::tcp;
 using ::testing::HasSubstr;
 

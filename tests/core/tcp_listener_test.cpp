@@ -2,6 +2,8 @@
 // connections, and closing.
 #include "core/tcp_listener.hpp"
 
+#include "core/asio.hpp"
+
 #include <future>
 #include <memory>
 #include <mutex>
@@ -17,7 +19,6 @@
 namespace pullthrough::core {
 namespace {
 
-namespace asio = boost::asio;
 using asio::ip::tcp;
 using testing::eventually;
 

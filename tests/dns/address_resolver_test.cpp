@@ -1,5 +1,6 @@
 #include "dns/address_resolver.hpp"
 
+#include "core/asio.hpp"
 #include <utility>
 
 #include <atomic>
@@ -23,7 +24,6 @@
 namespace pullthrough::dns {
 namespace {
 
-namespace asio = boost::asio;
 using core::ResolveResult;
 using core::testing::FakeClock;
 using std::chrono::seconds;

@@ -1,5 +1,7 @@
 #include "dns/forwarder.hpp"
 
+#include "core/asio.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -39,10 +41,8 @@ void PrintTo(ForwardResult::Status status, std::ostream* out) {
 
 namespace {
 
-namespace asio = boost::asio;
 using asio::ip::tcp;
 using asio::ip::udp;
-using boost::system::error_code;
 using Bytes = std::vector<std::uint8_t>;
 using Status = ForwardResult::Status;
 using namespace std::chrono_literals;

@@ -1,5 +1,7 @@
 #include "dns/responder.hpp"
 
+#include "core/asio.hpp"
+
 #include <future>
 #include <set>
 #include <thread>
@@ -16,7 +18,6 @@
 namespace pullthrough::dns {
 namespace {
 
-namespace asio = boost::asio;
 using testing::decode;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;

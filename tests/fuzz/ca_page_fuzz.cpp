@@ -13,7 +13,6 @@
 
 namespace {
 
-namespace http = boost::beast::http;
 using namespace pullthrough;
 
 const certs::CertificateAuthority& authority() {

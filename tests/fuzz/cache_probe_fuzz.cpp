@@ -12,8 +12,6 @@
 
 #include "health/cache_probe.hpp"
 
-namespace http = boost::beast::http;
-
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   // Not eager: like async_read_header, put() stops at the end of the header.
   http::response_parser<http::empty_body> parser;

@@ -1,5 +1,7 @@
 #include "health/cache_probe.hpp"
 
+#include "core/asio.hpp"
+
 #include <atomic>
 #include <future>
 #include <mutex>
@@ -16,12 +18,7 @@
 namespace pullthrough::health {
 namespace {
 
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-namespace ssl = asio::ssl;
 using asio::ip::tcp;
-using boost::system::error_code;
 using namespace std::chrono_literals;
 
 // A cache stand-in on 127.0.0.1 port 0: TLS with a leaf for `name`, answering GET /v2/ with

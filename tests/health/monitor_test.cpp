@@ -1,5 +1,7 @@
 #include "health/monitor.hpp"
 
+#include "core/asio.hpp"
+
 #include <atomic>
 #include <functional>
 #include <future>
@@ -15,7 +17,6 @@
 namespace pullthrough::health {
 namespace {
 
-namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using core::testing::FakeWallClock;
 

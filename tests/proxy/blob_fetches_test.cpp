@@ -1,5 +1,7 @@
 #include "proxy/blob_fetches.hpp"
 
+#include "core/asio.hpp"
+
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -22,7 +24,6 @@
 namespace pullthrough::proxy {
 namespace {
 
-namespace asio = boost::asio;
 namespace fs = std::filesystem;
 using http_verb = boost::beast::http::verb;
 using testing::ScriptedReply;

@@ -1,5 +1,7 @@
 #include "proxy/front_door.hpp"
 
+#include "core/asio.hpp"
+
 #include <future>
 #include <thread>
 
@@ -13,8 +15,6 @@
 namespace pullthrough::proxy {
 namespace {
 
-namespace asio = boost::asio;
-namespace ssl = asio::ssl;
 using asio::ip::tcp;
 
 struct Seen {

@@ -2,6 +2,8 @@
 // the real store, index, fetches and manifest cache behind it, with a scripted upstream.
 #include "proxy/registry_proxy.hpp"
 
+#include "core/asio.hpp"
+
 #include <array>
 #include <atomic>
 #include <filesystem>
@@ -32,13 +34,8 @@
 namespace pullthrough::proxy {
 namespace {
 
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-namespace ssl = asio::ssl;
 namespace fs = std::filesystem;
 using asio::ip::tcp;
-using boost::system::error_code;
 using testing::manifest_reply;
 using testing::pattern;
 using testing::ScriptedReply;

@@ -1,5 +1,7 @@
 #include "proxy/storage_monitor.hpp"
 
+#include "core/asio.hpp"
+
 #include <filesystem>
 #include <thread>
 
@@ -15,7 +17,6 @@
 namespace pullthrough::proxy {
 namespace {
 
-namespace asio = boost::asio;
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 

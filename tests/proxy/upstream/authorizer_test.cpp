@@ -1,6 +1,8 @@
 // The Authorizer with no sockets: token requests go to a scripted realm, time is a FakeClock.
 #include "proxy/upstream/authorizer.hpp"
 
+#include "core/asio.hpp"
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,8 +18,6 @@
 namespace pullthrough::proxy {
 namespace {
 
-namespace asio = boost::asio;
-namespace http = boost::beast::http;
 using testing::ScriptedBody;
 using testing::ScriptedReply;
 

@@ -1,5 +1,7 @@
 #include "proxy/upstream/client.hpp"
 
+#include "core/asio.hpp"
+
 #include <atomic>
 #include <cstdlib>
 #include <functional>
@@ -22,12 +24,7 @@
 namespace pullthrough::proxy {
 namespace {
 
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-namespace ssl = asio::ssl;
 using asio::ip::tcp;
-using boost::system::error_code;
 using namespace std::chrono_literals;
 
 // What the test server saw of one request.
