@@ -207,23 +207,26 @@ asio::awaitable<ManifestAnswer> ManifestCache::get(ManifestRequest request) {
   }
 
   // The canonical mapping (every type accepted) serves any client that accepts its manifest's
-  // type; otherwise the mapping made for exactly the types this client accepts.
-  const ManifestTypeSet wanted = accepted_manifest_types(request.accept);
+  // type; otherwise the mapping made for exactly the types this client accepts. The client's set
+  // is worked out only when the canonical mapping does not serve: the hot path is one accepts().
   std::optional<TagRecord> tag;
   ManifestTypeSet asked = kAllManifestTypes;
   bool unsuitable = false;  // a mapping exists, but of a type this client cannot take
-  const std::array<ManifestTypeSet, 2> candidates{kAllManifestTypes, wanted};
-  const std::size_t count = wanted == kAllManifestTypes || wanted == 0 ? 1 : 2;
-  for (std::size_t i = 0; i < count && !tag; ++i) {
-    auto record = tag_of(host, request, candidates[i]);
-    if (!record) continue;
+  auto usable = [&](ManifestTypeSet types) {
+    auto record = tag_of(host, request, types);
+    if (!record) return false;
     auto manifest = cached(record->digest);
-    if (manifest && accepts(request.accept, manifest->media_type)) {
-      tag = std::move(record);
-      asked = candidates[i];
-    } else {
+    if (!manifest || !accepts(request.accept, manifest->media_type)) {
       unsuitable = true;
+      return false;
     }
+    tag = std::move(record);
+    asked = types;
+    return true;
+  };
+  if (!usable(kAllManifestTypes)) {
+    const ManifestTypeSet wanted = accepted_manifest_types(request.accept);
+    if (wanted != kAllManifestTypes && wanted != 0) usable(wanted);
   }
   if (!tag) {
     ManifestAnswer answer = co_await fetch(request, upstream_accept_for(request.accept));
