@@ -11,7 +11,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto result = pullthrough::proxy::parse_route(target);
   if (!result.route) return 0;
   const auto& route = *result.route;
-  using pullthrough::proxy::Endpoint;
+  using pullthrough::proxy::ApiEndpoint;
   if (route.endpoint == ApiEndpoint::base) return 0;
   if (!pullthrough::proxy::is_valid_repository(route.repository)) std::abort();
   if (route.repository.find("..") != std::string::npos) std::abort();
