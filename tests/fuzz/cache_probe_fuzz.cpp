@@ -13,13 +13,14 @@
 #include "health/cache_probe.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  namespace http = pullthrough::http;
   // Not eager: like async_read_header, put() stops at the end of the header.
   http::response_parser<http::empty_body> parser;
   parser.header_limit(pullthrough::health::kMaxAnswerHeaderBytes);
   boost::system::error_code ec;
   parser.put(boost::asio::buffer(data, size), ec);
   if (ec || !parser.is_header_done()) return 0;
-  auto verdict = pullthrough::dns::judge_answer(parser.get().base());
+  auto verdict = pullthrough::health::judge_answer(parser.get().base());
   if (verdict.ok && parser.get().result() != http::status::ok) std::abort();
   if (verdict.detail.empty() || verdict.detail.size() > 128) std::abort();
   for (char c : verdict.detail) {
