@@ -23,17 +23,6 @@ constexpr int kBusyTimeoutMs = 5000;
 // independent. STRICT (SQLite 3.37+; Debian 12 has 3.40) makes SQLite refuse a value of the wrong
 // type instead of storing it; WITHOUT ROWID keeps each table in one b-tree ordered by its key.
 constexpr const char* kSchema = R"sql(
--- A tag maps to a digest per set of accepted manifest types (`types`, a ManifestTypeSet):
--- upstream answers a client that accepts fewer types with another manifest.
-CREATE TABLE tags (
-  registry TEXT NOT NULL,
-  repository TEXT NOT NULL,
-  tag TEXT NOT NULL,
-  types INTEGER NOT NULL CHECK (types BETWEEN 1 AND 15),
-  digest TEXT NOT NULL,
-  confirmed_at INTEGER NOT NULL,
-  PRIMARY KEY (registry, repository, tag, types)
-) STRICT, WITHOUT ROWID;
 
 CREATE TABLE manifests (
   digest TEXT NOT NULL PRIMARY KEY,
@@ -66,7 +55,18 @@ PRAGMA user_version = 2;
 
 // Version 1 keyed tags by name only; its mappings were all made with every type accepted.
 constexpr const char* kMigrateFrom1 = R"sql(
-CREATE TABLE tags_v2 (
+INSERT INTO tags_v2 (registry, repository, tag, types, digest, confirmed_at)
+  SELECT registry, repository, tag, 15, digest, confirmed_at FROM tags;
+DROP TABLE tags;
+ALTER TABLE tags_v2 RENAME TO tags;
+PRAGMA user_version = 2;
+)sql";
+
+// The tags table of schema 2, created as `name`. A tag maps to a digest per set of accepted
+// manifest types (`types`, a ManifestTypeSet): upstream answers a client that accepts fewer
+// types with another manifest.
+std::string create_tags_table(std::string_view name) {
+  return "CREATE TABLE " + std::string(name) + R"sql( (
   registry TEXT NOT NULL,
   repository TEXT NOT NULL,
   tag TEXT NOT NULL,
@@ -75,12 +75,8 @@ CREATE TABLE tags_v2 (
   confirmed_at INTEGER NOT NULL,
   PRIMARY KEY (registry, repository, tag, types)
 ) STRICT, WITHOUT ROWID;
-INSERT INTO tags_v2 (registry, repository, tag, types, digest, confirmed_at)
-  SELECT registry, repository, tag, 15, digest, confirmed_at FROM tags;
-DROP TABLE tags;
-ALTER TABLE tags_v2 RENAME TO tags;
-PRAGMA user_version = 2;
 )sql";
+}
 
 struct DatabaseCloser {
   void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
@@ -248,8 +244,13 @@ void ensure_schema(sqlite3* db, const std::string& path) {
   // Read again under the write lock: another process may have created the schema meanwhile.
   std::int64_t version = schema_version(db, path);
   refuse_newer(path, version);
-  if (version == 0) exec(db, path, kSchema, "cannot create schema");
-  if (version == 1) exec(db, path, kMigrateFrom1, "cannot migrate schema version 1");
+  if (version == 0) {
+    exec(db, path, (create_tags_table("tags") + kSchema).c_str(), "cannot create schema");
+  }
+  if (version == 1) {
+    exec(db, path, (create_tags_table("tags_v2") + kMigrateFrom1).c_str(),
+         "cannot migrate schema version 1");
+  }
   transaction.commit();
 }
 

@@ -506,17 +506,20 @@ TEST_F(RegistryProxyTest, ABlobCachedForOneRepositoryIsServedToAnotherOnlyIfUpst
 // file handle or its slot: the write timeout ends the transfer. (Regression: after the first
 // chunk went out, the direct TLS writer re-armed its timer, which cancelled the pending wait,
 // and no stall was ever bounded again.)
-class RegistryProxyStallTest : public RegistryProxyTest {
+// Short limits, so that the tests of the per-connection timeouts take a fraction of a second.
+class RegistryProxyLimitsTest : public RegistryProxyTest {
  protected:
+  static constexpr auto kRequestTimeout = std::chrono::milliseconds(300);
   static constexpr auto kWriteTimeout = std::chrono::milliseconds(400);
   RegistryProxyLimits limits() const override {
     RegistryProxyLimits limits = RegistryProxyTest::limits();
+    limits.request_timeout = kRequestTimeout;
     limits.write_timeout = kWriteTimeout;
     return limits;
   }
 };
 
-TEST_F(RegistryProxyStallTest, AClientThatStopsReadingIsCutOffByTheWriteTimeout) {
+TEST_F(RegistryProxyLimitsTest, AClientThatStopsReadingIsCutOffByTheWriteTimeout) {
   // Far more than the kernel buffers on both sides hold (the client's is kept small), so the
   // server's writes must stall once the client stops reading.
   const std::string big = pattern(std::size_t{24} * 1024 * 1024);
@@ -645,19 +648,9 @@ TEST_F(RegistryProxyTest, APassedThroughAnswerOverTheLimitIsRefused) {
 
 // --- per-connection limits --------------------------------------------------------------------
 
-class RegistryProxyIdleTest : public RegistryProxyTest {
- protected:
-  static constexpr auto kRequestTimeout = std::chrono::milliseconds(300);
-  RegistryProxyLimits limits() const override {
-    RegistryProxyLimits limits = RegistryProxyTest::limits();
-    limits.request_timeout = kRequestTimeout;
-    return limits;
-  }
-};
-
 // A client that connects and sends nothing, or only part of a request, loses the connection
 // after the request timeout.
-TEST_F(RegistryProxyIdleTest, AConnectionWithoutARequestIsClosedAfterTheRequestTimeout) {
+TEST_F(RegistryProxyLimitsTest, AConnectionWithoutARequestIsClosedAfterTheRequestTimeout) {
   auto silent = connect();
   auto partial = connect();
   partial->send("GET /v2/ HTTP/1.1\r\nHost: qu");

@@ -76,6 +76,24 @@ class ScriptedBody final : public UpstreamBody {
   std::size_t offset_ = 0;
 };
 
+// What a scripted upstream answers with `reply`: a failure, or a response with its status and
+// fields, and a body to read when `with_body`.
+inline UpstreamResult scripted_result(ScriptedReply reply, bool with_body, std::string url) {
+  UpstreamResult result;
+  if (reply.unreachable) {
+    result.failure = reply.failure;
+    result.error = "scripted failure";
+    return result;
+  }
+  UpstreamResponse response;
+  response.header.result(reply.status);
+  for (const auto& [name, value] : reply.fields) response.header.set(name, value);
+  if (with_body) response.body = std::make_unique<ScriptedBody>(std::move(reply));
+  response.url = std::move(url);
+  result.response = std::move(response);
+  return result;
+}
+
 class ScriptedUpstream final : public RegistryUpstream {
  public:
   using Script = std::function<ScriptedReply(const UpstreamRequest&)>;
@@ -88,21 +106,8 @@ class ScriptedUpstream final : public RegistryUpstream {
       seen_.push_back(request);
       reply = script_(request);
     }
-    UpstreamResult result;
-    if (reply.unreachable) {
-      result.failure = reply.failure;
-      result.error = "scripted failure";
-      co_return result;
-    }
-    UpstreamResponse response;
-    response.header.result(reply.status);
-    for (const auto& [name, value] : reply.fields) response.header.set(name, value);
-    if (request.method == boost::beast::http::verb::get) {
-      response.body = std::make_unique<ScriptedBody>(std::move(reply));
-    }
-    response.url = "https://upstream.test" + request.target;
-    result.response = std::move(response);
-    co_return result;
+    co_return scripted_result(std::move(reply), request.method == boost::beast::http::verb::get,
+                              "https://upstream.test" + request.target);
   }
 
   std::vector<UpstreamRequest> seen() const {

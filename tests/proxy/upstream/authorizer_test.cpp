@@ -18,7 +18,6 @@
 namespace pullthrough::proxy {
 namespace {
 
-using testing::ScriptedBody;
 using testing::ScriptedReply;
 
 struct TokenRequest {
@@ -55,18 +54,7 @@ class AuthorizerTest : public ::testing::Test {
         [this](const Origin& origin, const std::string& target,
                const std::string& authorization) -> asio::awaitable<UpstreamResult> {
           requests_.push_back({origin.url() + target, authorization});
-          ScriptedReply reply = realm_reply_;
-          UpstreamResult result;
-          if (reply.unreachable) {
-            result.failure = reply.failure;
-            result.error = "scripted failure";
-            co_return result;
-          }
-          UpstreamResponse response;
-          response.header.result(reply.status);
-          response.body = std::make_unique<ScriptedBody>(std::move(reply));
-          result.response = std::move(response);
-          co_return result;
+          co_return testing::scripted_result(realm_reply_, true, origin.url() + target);
         },
         fetched_);
   }
