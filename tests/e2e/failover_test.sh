@@ -87,18 +87,7 @@ stop_pt() {
 }
 # exited NAME: true when appliance NAME exits 0 within exit_wait seconds (else SIGKILL) and its
 # log has no sanitizer report.
-exited() {
-  local pid rc
-  pid=$(e2e_pid "$1") || { e2e_err "$1 is not running"; return 1; }
-  wait_until "$exit_wait" gone "$pid" || e2e_err "$1 still running $exit_wait s on: SIGKILL"
-  kill -KILL "$pid" 2>/dev/null
-  wait "$pid"
-  rc=$?
-  rm -f "$E2E_WORK/pids/$1"
-  [ "$rc" -eq 0 ] || e2e_err "$1 exited $rc"
-  no_sanitizer_report "$E2E_WORK/logs/$1.log" && [ "$rc" -eq 0 ]
-}
-gone() { ! kill -0 "$1" 2>/dev/null; }
+exited() { e2e_exited "$1" "$exit_wait"; }
 # healthy ADMIN: true when ADMIN's /healthz answers 200.
 healthy() { _e2e_http_status 200 "http://$1/healthz"; }
 healthz() { e2e_ns curl -sS --max-time 5 "http://$1/healthz"; }

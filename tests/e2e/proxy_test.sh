@@ -216,17 +216,11 @@ check "pullthrough is still running" kill -0 "$(e2e_pid pullthrough)"
 # within the drain deadline (10 s) + 5 s for the exit under ASan, and its log has no sanitizer
 # report (LeakSanitizer speaks only at exit).
 stop_appliance() {
-  local pid rc
+  local pid
   pid=$(e2e_pid pullthrough) || { e2e_err "pullthrough is not running"; return 1; }
   kill -TERM "$pid"
-  wait_until 15 gone "$pid" || { e2e_err "pullthrough still running 15 s after SIGTERM"; kill -KILL "$pid"; }
-  wait "$pid"
-  rc=$?
-  rm -f "$E2E_WORK/pids/pullthrough"
-  [ "$rc" -eq 0 ] || e2e_err "pullthrough exited $rc"
-  no_sanitizer_report "$E2E_WORK/logs/pullthrough.log" && [ "$rc" -eq 0 ]
+  e2e_exited pullthrough 15
 }
-gone() { ! kill -0 "$1" 2>/dev/null; }
 check "the appliance stops on SIGTERM: exit 0, no sanitizer report in its log" stop_appliance
 echo "total $(e2e_since "$t_start")s"
 finish

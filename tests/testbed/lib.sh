@@ -194,6 +194,23 @@ e2e_stop() {
   return 0
 }
 
+# e2e_exited NAME SECONDS: waits up to SECONDS for the daemon NAME (started by _e2e_bg, stopped
+# by the caller) to exit, SIGKILLs it after that; true when it exited 0 and its log
+# ($E2E_WORK/logs/NAME.log) has no sanitizer report (LeakSanitizer speaks only at exit). Uses
+# wait_until and no_sanitizer_report from tests/lib.sh.
+e2e_exited() {
+  local pid rc
+  pid=$(e2e_pid "$1") || { e2e_err "$1 is not running"; return 1; }
+  wait_until "$2" _e2e_gone "$pid" || e2e_err "$1 still running $2 s on: SIGKILL"
+  kill -KILL "$pid" 2>/dev/null
+  wait "$pid"
+  rc=$?
+  rm -f "$E2E_WORK/pids/$1"
+  [ "$rc" -eq 0 ] || e2e_err "$1 exited $rc"
+  no_sanitizer_report "$E2E_WORK/logs/$1.log" && [ "$rc" -eq 0 ]
+}
+_e2e_gone() { ! kill -0 "$1" 2>/dev/null; }
+
 # e2e_init [WORKDIR]: creates the work directory (mktemp when none), the namespace with lo up, its
 # /etc/netns view (resolv.conf -> E2E_DNS_ADDR, a minimal hosts), the upstream CA and the client
 # configuration; installs `trap e2e_cleanup EXIT` (and exit on INT/TERM) unless E2E_NO_TRAP=1.
