@@ -53,6 +53,7 @@ struct RegistryCache::Parts {
   std::vector<std::unique_ptr<UpstreamClient>> upstreams;
   std::unique_ptr<BlobFetches> fetches;
   std::unique_ptr<ManifestCache> manifests;
+  std::unique_ptr<CachedBlobs> blobs;
   std::unique_ptr<RegistryProxy> proxy;
   std::unique_ptr<TlsFrontDoor> front_door;
 
@@ -97,12 +98,10 @@ RegistryCache::RegistryCache(boost::asio::io_context& io, const config::Config& 
                                             p.wall_clock, p.fetch_counters);
   p.manifests = std::make_unique<ManifestCache>(*p.store, *p.index, p.wall_clock,
                                                 p.disk.get_executor(), p.manifest_counters);
+  p.blobs = std::make_unique<CachedBlobs>(*p.store, *p.index, *p.fetches, p.wall_clock);
   proxy_parts.config = &config;
-  proxy_parts.store = p.store.get();
-  proxy_parts.index = p.index.get();
-  proxy_parts.fetches = p.fetches.get();
+  proxy_parts.blobs = p.blobs.get();
   proxy_parts.manifests = p.manifests.get();
-  proxy_parts.clock = &p.wall_clock;
   proxy_parts.counters = &p.counters;
   proxy_parts.storage = p.storage.get();
   proxy_parts.leaving = &p.leaving;

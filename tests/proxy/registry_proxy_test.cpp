@@ -172,11 +172,9 @@ class RegistryProxyTest : public ::testing::Test {
     RegistryProxyParts parts;
     parts.config = &config_;
     parts.upstreams.emplace(&config_.registries.at(0), &upstream_);
-    parts.store = store_.get();
-    parts.index = index_.get();
-    parts.fetches = fetches_.get();
+    blobs_ = std::make_unique<CachedBlobs>(*store_, *index_, *fetches_, clock_);
+    parts.blobs = blobs_.get();
     parts.manifests = manifests_.get();
-    parts.clock = &clock_;
     parts.counters = &counters_;
     parts.leaving = &leaving_;
     proxy_ = std::make_unique<RegistryProxy>(std::move(parts), limits());
@@ -230,6 +228,7 @@ class RegistryProxyTest : public ::testing::Test {
   std::atomic<bool> leaving_{false};
   std::unique_ptr<BlobFetches> fetches_;
   std::unique_ptr<ManifestCache> manifests_;
+  std::unique_ptr<CachedBlobs> blobs_;
   ScriptedUpstream upstream_{[](const UpstreamRequest&) { return status_reply(404); }};
   std::unique_ptr<RegistryProxy> proxy_;
   std::unique_ptr<proxy::TlsFrontDoor> front_door_;
@@ -421,6 +420,22 @@ TEST_F(RegistryProxyTest, HeadOfACachedBlobHasItsLengthAndNoBody) {
   // The connection is still in step: the next response is the next request's.
   client->request("GET", "/v2/");
   EXPECT_EQ(client->response().body(), "{}");
+}
+
+// A HEAD is answered with the header a GET would get, never a body: here the 416 error body,
+// which would otherwise be read as the start of the next response.
+TEST_F(RegistryProxyTest, HeadOfAnUnsatisfiableRangeHasNoBody) {
+  upstream_.set_script([](const UpstreamRequest&) { return blob_reply(kLayer); });
+  ASSERT_EQ(get(blob_path("team/app", kLayerDigest)).result_int(), 200);
+  auto client = connect();
+  client->request("HEAD", blob_path("team/app", kLayerDigest),
+                  "Range: bytes=" + std::to_string(kLayer.size()) + "-\r\n");
+  auto head = client->response(true);
+  EXPECT_EQ(head.result_int(), 416);
+  client->request("GET", "/v2/");
+  auto next = client->response();
+  EXPECT_EQ(next.result_int(), 200);
+  EXPECT_EQ(next.body(), "{}");
 }
 
 TEST_F(RegistryProxyTest, WrongBytesFromUpstreamAreNeverServedNorStored) {

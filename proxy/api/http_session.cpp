@@ -1,0 +1,210 @@
+#include "proxy/api/http_session.hpp"
+
+#include <span>
+
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include "proxy/direct_tls_writer.hpp"
+
+namespace pullthrough::proxy {
+namespace {
+
+constexpr std::string_view kApiVersion = "registry/2.0";
+// What one read asks the TLS stream for while waiting for a request to start.
+constexpr std::size_t kFirstReadBytes = 4096;
+
+// Beast's parse errors: bytes that are not an HTTP request, or exceed a limit.
+bool is_parse_error(const error_code& ec) {
+  return ec.category() == http::make_error_code(http::error::bad_method).category();
+}
+
+}  // namespace
+
+HttpSession::HttpSession(TlsConnection connection, const HttpLimits& limits,
+                         core::Counter& malformed, spdlog::logger& log)
+    : connection_(std::move(connection)),
+      limits_(limits),
+      malformed_(malformed),
+      log_(log),
+      stream_(*connection_.stream),
+      tcp_(beast::get_lowest_layer(stream_)) {}
+
+asio::awaitable<void> HttpSession::run(const Handler& handle) {
+  for (;;) {
+    Parser parser;
+    parser.header_limit(static_cast<std::uint32_t>(limits_.max_header_bytes));
+    tcp_.expires_after(limits_.request_timeout);
+    error_code ec = co_await skip_empty_lines();
+    if (!ec) {
+      co_await http::async_read_header(stream_, buffer_, parser,
+                                       asio::redirect_error(asio::use_awaitable, ec));
+    }
+    if (ec) {
+      co_await end_unread(ec);
+      co_return;
+    }
+    const auto& request = parser.get();
+    version_ = request.version();
+    keep_alive_ = request.keep_alive() && !connection_.stopping();
+    head_request_ = request.method() == http::verb::head;
+    if (!co_await handle(*this, parser)) {
+      // The response is incomplete, and a client that stopped reading would not take a
+      // close_notify either.
+      abort();
+      co_return;
+    }
+    if (!keep_alive_) break;
+  }
+  co_await close_politely();
+}
+
+// --- responses ------------------------------------------------------------------------------
+
+template <typename Body>
+void HttpSession::common_fields(http::response<Body>& response) const {
+  response.version(version_);
+  response.keep_alive(keep_alive_);
+  response.set(http::field::server, "pullthrough");
+  response.set("Docker-Distribution-API-Version", kApiVersion);
+}
+
+http::response<http::string_body> HttpSession::response(http::status status) const {
+  http::response<http::string_body> response{status, version_};
+  common_fields(response);
+  return response;
+}
+
+http::response<http::empty_body> HttpSession::header_response(http::status status) const {
+  http::response<http::empty_body> header{status, version_};
+  common_fields(header);
+  return header;
+}
+
+asio::awaitable<bool> HttpSession::write(http::response<http::string_body>& response) {
+  // The header keeps the Content-Length a GET would get (RFC 9110 9.3.2).
+  if (head_request_) response.body().clear();
+  error_code ec;
+  tcp_.expires_after(limits_.write_timeout);
+  co_await http::async_write(stream_, response, asio::redirect_error(asio::use_awaitable, ec));
+  // Beast reports end_of_stream after writing a message that closes the connection.
+  co_return !ec || ec == http::error::end_of_stream;
+}
+
+asio::awaitable<bool> HttpSession::write_header(http::response<http::empty_body>& header) {
+  http::response_serializer<http::empty_body> serializer(header);
+  error_code ec;
+  tcp_.expires_after(limits_.write_timeout);
+  co_await http::async_write_header(stream_, serializer,
+                                    asio::redirect_error(asio::use_awaitable, ec));
+  co_return !ec;
+}
+
+asio::awaitable<bool> HttpSession::send_error(OciError error, std::string message, unsigned status,
+                                              std::string retry_after) {
+  auto answer = response(static_cast<http::status>(status != 0 ? status : status_of(error)));
+  answer.set(http::field::content_type, "application/json");
+  if (!retry_after.empty()) answer.set(http::field::retry_after, retry_after);
+  answer.body() = error_body(error, message);
+  answer.prepare_payload();
+  co_return co_await write(answer);
+}
+
+asio::awaitable<StreamStatus> HttpSession::send_body(BlobReader& reader, std::uint64_t from,
+                                                     std::uint64_t to, BlobFetch* fetch,
+                                                     core::Counter& sent) {
+  if (chunk_.size() < limits_.chunk_bytes) chunk_.resize(limits_.chunk_bytes);
+  // The header went out through Asio and that write completed, so the body may bypass it (with
+  // its own write timeout: the stream's would not see these writes).
+  tcp_.expires_never();
+  DirectTlsWriter direct(stream_);
+  StreamSink sink = [this, &sent,
+                     &direct](std::span<const std::uint8_t> bytes) -> asio::awaitable<bool> {
+    error_code ec;
+    if (direct.usable()) {
+      ec = co_await direct.write(bytes, limits_.write_timeout);
+    } else {
+      tcp_.expires_after(limits_.write_timeout);
+      co_await asio::async_write(stream_, asio::buffer(bytes.data(), bytes.size()),
+                                 asio::redirect_error(asio::use_awaitable, ec));
+    }
+    if (!ec) sent.add(bytes.size());
+    co_return !ec;
+  };
+  co_return co_await stream_range(reader, from, to, chunk_, sink, fetch);
+}
+
+// --- closing --------------------------------------------------------------------------------
+
+// RFC 9112 2.2: a server SHOULD ignore empty lines received before a request line. Reads until
+// the buffer starts with some other byte; the empty lines count against the header limit.
+asio::awaitable<error_code> HttpSession::skip_empty_lines() {
+  std::size_t skipped = 0;
+  for (;;) {
+    auto bytes = buffer_.cdata();
+    const auto* data = static_cast<const char*>(bytes.data());
+    std::size_t n = 0;
+    while (n < bytes.size() && (data[n] == '\r' || data[n] == '\n')) ++n;
+    buffer_.consume(n);
+    skipped += n;
+    if (buffer_.size() != 0) co_return error_code{};
+    if (skipped > limits_.max_header_bytes) co_return http::error::header_limit;
+    error_code ec;
+    std::size_t read = co_await stream_.async_read_some(
+        buffer_.prepare(kFirstReadBytes), asio::redirect_error(asio::use_awaitable, ec));
+    buffer_.commit(read);
+    // The TLS stream reports the client's close_notify as eof; Beast's parser, end_of_stream.
+    if (ec == asio::error::eof) co_return http::error::end_of_stream;
+    if (ec) co_return ec;
+  }
+}
+
+// Ends a connection whose next request could not be read.
+asio::awaitable<void> HttpSession::end_unread(const error_code& ec) {
+  if (ec == http::error::end_of_stream || ec == http::error::partial_message) {
+    // The client sent close_notify, between requests or in the middle of one: answer it, so
+    // that neither side sees the connection cut off while the other is still reading.
+    co_await close_politely();
+    co_return;
+  }
+  if (is_parse_error(ec)) {
+    // Not HTTP, or too much of it: say so once, then close.
+    malformed_.add();
+    version_ = 11;
+    head_request_ = false;
+    keep_alive_ = false;
+    bool too_large = ec == http::error::header_limit;
+    bool written = co_await send_error(OciError::not_found,
+                                       too_large ? "request header too large" : "malformed request",
+                                       too_large ? 431 : 400);
+    if (written) co_await close_politely();
+    co_return;
+  }
+  // A timeout, a reset, or TCP closed without close_notify: nothing to answer.
+  if (ec != beast::error::timeout && ec != asio::error::operation_aborted &&
+      ec != asio::ssl::error::stream_truncated) {
+    log_.debug("{}: request not read: {}", connection_.peer.to_string(), ec.message());
+  }
+}
+
+// No close_notify, so the client sees a transfer cut short rather than a complete response.
+// A reset, not a FIN: a FIN would wait behind the unsent bytes, which a client that stopped
+// reading never takes, so the kernel would keep the orphaned socket and up to its whole send
+// buffer for minutes, and the client would not learn that the transfer broke.
+void HttpSession::abort() {
+  error_code ignored;
+  tcp_.socket().set_option(asio::socket_base::linger(true, 0), ignored);
+  tcp_.socket().close(ignored);
+}
+
+asio::awaitable<void> HttpSession::close_politely() {
+  error_code ec;
+  tcp_.expires_after(std::chrono::seconds(5));
+  co_await stream_.async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
+}
+
+}  // namespace pullthrough::proxy

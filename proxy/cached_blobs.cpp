@@ -1,0 +1,69 @@
+#include "proxy/cached_blobs.hpp"
+
+#include "core/logging.hpp"
+
+namespace pullthrough::proxy {
+
+CachedBlobs::CachedBlobs(BlobStore& store, MetadataIndex& index, BlobFetches& fetches,
+                         const core::WallClock& clock)
+    : store_(store), index_(index), fetches_(fetches), clock_(clock), log_(core::logger("proxy")) {}
+
+asio::awaitable<std::optional<CachedBlobs::Copy>> CachedBlobs::find(
+    const config::RegistryConfig& registry, const std::string& repository,
+    const std::string& digest, RegistryUpstream& upstream) {
+  auto size = store_.size(digest);
+  if (!size) co_return std::nullopt;
+  if (!index_.linked(registry.host, repository, digest)) {
+    UpstreamResult confirmed = co_await head_upstream_blob(upstream, repository, digest);
+    if (!confirmed.response || confirmed.response->header.result_int() != 200) {
+      co_return std::nullopt;
+    }
+    try {
+      index_.link(registry.host, repository, digest);
+    } catch (const std::exception& e) {
+      log_->error("linking {}: {}", digest, e.what());
+    }
+    size = store_.size(digest);  // retention may have removed it meanwhile
+    if (!size) co_return std::nullopt;
+  }
+  auto reader = store_.open(digest);
+  if (!reader) co_return std::nullopt;
+  record_access(digest);
+  co_return Copy{*size, std::move(reader)};
+}
+
+BlobFetches::Joined CachedBlobs::fetch(const config::RegistryConfig& registry,
+                                       const std::string& repository, const std::string& digest,
+                                       RegistryUpstream& upstream) {
+  return fetches_.join(digest, registry.host, repository, upstream);
+}
+
+void CachedBlobs::record_access(const std::string& digest) {
+  UnixSeconds now = unix_seconds(clock_);
+  {
+    std::lock_guard lock(access_mutex_);
+    auto [it, inserted] = last_recorded_.try_emplace(digest, now);
+    if (!inserted) {
+      if (now >= it->second && now - it->second < kAccessGranularity.count()) return;
+      it->second = now;
+    }
+    if (last_recorded_.size() > kMaxAccessEntries) last_recorded_.clear();
+  }
+  try {
+    index_.touch_blob(digest, now);
+  } catch (const std::exception& e) {
+    log_->error("recording access to {}: {}", digest, e.what());
+  }
+}
+
+asio::awaitable<UpstreamResult> head_upstream_blob(RegistryUpstream& upstream,
+                                                   const std::string& repository,
+                                                   const std::string& digest) {
+  UpstreamRequest probe;
+  probe.method = http::verb::head;
+  probe.target = "/v2/" + repository + "/blobs/" + digest;
+  probe.repository = repository;
+  co_return co_await upstream.send(std::move(probe));
+}
+
+}  // namespace pullthrough::proxy
