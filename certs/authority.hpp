@@ -1,3 +1,6 @@
+// certs/: the local CA that clients trust once, the leaf certificates it signs for the
+// intercepted names, and the page and script that hand the CA to clients.
+//
 // The appliance's local certificate authority: generated once under <state_dir>/ca/ (or the
 // operator's own), and used to sign short-lived leaf certificates for the intercepted names.
 #pragma once

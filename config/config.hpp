@@ -1,3 +1,6 @@
+// config/: the configuration's types, its loader (YAML with file, line and key in every error),
+// and the embedded defaults.
+//
 // The appliance's configuration: parsed once from YAML (config/loader.hpp), validated, and then
 // immutable. Every field's default is the value shown in config/pullthrough.yaml, and a unit test
 // keeps the two equal.

@@ -1,3 +1,7 @@
+// core/: what every part of the appliance shares and none owns: the Service contract, clocks,
+// counters and the /metrics writer, logging, addresses and listeners, the TCP listener with its
+// connection limit, a small HTTP service (admin, CA page), the drain gate, and OpenSSL handles.
+//
 // A long-running part of the appliance (DNS responder, registry proxy, health monitor, admin
 // listener) as the app's supervisor sees it.
 #pragma once

@@ -1,3 +1,9 @@
+// proxy/: the TLS-terminating pull-through registry cache. The front door (front_door.hpp)
+// accepts TLS for the intercepted names; proxy/api/ serves the OCI distribution API on each
+// connection; manifest_cache.hpp and cached_blobs.hpp are what the API asks of the cache; the
+// store (blob_store.hpp), the metadata index and the blob fetches keep it; proxy/upstream/
+// reaches the real registries.
+//
 // The registry cache as one service: the TLS front door, the request handler behind it, the
 // content-addressed store and its metadata index, the blob fetches, and one upstream client per
 // configured registry. The app builds it from the configuration and supervises it like any other
