@@ -24,6 +24,7 @@
 #include "dns/rate_limiter.hpp"
 #include "dns/ttl_cache.hpp"
 #include "dns/wire.hpp"
+#include "dns/wire_format.hpp"
 
 namespace pullthrough::dns {
 namespace {
@@ -59,7 +60,7 @@ void count_type(DnsCounters& c, std::uint16_t type) {
       c.queries_aaaa.add();
       break;
     case rrtype::kHttps:
-    case 64:
+    case rrtype::kSvcb:
       c.queries_https.add();
       break;
     case rrtype::kAny:
@@ -219,7 +220,8 @@ struct Responder::State : std::enable_shared_from_this<Responder::State> {
       return Outcome::dropped;
     }
     const auto& summary = checked.summary;
-    if ((summary.flags & 0x8000) != 0) {  // a response: answering it could start a loop
+    // A response: answering it could start a loop.
+    if ((summary.flags & wire_format::kQr) != 0) {
       counters.responses_dropped.add();
       return Outcome::dropped;
     }
@@ -235,10 +237,12 @@ struct Responder::State : std::enable_shared_from_this<Responder::State> {
       // retries over TCP, which costs it a handshake.
       counters.rate_limited.add();
       out = error_answer(query, rcode::kNoError, max_size).wire;
-      if (out.size() >= 3) out[2] |= 0x02;  // TC
+      if (out.size() >= wire_format::kHeaderSize) {
+        wire_format::put_u16(&out[2], wire_format::read_u16(&out[2]) | wire_format::kTc);
+      }
       return Outcome::answered;
     }
-    if (((summary.flags >> 11) & 0xF) != 0) {
+    if (wire_format::opcode(summary.flags) != wire_format::kOpcodeQuery) {
       counters.not_implemented.add();
       out = error_answer(query, rcode::kNotImp, max_size).wire;
       return Outcome::answered;
@@ -249,7 +253,7 @@ struct Responder::State : std::enable_shared_from_this<Responder::State> {
       return Outcome::answered;
     }
     count_type(counters, summary.qtype);
-    bool intercepted_name = summary.qclass == 1 && is_intercepted(summary.qname);
+    bool intercepted_name = summary.qclass == rrclass::kIn && is_intercepted(summary.qname);
     const auto& healthy = healthy_now();
     if (intercepted_name && !healthy->empty()) {
       counters.rewritten.add();
