@@ -18,42 +18,16 @@
 namespace pullthrough::dns {
 namespace {
 
+using testing::answer_with;
 using testing::decode;
 using ::testing::ElementsAre;
+using testing::FakeUpstream;
 using ::testing::HasSubstr;
 using testing::make_query;
 using testing::make_response;
 using testing::QuerySpec;
 using testing::ResponseSpec;
-
-// Answers every forwarded query at once with what the test says.
-class FakeUpstream final : public Upstream {
- public:
-  std::function<ForwardResult(std::span<const std::uint8_t>)> respond;
-  int calls = 0;
-  bool shut_down = false;
-
-  void forward(std::span<const std::uint8_t> query,
-               std::function<void(ForwardResult)> done) override {
-    ++calls;
-    done(respond(query));
-  }
-  void shutdown() override { shut_down = true; }
-};
-
-ForwardResult answer_with(const ResponseSpec& spec) {
-  ForwardResult r;
-  r.status = ForwardResult::Status::answer;
-  r.answer = make_response(spec);
-  return r;
-}
-
-ForwardResult timed_out() {
-  ForwardResult r;
-  r.status = ForwardResult::Status::timeout;
-  r.error = "timeout";
-  return r;
-}
+using testing::timed_out;
 
 config::Config test_config(const std::string& extra = "") {
   auto loaded = config::load_string(
