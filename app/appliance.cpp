@@ -336,7 +336,8 @@ std::optional<int> build_dns(const config::Config& cfg, boost::asio::io_context&
                                   parts.forwarder);
   if (!parts.upstream) return kExitFailure;
   auto responder =
-      std::make_unique<dns::Responder>(io, cfg, parts.gate, *parts.upstream, parts.clock);
+      std::make_unique<dns::Responder>(io, cfg.dns, dns::intercepted_names(cfg.registries),
+                                       parts.gate, *parts.upstream, parts.clock);
   parts.responder = responder.get();
   services.push_back(std::move(responder));
   return std::nullopt;

@@ -101,7 +101,7 @@ std::vector<std::uint8_t> make_query(std::string_view host, std::uint16_t type, 
   }
   query.push_back(0);
   append_u16(query, type);
-  append_u16(query, kClassIn);
+  append_u16(query, rrclass::kIn);
   return query;
 }
 
@@ -121,21 +121,6 @@ FamilyOutcome failed(std::string error) {
   return out;
 }
 
-std::string rcode_name(unsigned rcode) {
-  switch (rcode) {
-    case 1:
-      return "FORMERR";
-    case 2:
-      return "SERVFAIL";
-    case 4:
-      return "NOTIMP";
-    case 5:
-      return "REFUSED";
-    default:
-      return "rcode " + std::to_string(rcode);
-  }
-}
-
 // An answer-section record that may lie on the path from the question's name to its addresses.
 struct Record {
   std::string owner;
@@ -148,12 +133,12 @@ struct Record {
 std::optional<core::IpAddress> address_of(std::span<const std::uint8_t> message,
                                           const Record& record) {
   const auto rdata = message.subspan(record.rdata, record.rdlength);
-  if (record.type == kTypeA && rdata.size() == 4) {
+  if (record.type == rrtype::kA && rdata.size() == 4) {
     asio::ip::address_v4::bytes_type bytes{};
     std::copy(rdata.begin(), rdata.end(), bytes.begin());
     return core::IpAddress(asio::ip::address_v4(bytes));
   }
-  if (record.type == kTypeAaaa && rdata.size() == 16) {
+  if (record.type == rrtype::kAaaa && rdata.size() == 16) {
     asio::ip::address_v6::bytes_type bytes{};
     std::copy(rdata.begin(), rdata.end(), bytes.begin());
     return core::IpAddress(asio::ip::address_v6(bytes));
@@ -173,17 +158,18 @@ FamilyOutcome read_answer(std::span<const std::uint8_t> message, std::string_vie
   // Not the ID: the Forwarder's c-ares sends the query under an ID of its own and hands back the
   // answer under that ID, having matched ID and question itself. The question is checked again
   // because a response to some other question must never become this name's addresses.
-  const unsigned opcode = (summary.flags >> 11) & 0xfU;
-  if ((summary.flags & kQr) == 0 || opcode != 0 || summary.qdcount != 1 || summary.qname != host ||
-      summary.qtype != qtype || summary.qclass != kClassIn) {
+  if ((summary.flags & kQr) == 0 || opcode(summary.flags) != kOpcodeQuery || summary.qdcount != 1 ||
+      summary.qname != host || summary.qtype != qtype || summary.qclass != rrclass::kIn) {
     return failed("answer does not match the question");
   }
   // RFC 2181 section 9: a truncated answer may lack records; c-ares retries those over TCP, so
   // one that still arrives is a failure rather than a partial address set.
   if ((summary.flags & kTc) != 0) return failed("truncated answer");
-  const unsigned rcode = summary.flags & 0xfU;
-  if (rcode == 3) return FamilyOutcome{FamilyOutcome::Kind::nxdomain, {}, 0, {}};
-  if (rcode != 0) return failed(rcode_name(rcode));
+  const unsigned rcode_value = rcode_of(summary.flags);
+  if (rcode_value == rcode::kNxDomain) {
+    return FamilyOutcome{FamilyOutcome::Kind::nxdomain, {}, 0, {}};
+  }
+  if (rcode_value != rcode::kNoError) return failed(rcode::name(rcode_value));
 
   std::vector<Record> records;
   std::size_t pos = summary.question_end;
@@ -200,7 +186,7 @@ FamilyOutcome read_answer(std::span<const std::uint8_t> message, std::string_vie
     const std::size_t rdata = next + kRecordFixedSize;
     if (message.size() - rdata < rdlength) return failed("malformed answer (truncated)");
     pos = rdata + rdlength;
-    if (klass != kClassIn || (type != qtype && type != kTypeCname)) continue;
+    if (klass != rrclass::kIn || (type != qtype && type != rrtype::kCname)) continue;
     records.push_back(Record{std::move(*owner), type, ttl > kMaxTtl ? 0 : ttl, rdata, rdlength});
   }
 
@@ -222,7 +208,7 @@ FamilyOutcome read_answer(std::span<const std::uint8_t> message, std::string_vie
       return out;
     }
     auto alias = std::find_if(records.begin(), records.end(), [&name](const Record& record) {
-      return record.type == kTypeCname && record.owner == name;
+      return record.type == rrtype::kCname && record.owner == name;
     });
     if (alias == records.end()) return out;  // NODATA, perhaps at the end of a chain
     if (hop == kMaxCnameHops) {
@@ -375,8 +361,8 @@ struct AddressResolver::State : std::enable_shared_from_this<AddressResolver::St
     }
     counters.lookups.add();
     // Outside the lock: an upstream may call back before forward() returns (NoUpstream does).
-    send(host, serial, 0, kTypeA, ids[0]);
-    send(host, serial, 1, kTypeAaaa, ids[1]);
+    send(host, serial, 0, rrtype::kA, ids[0]);
+    send(host, serial, 1, rrtype::kAaaa, ids[1]);
   }
 
   void send(const std::string& host, std::uint64_t serial, std::size_t family, std::uint16_t type,

@@ -54,9 +54,9 @@ PktPtr response_for(const Query& query, std::uint8_t rcode_value) {
   PktPtr pkt(ldns_pkt_new());
   ldns_pkt_set_id(pkt.get(), q.id);
   ldns_pkt_set_qr(pkt.get(), true);
-  ldns_pkt_set_opcode(pkt.get(), static_cast<ldns_pkt_opcode>((q.flags >> 11) & 0xF));
-  ldns_pkt_set_rd(pkt.get(), (q.flags & 0x0100) != 0);
-  ldns_pkt_set_cd(pkt.get(), (q.flags & 0x0010) != 0);
+  ldns_pkt_set_opcode(pkt.get(), static_cast<ldns_pkt_opcode>(wire_format::opcode(q.flags)));
+  ldns_pkt_set_rd(pkt.get(), (q.flags & wire_format::kRd) != 0);
+  ldns_pkt_set_cd(pkt.get(), (q.flags & wire_format::kCd) != 0);
   ldns_pkt_set_ra(pkt.get(), true);
   ldns_pkt_set_rcode(pkt.get(), rcode_value);
   if (q.qdcount > 0) {

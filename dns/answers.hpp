@@ -16,27 +16,9 @@
 
 #include "core/net.hpp"
 #include "dns/wire.hpp"
+#include "dns/wire_format.hpp"
 
 namespace pullthrough::dns {
-
-namespace rcode {
-inline constexpr std::uint8_t kNoError = 0;
-inline constexpr std::uint8_t kFormErr = 1;
-inline constexpr std::uint8_t kServFail = 2;
-inline constexpr std::uint8_t kNxDomain = 3;
-inline constexpr std::uint8_t kNotImp = 4;
-inline constexpr std::uint8_t kRefused = 5;
-}  // namespace rcode
-
-namespace rrtype {
-inline constexpr std::uint16_t kA = 1;
-inline constexpr std::uint16_t kCname = 5;
-inline constexpr std::uint16_t kSoa = 6;
-inline constexpr std::uint16_t kAaaa = 28;
-inline constexpr std::uint16_t kOpt = 41;
-inline constexpr std::uint16_t kHttps = 65;
-inline constexpr std::uint16_t kAny = 255;
-}  // namespace rrtype
 
 // The UDP payload size we advertise and never exceed without the client asking (the usual safe
 // value, see dnsflagday 2020).

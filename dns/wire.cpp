@@ -8,7 +8,6 @@ namespace pullthrough::dns {
 
 namespace {
 
-using wire_format::kTypeOpt;
 using wire_format::read_u16;
 
 constexpr std::size_t kHeaderSize = 12;
@@ -160,7 +159,7 @@ WireError check_into(std::span<const std::uint8_t> message, WireSummary& summary
     const std::size_t rdata = next + 10;
     const std::size_t rdlength = read_u16(data + next + 8);
     if (size - rdata < rdlength) return WireError::truncated;
-    if (type == kTypeOpt) {
+    if (type == rrtype::kOpt) {
       // RFC 6891 section 6.1.1: one OPT, in the additional section, owned by the root.
       if (i < additional_start || summary.has_opt || next != pos + 1) {
         return WireError::bad_opt;
@@ -169,7 +168,7 @@ WireError check_into(std::span<const std::uint8_t> message, WireSummary& summary
       summary.udp_payload = read_u16(data + next + 2);
       // TTL field: extended RCODE, VERSION, then the DO bit leading the 16 flag bits.
       summary.edns_version = data[next + 5];
-      summary.dnssec_ok = (data[next + 6] & 0x80) != 0;
+      summary.dnssec_ok = (read_u16(data + next + 6) & wire_format::kEdnsDo) != 0;
     }
     pos = rdata + rdlength;
   }

@@ -64,7 +64,7 @@ void write_opt(Writer& w, bool dnssec_ok) {
   w.u16(rrtype::kOpt);
   w.u16(static_cast<std::uint16_t>(kMaxUdpPayload));
   w.u16(0);  // extended RCODE, VERSION
-  w.u16(dnssec_ok ? 0x8000 : 0);
+  w.u16(dnssec_ok ? kEdnsDo : 0);
   w.u16(0);
 }
 
@@ -76,7 +76,7 @@ std::span<const std::uint8_t> client_question(const Query& query) {
 std::uint16_t own_flags(const Query& query, std::uint8_t rcode_value, bool authoritative) {
   auto q = query.summary.flags;
   return static_cast<std::uint16_t>(kQr | (q & kOpcodeMask) | (authoritative ? kAa : 0) |
-                                    (q & kRd) | kRa | (q & kCd) | (rcode_value & 0xF));
+                                    (q & kRd) | kRa | (q & kCd) | (rcode_value & kRcodeMask));
 }
 
 // RFC 2181 section 9: an answer that does not fit is replaced by header, question and OPT with TC
@@ -252,7 +252,7 @@ std::optional<ReplayTemplate> prepare(std::span<const std::uint8_t> upstream) {
     std::size_t rdata = next + 10;
     pos = rdata + read_u16(data + next + 8);
     // TSIG (RFC 8945) signs one hop's message: never the client's to see. ldns drops it.
-    if (type == kTypeTsig) return std::nullopt;
+    if (type == rrtype::kTsig) return std::nullopt;
     if (type == rrtype::kOpt) {
       // Removing it must not move any record after it: only a last OPT can go.
       if (pos != upstream.size()) return std::nullopt;

@@ -1,22 +1,65 @@
-// The fixed parts of the DNS wire format (RFC 1035 section 4.1) that the codecs here share: sizes,
-// type and class numbers, header flag bits, and big-endian reads and writes. Callers check bounds
-// before they read or write.
+// The fixed parts of the DNS wire format (RFC 1035 section 4.1) that the code here shares: the one
+// table of record types, classes and rcodes, header flag bits, sizes, and big-endian reads and
+// writes. Callers check bounds before they read or write.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
-namespace pullthrough::dns::wire_format {
+namespace pullthrough::dns {
+
+// Record types (RFC 1035 section 3.2.2 and the IANA registry) that the code here names.
+namespace rrtype {
+inline constexpr std::uint16_t kA = 1;
+inline constexpr std::uint16_t kCname = 5;
+inline constexpr std::uint16_t kSoa = 6;
+inline constexpr std::uint16_t kAaaa = 28;
+inline constexpr std::uint16_t kOpt = 41;    // RFC 6891
+inline constexpr std::uint16_t kSvcb = 64;   // RFC 9460
+inline constexpr std::uint16_t kHttps = 65;  // RFC 9460
+inline constexpr std::uint16_t kTsig = 250;  // RFC 8945
+inline constexpr std::uint16_t kAny = 255;
+}  // namespace rrtype
+
+namespace rrclass {
+inline constexpr std::uint16_t kIn = 1;
+}  // namespace rrclass
+
+// Response codes (RFC 1035 section 4.1.1).
+namespace rcode {
+inline constexpr std::uint8_t kNoError = 0;
+inline constexpr std::uint8_t kFormErr = 1;
+inline constexpr std::uint8_t kServFail = 2;
+inline constexpr std::uint8_t kNxDomain = 3;
+inline constexpr std::uint8_t kNotImp = 4;
+inline constexpr std::uint8_t kRefused = 5;
+
+// The mnemonic, for logs and error messages; "rcode N" for one without a name here.
+inline std::string name(unsigned value) {
+  switch (value) {
+    case kNoError:
+      return "NOERROR";
+    case kFormErr:
+      return "FORMERR";
+    case kServFail:
+      return "SERVFAIL";
+    case kNxDomain:
+      return "NXDOMAIN";
+    case kNotImp:
+      return "NOTIMP";
+    case kRefused:
+      return "REFUSED";
+    default:
+      return "rcode " + std::to_string(value);
+  }
+}
+}  // namespace rcode
+
+namespace wire_format {
 
 inline constexpr std::size_t kHeaderSize = 12;
 inline constexpr std::size_t kRecordFixedSize = 10;  // TYPE, CLASS, TTL, RDLENGTH
-
-inline constexpr std::uint16_t kTypeA = 1;
-inline constexpr std::uint16_t kTypeCname = 5;
-inline constexpr std::uint16_t kTypeAaaa = 28;
-inline constexpr std::uint16_t kTypeOpt = 41;
-inline constexpr std::uint16_t kTypeTsig = 250;
-inline constexpr std::uint16_t kClassIn = 1;
 
 // Header flag bits (RFC 1035 section 4.1.1, RFC 4035 section 3.2 for AD and CD).
 inline constexpr std::uint16_t kQr = 0x8000;
@@ -27,6 +70,15 @@ inline constexpr std::uint16_t kRd = 0x0100;
 inline constexpr std::uint16_t kRa = 0x0080;
 inline constexpr std::uint16_t kZ = 0x0040;
 inline constexpr std::uint16_t kCd = 0x0010;
+inline constexpr std::uint16_t kRcodeMask = 0x000F;
+inline constexpr unsigned kOpcodeShift = 11;
+inline constexpr unsigned kOpcodeQuery = 0;
+
+// The DO bit, the top bit of the flags in the OPT record's TTL (RFC 3225 section 3).
+inline constexpr std::uint16_t kEdnsDo = 0x8000;
+
+inline unsigned opcode(std::uint16_t flags) { return (flags & kOpcodeMask) >> kOpcodeShift; }
+inline unsigned rcode_of(std::uint16_t flags) { return flags & kRcodeMask; }
 
 inline std::uint16_t read_u16(const std::uint8_t* p) {
   return static_cast<std::uint16_t>((static_cast<unsigned>(p[0]) << 8) | p[1]);
@@ -49,4 +101,5 @@ inline void put_u32(std::uint8_t* p, std::uint32_t v) {
   p[3] = static_cast<std::uint8_t>(v);
 }
 
-}  // namespace pullthrough::dns::wire_format
+}  // namespace wire_format
+}  // namespace pullthrough::dns

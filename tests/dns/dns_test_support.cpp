@@ -163,4 +163,18 @@ std::string describe(const Decoded& d) {
   return out;
 }
 
+ForwardResult answer_with(const ResponseSpec& spec) {
+  ForwardResult r;
+  r.status = ForwardResult::Status::answer;
+  r.answer = make_response(spec);
+  return r;
+}
+
+ForwardResult timed_out() {
+  ForwardResult r;
+  r.status = ForwardResult::Status::timeout;
+  r.error = "timeout";
+  return r;
+}
+
 }  // namespace pullthrough::dns::testing

@@ -2,11 +2,13 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "dns/answers.hpp"
+#include "dns/upstream.hpp"
 
 namespace pullthrough::dns::testing {
 
@@ -68,6 +70,25 @@ struct Decoded {
 std::string describe(const Decoded& d);
 
 Decoded decode(const std::vector<std::uint8_t>& wire);
+
+// Answers every forwarded query at once, on the caller's thread, with what the test says.
+class FakeUpstream final : public Upstream {
+ public:
+  std::function<ForwardResult(std::span<const std::uint8_t>)> respond;
+  int calls = 0;
+  bool shut_down = false;
+
+  void forward(std::span<const std::uint8_t> query,
+               std::function<void(ForwardResult)> done) override {
+    ++calls;
+    done(respond(query));
+  }
+  void shutdown() override { shut_down = true; }
+};
+
+// An upstream's answer built from `spec`, and an upstream that timed out.
+ForwardResult answer_with(const ResponseSpec& spec);
+ForwardResult timed_out();
 
 // The qname text (the form of WireSummary::qname) of an uncompressed wire name, written
 // independently of dns/wire.cpp so that tests and fuzz targets can check it.

@@ -18,42 +18,16 @@
 namespace pullthrough::dns {
 namespace {
 
+using testing::answer_with;
 using testing::decode;
 using ::testing::ElementsAre;
+using testing::FakeUpstream;
 using ::testing::HasSubstr;
 using testing::make_query;
 using testing::make_response;
 using testing::QuerySpec;
 using testing::ResponseSpec;
-
-// Answers every forwarded query at once with what the test says.
-class FakeUpstream final : public Upstream {
- public:
-  std::function<ForwardResult(std::span<const std::uint8_t>)> respond;
-  int calls = 0;
-  bool shut_down = false;
-
-  void forward(std::span<const std::uint8_t> query,
-               std::function<void(ForwardResult)> done) override {
-    ++calls;
-    done(respond(query));
-  }
-  void shutdown() override { shut_down = true; }
-};
-
-ForwardResult answer_with(const ResponseSpec& spec) {
-  ForwardResult r;
-  r.status = ForwardResult::Status::answer;
-  r.answer = make_response(spec);
-  return r;
-}
-
-ForwardResult timed_out() {
-  ForwardResult r;
-  r.status = ForwardResult::Status::timeout;
-  r.error = "timeout";
-  return r;
-}
+using testing::timed_out;
 
 config::Config test_config(const std::string& extra = "") {
   auto loaded = config::load_string(
@@ -97,7 +71,8 @@ class ResponderTest : public ::testing::Test {
   health::SwitchableHealthGate gate_;
   FakeUpstream upstream_;
   asio::io_context io_;
-  Responder responder_{io_, config_, gate_, upstream_, clock_};
+  std::vector<std::string> intercepted_ = intercepted_names(config_.registries);
+  Responder responder_{io_, config_.dns, intercepted_, gate_, upstream_, clock_};
 };
 
 TEST_F(ResponderTest, InterceptedNameIsRewrittenWhileTheGateIsOpen) {
@@ -296,7 +271,7 @@ TEST(ResponderSocketTest, AnswersOverUdpAndTcp) {
     return answer_with(spec);
   };
   asio::io_context io;
-  Responder responder(io, config, gate, upstream, clock);
+  Responder responder(io, config.dns, intercepted_names(config.registries), gate, upstream, clock);
   responder.start();
   std::thread worker([&] { io.run(); });
   auto udp_port = responder.udp_endpoints().at(0).port;
@@ -361,7 +336,8 @@ TEST(ResponderSocketTest, TcpConnectionsAreBoundedAndIdleOnesClosed) {
   limits.max_connections = 2;
   limits.idle_timeout = std::chrono::milliseconds(300);
   asio::io_context io;
-  Responder responder(io, config, gate, upstream, clock, limits);
+  Responder responder(io, config.dns, intercepted_names(config.registries), gate, upstream, clock,
+                      limits);
   responder.start();
   std::thread worker([&] { io.run(); });
   const asio::ip::tcp::endpoint server(asio::ip::make_address("127.0.0.1"),
@@ -455,7 +431,7 @@ TEST(ResponderSocketTest, UdpBurstFromManyClientsGetsEveryAnswer) {
                         .answer = {name + ". 60 IN A 198.51.100.7"}});
   };
   asio::io_context io;
-  Responder responder(io, config, gate, upstream, clock);
+  Responder responder(io, config.dns, intercepted_names(config.registries), gate, upstream, clock);
   responder.start();
   std::thread worker([&] { io.run(); });
   asio::ip::udp::endpoint server(asio::ip::make_address("127.0.0.1"),

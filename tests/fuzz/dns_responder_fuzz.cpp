@@ -55,7 +55,8 @@ struct World {
   health::SwitchableHealthGate gate;
   EchoUpstream upstream;
   boost::asio::io_context io;
-  dns::Responder responder{io, config, gate, upstream, clock};
+  std::vector<std::string> intercepted = dns::intercepted_names(config.registries);
+  dns::Responder responder{io, config.dns, intercepted, gate, upstream, clock};
 };
 
 }  // namespace
