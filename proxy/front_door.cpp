@@ -2,6 +2,11 @@
 
 #include "core/asio.hpp"
 
+#include <atomic>
+#include <list>
+#include <mutex>
+
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -22,6 +27,14 @@ struct TlsFrontDoor::State : std::enable_shared_from_this<TlsFrontDoor::State> {
   FrontDoorCounters counters;
   core::ListenerCounters listener_counters;
   std::unique_ptr<core::TcpListener> listener;
+  // Each connection's on_stopping wake-up, run on its strand by stop().
+  struct Waker {
+    asio::any_io_executor executor;
+    std::function<void()> wake;
+  };
+  std::mutex wakers_mutex;
+  std::list<Waker> wakers;
+  std::atomic<bool> stopping{false};
 
   State(const config::Config& cfg, ServerTls& server_tls, TlsHandler connection_handler,
         FrontDoorLimits connection_limits)
@@ -70,8 +83,39 @@ struct TlsFrontDoor::State : std::enable_shared_from_this<TlsFrontDoor::State> {
     connection.stream = std::move(stream);
     connection.peer = accepted.peer;
     connection.local = accepted.local;
-    connection.stopping = [self = shared_from_this()] { return self->gate.closed(); };
+    connection.stopping = [self = shared_from_this()] { return self->stopping.load(); };
+    std::list<Waker>::iterator waker;
+    {
+      std::lock_guard lock(wakers_mutex);
+      waker = wakers.insert(wakers.end(), Waker{connection.stream->get_executor(), {}});
+    }
+    struct Unregister {
+      State& state;
+      std::list<Waker>::iterator waker;
+      ~Unregister() {
+        std::lock_guard lock(state.wakers_mutex);
+        state.wakers.erase(waker);
+      }
+    } unregister{*this, waker};
+    connection.on_stopping = [self = shared_from_this(), waker](std::function<void()> wake) {
+      std::lock_guard lock(self->wakers_mutex);
+      waker->wake = std::move(wake);
+      // stop() sets the flag before it runs the wake-ups: one set after that runs here.
+      if (self->stopping.load()) asio::post(waker->executor, waker->wake);
+    };
     co_await handler(std::move(connection));
+  }
+
+  void stop(std::function<void()> drained) {
+    listener->close();
+    {
+      std::lock_guard lock(wakers_mutex);
+      stopping.store(true);
+      for (const auto& waker : wakers) {
+        if (waker.wake) asio::post(waker.executor, waker.wake);
+      }
+    }
+    gate.close(std::move(drained));
   }
 };
 
@@ -93,10 +137,7 @@ void TlsFrontDoor::start() {
   state_->listener->start("https", state_);
 }
 
-void TlsFrontDoor::stop(std::function<void()> drained) {
-  state_->listener->close();
-  state_->gate.close(std::move(drained));
-}
+void TlsFrontDoor::stop(std::function<void()> drained) { state_->stop(std::move(drained)); }
 
 const std::vector<core::Endpoint>& TlsFrontDoor::bound_endpoints() const {
   return state_->listener->bound();

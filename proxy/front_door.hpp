@@ -35,10 +35,15 @@ struct TlsConnection {
   // True once the service is stopping: finish the request in hand, then close instead of
   // waiting for another. Safe from any thread.
   std::function<bool()> stopping;
+  // Has `wake` run on the connection's strand once the service starts stopping (at once if it
+  // already has), so that a handler waiting for a client's next request ends then, not at its
+  // request timeout. A later call replaces the earlier `wake`; a queued one may still run.
+  std::function<void(std::function<void()> wake)> on_stopping;
 };
 
 // A coroutine per connection, started on the connection's strand. It should end soon after
-// `stopping()` turns true (within the drain deadline) and must not throw for network errors.
+// `stopping()` turns true (an idle one at the `on_stopping` wake-up), within the drain deadline,
+// and must not throw for network errors.
 using TlsHandler = std::function<boost::asio::awaitable<void>(TlsConnection)>;
 
 #define PULLTHROUGH_FRONT_DOOR_COUNTERS(COUNTER)                                 \

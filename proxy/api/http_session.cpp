@@ -35,11 +35,24 @@ HttpSession::HttpSession(TlsConnection connection, const HttpLimits& limits,
       tcp_(beast::get_lowest_layer(stream_)) {}
 
 asio::awaitable<void> HttpSession::run(const Handler& handle) {
+  if (connection_.on_stopping) {
+    // Runs on this connection's strand, as the session does; `alive` tells it whether the
+    // session is still there.
+    connection_.on_stopping([this, alive = std::weak_ptr<bool>(alive_)] {
+      if (alive.lock() && idle_ && nothing_arriving()) tcp_.cancel();
+    });
+  }
   for (;;) {
     Parser parser;
     parser.header_limit(static_cast<std::uint32_t>(limits_.max_header_bytes));
     tcp_.expires_after(limits_.request_timeout);
+    idle_ = buffer_.size() == 0;
+    if (idle_ && connection_.stopping() && nothing_arriving()) {
+      co_await close_idle();
+      co_return;
+    }
     error_code ec = co_await skip_empty_lines();
+    idle_ = false;
     if (!ec) {
       co_await http::async_read_header(stream_, buffer_, parser,
                                        asio::redirect_error(asio::use_awaitable, ec));
@@ -165,6 +178,10 @@ asio::awaitable<error_code> HttpSession::skip_empty_lines() {
 
 // Ends a connection whose next request could not be read.
 asio::awaitable<void> HttpSession::end_unread(const error_code& ec) {
+  if (ec == asio::error::operation_aborted && connection_.stopping()) {
+    co_await close_idle();  // woken between requests: the service is stopping
+    co_return;
+  }
   if (ec == http::error::end_of_stream || ec == http::error::partial_message) {
     // The client sent close_notify, between requests or in the middle of one: answer it, so
     // that neither side sees the connection cut off while the other is still reading.
@@ -199,6 +216,21 @@ void HttpSession::abort() {
   error_code ignored;
   tcp_.socket().set_option(asio::socket_base::linger(true, 0), ignored);
   tcp_.socket().close(ignored);
+}
+
+// Whether the socket has no bytes of a request yet. One already sent when the service began to
+// stop is served, not cut off; one that arrives after this check meets a closed connection, which
+// clients retry as they do any keep-alive connection the server closed.
+bool HttpSession::nothing_arriving() {
+  error_code ec;
+  return tcp_.socket().available(ec) == 0;
+}
+
+// An idle client answers a close_notify only when it next uses the connection: send ours without
+// waiting for that.
+asio::awaitable<void> HttpSession::close_idle() {
+  SSL_set_shutdown(stream_.native_handle(), SSL_RECEIVED_SHUTDOWN);
+  co_await close_politely();
 }
 
 asio::awaitable<void> HttpSession::close_politely() {

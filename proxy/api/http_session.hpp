@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -82,6 +83,8 @@ class HttpSession {
   asio::awaitable<error_code> skip_empty_lines();
   asio::awaitable<void> end_unread(const error_code& ec);
   asio::awaitable<void> close_politely();
+  asio::awaitable<void> close_idle();
+  bool nothing_arriving();
 
   TlsConnection connection_;
   const HttpLimits& limits_;
@@ -94,6 +97,9 @@ class HttpSession {
   unsigned version_ = 11;
   bool keep_alive_ = true;
   bool head_request_ = false;
+  // Waiting for the next request with nothing of it read yet: stopping may end the connection.
+  bool idle_ = false;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace pullthrough::proxy
