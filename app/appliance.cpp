@@ -3,14 +3,12 @@
 #include "core/asio.hpp"
 
 #include <algorithm>
-#include <condition_variable>
 #include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <sstream>
 #include <thread>
@@ -20,6 +18,7 @@
 #include <unistd.h>
 
 #include "app/admin.hpp"
+#include "app/supervisor.hpp"
 #include "app/version.hpp"
 #include "certs/ca_page.hpp"
 #include "certs/configured_ca.hpp"
@@ -52,17 +51,6 @@ std::string join(const std::vector<T>& items) {
   std::string out;
   for (const auto& item : items) out += (out.empty() ? "" : ", ") + item.to_string();
   return out.empty() ? "(none)" : out;
-}
-
-std::string_view signal_name(int signal_number) {
-  switch (signal_number) {
-    case SIGINT:
-      return "SIGINT";
-    case SIGTERM:
-      return "SIGTERM";
-    default:
-      return "signal";
-  }
 }
 
 std::string read_text_file(const char* path) {
@@ -123,50 +111,6 @@ std::vector<std::string> intercepted_names(const config::Config& cfg) {
   }
   return names;
 }
-
-// The services, and the parts they use, are destroyed before the io_context. Work abandoned by a
-// third signal or the drain deadline (a session waiting on a slow client, say) is still queued
-// then, and its coroutine frames hold references into the services: gate holders, streams, fetch
-// handles. This destroys those frames first, without running them, while everything they refer
-// to is alive; what the io_context's destructor would do later, when it no longer is.
-class AbandonableIoContext : public boost::asio::io_context {
- public:
-  using boost::asio::io_context::io_context;
-  // Only after every thread has left run().
-  void destroy_abandoned_work() { shutdown(); }
-};
-
-// Tracks the worker threads so that the supervisor can wait for them with a deadline.
-class WorkerPool {
- public:
-  void start(boost::asio::io_context& io, unsigned count) {
-    running_ = count;
-    for (unsigned i = 0; i < count; ++i) {
-      threads_.emplace_back([this, &io] {
-        io.run();
-        std::lock_guard lock(mutex_);
-        if (--running_ == 0) done_.notify_all();
-      });
-    }
-  }
-
-  // True when every thread returned from run() in time.
-  bool wait_for(std::chrono::milliseconds deadline) {
-    std::unique_lock lock(mutex_);
-    return done_.wait_for(lock, deadline, [this] { return running_ == 0; });
-  }
-
-  void join() {
-    for (auto& t : threads_) t.join();
-    threads_.clear();
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable done_;
-  unsigned running_ = 0;
-  std::vector<std::thread> threads_;
-};
 
 // Everything the proxy role runs on: the CA, its leaves and the TLS configuration, and the
 // resolver it reaches upstream registries with. Built before the services that refer to it and
@@ -578,86 +522,18 @@ int serve(const ServeOptions& options) {
     return kExitFailure;
   }
 
-  // Stopping goes through up to two phases. With a cache and a handover time, the first signal
-  // starts the handover: the cache keeps serving while its health answers say it is leaving, so
-  // the DNS side (this process's or another appliance's) stops handing it out and clients'
-  // answers expire. Then, or at once without a handover, listeners close and work drains. Each
-  // further signal cuts the current phase short.
-  enum class Phase { running, handing_over, draining };
-  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
-  boost::asio::steady_timer handover_timer(io);
-  const auto handover =
-      proxy_parts.cache != nullptr ? config::handover_or_auto(cfg) : core::Duration::zero();
-  std::mutex stop_mutex;
-  std::condition_variable stop_requested;
-  Phase phase = Phase::running;
-  std::size_t undrained = services.size();
-
-  // Runs on any thread. Once every service has drained, cancelling the signal wait leaves the
-  // io_context without work, and the worker threads return.
-  auto service_drained = [&] {
-    boost::asio::post(io, [&] {
-      if (--undrained == 0) signals.cancel();
-    });
-  };
-  // With stop_mutex held.
-  auto drain = [&] {
-    log->info("closing listeners and draining (deadline {})",
-              core::format_duration(options.drain_deadline));
-    phase = Phase::draining;
-    handover_timer.cancel();
-    stop_requested.notify_all();
-    for (auto& service : services) service->stop(service_drained);
-  };
-  std::function<void(const boost::system::error_code&, int)> on_signal =
-      [&](const boost::system::error_code& ec, int signal_number) {
-        if (ec) return;  // cancelled: drained
-        std::lock_guard lock(stop_mutex);
-        auto name = signal_name(signal_number);
-        if (phase == Phase::draining) {
-          log->warn("{} received while draining: stopping without waiting", name);
-          io.stop();
-          return;
-        }
-        signals.async_wait(on_signal);  // armed before any service can drain and cancel it
-        if (phase == Phase::handing_over) {
-          log->warn("second {} received: cutting the handover short", name);
-          drain();
-        } else if (handover > core::Duration::zero()) {
-          log->info(
-              "{} received: handing over for {}: the cache serves on while health checks "
-              "hear it is leaving (a second signal skips this)",
-              name, core::format_duration(handover));
-          phase = Phase::handing_over;
-          proxy_parts.cache->begin_leaving();
-          handover_timer.expires_after(handover);
-          handover_timer.async_wait([&](const boost::system::error_code& waited) {
-            std::lock_guard timer_lock(stop_mutex);
-            if (waited || phase != Phase::handing_over) return;
-            log->info("handover done");
-            drain();
-          });
-        } else {
-          log->info("{} received", name);
-          drain();
-        }
-      };
-  signals.async_wait(on_signal);
-
-  WorkerPool pool;
-  pool.start(io, thread_count);
-  log->info("ready: {} worker threads", thread_count);
-
-  {
-    std::unique_lock lock(stop_mutex);
-    stop_requested.wait(lock, [&] { return phase == Phase::draining; });
+  std::vector<core::Service*> supervised;
+  for (auto& service : services) supervised.push_back(service.get());
+  // Only a cache hands over.
+  std::function<void()> begin_leaving;
+  auto handover = core::Duration::zero();
+  if (auto* cache = proxy_parts.cache) {
+    begin_leaving = [cache] { cache->begin_leaving(); };
+    handover = config::handover_or_auto(cfg);
   }
-  if (!pool.wait_for(options.drain_deadline)) {
-    log->warn("drain deadline passed; abandoning work still in flight");
-    io.stop();
-  }
-  pool.join();
-  io.destroy_abandoned_work();
+  Supervisor supervisor(io, std::move(supervised), handover, std::move(begin_leaving),
+                        options.drain_deadline);
+  supervisor.run(thread_count);
   log->info("stopped");
   return 0;
 }
