@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "app/admin.hpp"
+#include "app/metrics.hpp"
 #include "app/supervisor.hpp"
 #include "app/version.hpp"
 #include "certs/ca_page.hpp"
@@ -356,117 +357,6 @@ std::optional<int> build_health(const config::Config& cfg, boost::asio::io_conte
   return std::nullopt;
 }
 
-// Every counter and gauge, for /metrics.
-void register_metrics(core::MetricsRegistry& metrics, const config::Config& cfg,
-                      const DnsParts& dns, const ProxyParts& proxy, const HealthParts& health,
-                      const core::HttpService& admin) {
-  auto started =
-      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-  metrics.add([started](core::MetricsWriter& w) {
-    w.family("pullthrough_build_info", "the running version, as a label", core::MetricType::gauge);
-    w.sample(std::uint64_t{1}, {{"version", version_string()}});
-    w.gauge("pullthrough_start_time_seconds", "when the process started, in Unix time", started);
-  });
-  if (dns.responder != nullptr) {
-    metrics.add([&dns](core::MetricsWriter& w) {
-      w.counters("pullthrough_dns", dns.responder->counters());
-      w.counters("pullthrough_dns_tcp_listener", dns.responder->tcp_listener_counters());
-      if (dns.forwarder != nullptr) {
-        w.counters("pullthrough_dns_forwarder", dns.forwarder->counters());
-      }
-      auto open = dns.gate.healthy();
-      w.gauge("pullthrough_dns_rewriting",
-              "1 while intercepted names are answered with cache addresses, 0 while forwarded",
-              open->empty() ? 0.0 : 1.0);
-      w.gauge("pullthrough_dns_cache_hosts_handed_out",
-              "cache addresses in the answers for intercepted names",
-              static_cast<double>(open->size()));
-      w.gauge("pullthrough_dns_cache_entries", "answers in the forwarded-answer cache",
-              static_cast<double>(dns.responder->cache_entries()));
-    });
-  }
-  if (health.monitor != nullptr) {
-    metrics.add([&health](core::MetricsWriter& w) {
-      w.counters("pullthrough_health", health.monitor->counters());
-      auto snapshot = health.monitor->snapshot();
-      w.family("pullthrough_health_cache_host_up", "1 while the cache host is up, 0 while down",
-               core::MetricType::gauge);
-      for (const auto& host : snapshot.hosts) {
-        auto name = host.host.endpoint.to_string();
-        w.sample(host.health.up() ? 1.0 : 0.0, {{"host", name}});
-      }
-      w.family("pullthrough_health_cache_host_checks_total",
-               "health checks of the cache host, by result", core::MetricType::counter);
-      for (const auto& host : snapshot.hosts) {
-        auto name = host.host.endpoint.to_string();
-        w.sample(host.health.checks() - host.health.failures(),
-                 {{"host", name}, {"result", "passed"}});
-        w.sample(host.health.failures(), {{"host", name}, {"result", "failed"}});
-      }
-      w.family("pullthrough_health_cache_host_check_duration_seconds",
-               "how long the cache host's last health check took", core::MetricType::gauge);
-      for (const auto& host : snapshot.hosts) {
-        w.sample(std::chrono::duration<double>(host.health.last().took).count(),
-                 {{"host", host.host.endpoint.to_string()}});
-      }
-      w.family("pullthrough_health_cache_host_state_since_seconds",
-               "when the cache host last went up or down (or started being checked), in Unix "
-               "time",
-               core::MetricType::gauge);
-      for (const auto& host : snapshot.hosts) {
-        w.sample(std::chrono::duration<double>(host.health.since().time_since_epoch()).count(),
-                 {{"host", host.host.endpoint.to_string()}});
-      }
-    });
-  }
-  if (proxy.cache != nullptr) {
-    metrics.add([&proxy, &cfg](core::MetricsWriter& w) {
-      const auto& cache = *proxy.cache;
-      w.counters("pullthrough_proxy", cache.counters());
-      w.counters("pullthrough_proxy_blob", cache.fetch_counters());
-      w.counters("pullthrough_proxy", cache.manifest_counters());  // names start with manifest_
-      w.counters("pullthrough_proxy_front_door", cache.front_door_counters());
-      w.counters("pullthrough_proxy_listener", cache.listener_counters());
-      w.counters("pullthrough_proxy_tls", proxy.tls->counters());
-      std::vector<std::pair<std::string, const proxy::UpstreamCounters*>> upstreams;
-      for (std::size_t i = 0; i < cfg.registries.size(); ++i) {
-        upstreams.emplace_back(cfg.registries[i].host, &cache.upstream_counters(i));
-      }
-      w.labelled_counters("pullthrough_upstream", "registry", upstreams);
-      w.counters("pullthrough_upstream_resolver", proxy.resolver->counters());
-      if (proxy.resolver_forwarder != nullptr) {
-        w.counters("pullthrough_upstream_resolver_forwarder", proxy.resolver_forwarder->counters());
-      }
-      if (proxy.ca_page != nullptr) {
-        w.counters("pullthrough_ca_page_http", proxy.ca_page->counters());
-        w.counters("pullthrough_ca_page_listener", proxy.ca_page->listener_counters());
-      }
-      w.gauge("pullthrough_proxy_connections_open", "TLS connections open to the cache",
-              static_cast<double>(cache.open_connections()));
-      w.gauge("pullthrough_proxy_blob_fetches_in_flight", "blobs being fetched from upstream",
-              static_cast<double>(cache.blob_fetches_in_flight()));
-      auto report = cache.storage().last();
-      w.gauge("pullthrough_storage_healthy",
-              "1 while the store takes new blobs (writable, free space above storage.min_free)",
-              report.health.ok() ? 1.0 : 0.0);
-      if (report.health.free_bytes) {
-        w.gauge("pullthrough_storage_free_bytes", "free space on the store's file system",
-                static_cast<double>(*report.health.free_bytes));
-      }
-      if (report.health.total_bytes) {
-        w.gauge("pullthrough_storage_filesystem_size_bytes", "size of the store's file system",
-                static_cast<double>(*report.health.total_bytes));
-      }
-      w.gauge("pullthrough_storage_min_free_bytes", "storage.min_free",
-              static_cast<double>(cfg.storage.min_free));
-    });
-  }
-  metrics.add([&admin](core::MetricsWriter& w) {
-    w.counters("pullthrough_admin_http", admin.counters());
-    w.counters("pullthrough_admin_listener", admin.listener_counters());
-  });
-}
-
 }  // namespace
 
 int serve(const ServeOptions& options) {
@@ -512,7 +402,19 @@ int serve(const ServeOptions& options) {
   auto admin = std::make_unique<core::HttpService>(io, "admin",
                                                    std::vector<core::Endpoint>{cfg.admin.listen},
                                                    cfg.admin.allow, make_admin_handler(sources));
-  register_metrics(metrics, cfg, dns_parts, proxy_parts, health_parts, *admin);
+  MetricsSources measured;
+  measured.config = &cfg;
+  measured.responder = dns_parts.responder;
+  measured.forwarder = dns_parts.forwarder;
+  measured.gate = &dns_parts.gate;
+  measured.monitor = health_parts.monitor;
+  measured.cache = proxy_parts.cache;
+  measured.tls = proxy_parts.tls.get();
+  measured.resolver = proxy_parts.resolver.get();
+  measured.resolver_forwarder = proxy_parts.resolver_forwarder;
+  measured.ca_page = proxy_parts.ca_page;
+  measured.admin = admin.get();
+  register_metrics(metrics, measured);
   services.push_back(std::move(admin));
 
   try {

@@ -1,0 +1,123 @@
+#include "app/metrics.hpp"
+
+#include <utility>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "app/version.hpp"
+
+namespace pullthrough::app {
+
+void register_metrics(core::MetricsRegistry& metrics, const MetricsSources& sources) {
+  auto started =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  metrics.add([started](core::MetricsWriter& w) {
+    w.family("pullthrough_build_info", "the running version, as a label", core::MetricType::gauge);
+    w.sample(std::uint64_t{1}, {{"version", version_string()}});
+    w.gauge("pullthrough_start_time_seconds", "when the process started, in Unix time", started);
+  });
+  if (sources.responder != nullptr) {
+    metrics.add([s = sources](core::MetricsWriter& w) {
+      w.counters("pullthrough_dns", s.responder->counters());
+      w.counters("pullthrough_dns_tcp_listener", s.responder->tcp_listener_counters());
+      if (s.forwarder != nullptr) {
+        w.counters("pullthrough_dns_forwarder", s.forwarder->counters());
+      }
+      auto open = s.gate->healthy();
+      w.gauge("pullthrough_dns_rewriting",
+              "1 while intercepted names are answered with cache addresses, 0 while forwarded",
+              open->empty() ? 0.0 : 1.0);
+      w.gauge("pullthrough_dns_cache_hosts_handed_out",
+              "cache addresses in the answers for intercepted names",
+              static_cast<double>(open->size()));
+      w.gauge("pullthrough_dns_cache_entries", "answers in the forwarded-answer cache",
+              static_cast<double>(s.responder->cache_entries()));
+    });
+  }
+  if (sources.monitor != nullptr) {
+    metrics.add([monitor = sources.monitor](core::MetricsWriter& w) {
+      w.counters("pullthrough_health", monitor->counters());
+      auto snapshot = monitor->snapshot();
+      w.family("pullthrough_health_cache_host_up", "1 while the cache host is up, 0 while down",
+               core::MetricType::gauge);
+      for (const auto& host : snapshot.hosts) {
+        auto name = host.host.endpoint.to_string();
+        w.sample(host.health.up() ? 1.0 : 0.0, {{"host", name}});
+      }
+      w.family("pullthrough_health_cache_host_checks_total",
+               "health checks of the cache host, by result", core::MetricType::counter);
+      for (const auto& host : snapshot.hosts) {
+        auto name = host.host.endpoint.to_string();
+        w.sample(host.health.checks() - host.health.failures(),
+                 {{"host", name}, {"result", "passed"}});
+        w.sample(host.health.failures(), {{"host", name}, {"result", "failed"}});
+      }
+      w.family("pullthrough_health_cache_host_check_duration_seconds",
+               "how long the cache host's last health check took", core::MetricType::gauge);
+      for (const auto& host : snapshot.hosts) {
+        w.sample(std::chrono::duration<double>(host.health.last().took).count(),
+                 {{"host", host.host.endpoint.to_string()}});
+      }
+      w.family("pullthrough_health_cache_host_state_since_seconds",
+               "when the cache host last went up or down (or started being checked), in Unix "
+               "time",
+               core::MetricType::gauge);
+      for (const auto& host : snapshot.hosts) {
+        w.sample(std::chrono::duration<double>(host.health.since().time_since_epoch()).count(),
+                 {{"host", host.host.endpoint.to_string()}});
+      }
+    });
+  }
+  if (sources.cache != nullptr) {
+    metrics.add([s = sources](core::MetricsWriter& w) {
+      const auto& cache = *s.cache;
+      const auto& cfg = *s.config;
+      w.counters("pullthrough_proxy", cache.counters());
+      w.counters("pullthrough_proxy_blob", cache.fetch_counters());
+      w.counters("pullthrough_proxy", cache.manifest_counters());  // names start with manifest_
+      w.counters("pullthrough_proxy_front_door", cache.front_door_counters());
+      w.counters("pullthrough_proxy_listener", cache.listener_counters());
+      w.counters("pullthrough_proxy_tls", s.tls->counters());
+      std::vector<std::pair<std::string, const proxy::UpstreamCounters*>> upstreams;
+      for (std::size_t i = 0; i < cfg.registries.size(); ++i) {
+        upstreams.emplace_back(cfg.registries[i].host, &cache.upstream_counters(i));
+      }
+      w.labelled_counters("pullthrough_upstream", "registry", upstreams);
+      w.counters("pullthrough_upstream_resolver", s.resolver->counters());
+      if (s.resolver_forwarder != nullptr) {
+        w.counters("pullthrough_upstream_resolver_forwarder", s.resolver_forwarder->counters());
+      }
+      if (s.ca_page != nullptr) {
+        w.counters("pullthrough_ca_page_http", s.ca_page->counters());
+        w.counters("pullthrough_ca_page_listener", s.ca_page->listener_counters());
+      }
+      w.gauge("pullthrough_proxy_connections_open", "TLS connections open to the cache",
+              static_cast<double>(cache.open_connections()));
+      w.gauge("pullthrough_proxy_blob_fetches_in_flight", "blobs being fetched from upstream",
+              static_cast<double>(cache.blob_fetches_in_flight()));
+      auto report = cache.storage().last();
+      w.gauge("pullthrough_storage_healthy",
+              "1 while the store takes new blobs (writable, free space above storage.min_free)",
+              report.health.ok() ? 1.0 : 0.0);
+      if (report.health.free_bytes) {
+        w.gauge("pullthrough_storage_free_bytes", "free space on the store's file system",
+                static_cast<double>(*report.health.free_bytes));
+      }
+      if (report.health.total_bytes) {
+        w.gauge("pullthrough_storage_filesystem_size_bytes", "size of the store's file system",
+                static_cast<double>(*report.health.total_bytes));
+      }
+      w.gauge("pullthrough_storage_min_free_bytes", "storage.min_free",
+              static_cast<double>(cfg.storage.min_free));
+    });
+  }
+  metrics.add([admin = sources.admin](core::MetricsWriter& w) {
+    w.counters("pullthrough_admin_http", admin->counters());
+    w.counters("pullthrough_admin_listener", admin->listener_counters());
+  });
+}
+
+}  // namespace pullthrough::app
