@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "app/version.hpp"
+#include "dns/metrics.hpp"
 
 namespace pullthrough::app {
 
@@ -21,20 +22,7 @@ void register_metrics(core::MetricsRegistry& metrics, const MetricsSources& sour
   });
   if (sources.responder != nullptr) {
     metrics.add([s = sources](core::MetricsWriter& w) {
-      w.counters("pullthrough_dns", s.responder->counters());
-      w.counters("pullthrough_dns_tcp_listener", s.responder->tcp_listener_counters());
-      if (s.forwarder != nullptr) {
-        w.counters("pullthrough_dns_forwarder", s.forwarder->counters());
-      }
-      auto open = s.gate->healthy();
-      w.gauge("pullthrough_dns_rewriting",
-              "1 while intercepted names are answered with cache addresses, 0 while forwarded",
-              open->empty() ? 0.0 : 1.0);
-      w.gauge("pullthrough_dns_cache_hosts_handed_out",
-              "cache addresses in the answers for intercepted names",
-              static_cast<double>(open->size()));
-      w.gauge("pullthrough_dns_cache_entries", "answers in the forwarded-answer cache",
-              static_cast<double>(s.responder->cache_entries()));
+      dns::write_metrics(w, *s.responder, s.forwarder, *s.gate);
     });
   }
   if (sources.monitor != nullptr) {
@@ -86,10 +74,7 @@ void register_metrics(core::MetricsRegistry& metrics, const MetricsSources& sour
         upstreams.emplace_back(cfg.registries[i].host, &cache.upstream_counters(i));
       }
       w.labelled_counters("pullthrough_upstream", "registry", upstreams);
-      w.counters("pullthrough_upstream_resolver", s.resolver->counters());
-      if (s.resolver_forwarder != nullptr) {
-        w.counters("pullthrough_upstream_resolver_forwarder", s.resolver_forwarder->counters());
-      }
+      dns::write_upstream_resolver_metrics(w, *s.resolver, s.resolver_forwarder);
       if (s.ca_page != nullptr) {
         w.counters("pullthrough_ca_page_http", s.ca_page->counters());
         w.counters("pullthrough_ca_page_listener", s.ca_page->listener_counters());
