@@ -9,6 +9,7 @@
 
 #include "app/version.hpp"
 #include "dns/metrics.hpp"
+#include "health/metrics.hpp"
 
 namespace pullthrough::app {
 
@@ -27,36 +28,7 @@ void register_metrics(core::MetricsRegistry& metrics, const MetricsSources& sour
   }
   if (sources.monitor != nullptr) {
     metrics.add([monitor = sources.monitor](core::MetricsWriter& w) {
-      w.counters("pullthrough_health", monitor->counters());
-      auto snapshot = monitor->snapshot();
-      w.family("pullthrough_health_cache_host_up", "1 while the cache host is up, 0 while down",
-               core::MetricType::gauge);
-      for (const auto& host : snapshot.hosts) {
-        auto name = host.host.endpoint.to_string();
-        w.sample(host.health.up() ? 1.0 : 0.0, {{"host", name}});
-      }
-      w.family("pullthrough_health_cache_host_checks_total",
-               "health checks of the cache host, by result", core::MetricType::counter);
-      for (const auto& host : snapshot.hosts) {
-        auto name = host.host.endpoint.to_string();
-        w.sample(host.health.checks() - host.health.failures(),
-                 {{"host", name}, {"result", "passed"}});
-        w.sample(host.health.failures(), {{"host", name}, {"result", "failed"}});
-      }
-      w.family("pullthrough_health_cache_host_check_duration_seconds",
-               "how long the cache host's last health check took", core::MetricType::gauge);
-      for (const auto& host : snapshot.hosts) {
-        w.sample(std::chrono::duration<double>(host.health.last().took).count(),
-                 {{"host", host.host.endpoint.to_string()}});
-      }
-      w.family("pullthrough_health_cache_host_state_since_seconds",
-               "when the cache host last went up or down (or started being checked), in Unix "
-               "time",
-               core::MetricType::gauge);
-      for (const auto& host : snapshot.hosts) {
-        w.sample(std::chrono::duration<double>(host.health.since().time_since_epoch()).count(),
-                 {{"host", host.host.endpoint.to_string()}});
-      }
+      health::write_metrics(w, *monitor);
     });
   }
   if (sources.cache != nullptr) {
