@@ -3,14 +3,12 @@
 #include "core/asio.hpp"
 
 #include <algorithm>
-#include <condition_variable>
 #include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <sstream>
 #include <thread>
@@ -20,6 +18,8 @@
 #include <unistd.h>
 
 #include "app/admin.hpp"
+#include "app/metrics.hpp"
+#include "app/supervisor.hpp"
 #include "app/version.hpp"
 #include "certs/ca_page.hpp"
 #include "certs/configured_ca.hpp"
@@ -52,17 +52,6 @@ std::string join(const std::vector<T>& items) {
   std::string out;
   for (const auto& item : items) out += (out.empty() ? "" : ", ") + item.to_string();
   return out.empty() ? "(none)" : out;
-}
-
-std::string_view signal_name(int signal_number) {
-  switch (signal_number) {
-    case SIGINT:
-      return "SIGINT";
-    case SIGTERM:
-      return "SIGTERM";
-    default:
-      return "signal";
-  }
 }
 
 std::string read_text_file(const char* path) {
@@ -123,50 +112,6 @@ std::vector<std::string> intercepted_names(const config::Config& cfg) {
   }
   return names;
 }
-
-// The services, and the parts they use, are destroyed before the io_context. Work abandoned by a
-// third signal or the drain deadline (a session waiting on a slow client, say) is still queued
-// then, and its coroutine frames hold references into the services: gate holders, streams, fetch
-// handles. This destroys those frames first, without running them, while everything they refer
-// to is alive; what the io_context's destructor would do later, when it no longer is.
-class AbandonableIoContext : public boost::asio::io_context {
- public:
-  using boost::asio::io_context::io_context;
-  // Only after every thread has left run().
-  void destroy_abandoned_work() { shutdown(); }
-};
-
-// Tracks the worker threads so that the supervisor can wait for them with a deadline.
-class WorkerPool {
- public:
-  void start(boost::asio::io_context& io, unsigned count) {
-    running_ = count;
-    for (unsigned i = 0; i < count; ++i) {
-      threads_.emplace_back([this, &io] {
-        io.run();
-        std::lock_guard lock(mutex_);
-        if (--running_ == 0) done_.notify_all();
-      });
-    }
-  }
-
-  // True when every thread returned from run() in time.
-  bool wait_for(std::chrono::milliseconds deadline) {
-    std::unique_lock lock(mutex_);
-    return done_.wait_for(lock, deadline, [this] { return running_ == 0; });
-  }
-
-  void join() {
-    for (auto& t : threads_) t.join();
-    threads_.clear();
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable done_;
-  unsigned running_ = 0;
-  std::vector<std::thread> threads_;
-};
 
 // Everything the proxy role runs on: the CA, its leaves and the TLS configuration, and the
 // resolver it reaches upstream registries with. Built before the services that refer to it and
@@ -413,117 +358,6 @@ std::optional<int> build_health(const config::Config& cfg, boost::asio::io_conte
   return std::nullopt;
 }
 
-// Every counter and gauge, for /metrics.
-void register_metrics(core::MetricsRegistry& metrics, const config::Config& cfg,
-                      const DnsParts& dns, const ProxyParts& proxy, const HealthParts& health,
-                      const core::HttpService& admin) {
-  auto started =
-      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-  metrics.add([started](core::MetricsWriter& w) {
-    w.family("pullthrough_build_info", "the running version, as a label", core::MetricType::gauge);
-    w.sample(std::uint64_t{1}, {{"version", version_string()}});
-    w.gauge("pullthrough_start_time_seconds", "when the process started, in Unix time", started);
-  });
-  if (dns.responder != nullptr) {
-    metrics.add([&dns](core::MetricsWriter& w) {
-      w.counters("pullthrough_dns", dns.responder->counters());
-      w.counters("pullthrough_dns_tcp_listener", dns.responder->tcp_listener_counters());
-      if (dns.forwarder != nullptr) {
-        w.counters("pullthrough_dns_forwarder", dns.forwarder->counters());
-      }
-      auto open = dns.gate.healthy();
-      w.gauge("pullthrough_dns_rewriting",
-              "1 while intercepted names are answered with cache addresses, 0 while forwarded",
-              open->empty() ? 0.0 : 1.0);
-      w.gauge("pullthrough_dns_cache_hosts_handed_out",
-              "cache addresses in the answers for intercepted names",
-              static_cast<double>(open->size()));
-      w.gauge("pullthrough_dns_cache_entries", "answers in the forwarded-answer cache",
-              static_cast<double>(dns.responder->cache_entries()));
-    });
-  }
-  if (health.monitor != nullptr) {
-    metrics.add([&health](core::MetricsWriter& w) {
-      w.counters("pullthrough_health", health.monitor->counters());
-      auto snapshot = health.monitor->snapshot();
-      w.family("pullthrough_health_cache_host_up", "1 while the cache host is up, 0 while down",
-               core::MetricType::gauge);
-      for (const auto& host : snapshot.hosts) {
-        auto name = host.host.endpoint.to_string();
-        w.sample(host.health.up() ? 1.0 : 0.0, {{"host", name}});
-      }
-      w.family("pullthrough_health_cache_host_checks_total",
-               "health checks of the cache host, by result", core::MetricType::counter);
-      for (const auto& host : snapshot.hosts) {
-        auto name = host.host.endpoint.to_string();
-        w.sample(host.health.checks() - host.health.failures(),
-                 {{"host", name}, {"result", "passed"}});
-        w.sample(host.health.failures(), {{"host", name}, {"result", "failed"}});
-      }
-      w.family("pullthrough_health_cache_host_check_duration_seconds",
-               "how long the cache host's last health check took", core::MetricType::gauge);
-      for (const auto& host : snapshot.hosts) {
-        w.sample(std::chrono::duration<double>(host.health.last().took).count(),
-                 {{"host", host.host.endpoint.to_string()}});
-      }
-      w.family("pullthrough_health_cache_host_state_since_seconds",
-               "when the cache host last went up or down (or started being checked), in Unix "
-               "time",
-               core::MetricType::gauge);
-      for (const auto& host : snapshot.hosts) {
-        w.sample(std::chrono::duration<double>(host.health.since().time_since_epoch()).count(),
-                 {{"host", host.host.endpoint.to_string()}});
-      }
-    });
-  }
-  if (proxy.cache != nullptr) {
-    metrics.add([&proxy, &cfg](core::MetricsWriter& w) {
-      const auto& cache = *proxy.cache;
-      w.counters("pullthrough_proxy", cache.counters());
-      w.counters("pullthrough_proxy_blob", cache.fetch_counters());
-      w.counters("pullthrough_proxy", cache.manifest_counters());  // names start with manifest_
-      w.counters("pullthrough_proxy_front_door", cache.front_door_counters());
-      w.counters("pullthrough_proxy_listener", cache.listener_counters());
-      w.counters("pullthrough_proxy_tls", proxy.tls->counters());
-      std::vector<std::pair<std::string, const proxy::UpstreamCounters*>> upstreams;
-      for (std::size_t i = 0; i < cfg.registries.size(); ++i) {
-        upstreams.emplace_back(cfg.registries[i].host, &cache.upstream_counters(i));
-      }
-      w.labelled_counters("pullthrough_upstream", "registry", upstreams);
-      w.counters("pullthrough_upstream_resolver", proxy.resolver->counters());
-      if (proxy.resolver_forwarder != nullptr) {
-        w.counters("pullthrough_upstream_resolver_forwarder", proxy.resolver_forwarder->counters());
-      }
-      if (proxy.ca_page != nullptr) {
-        w.counters("pullthrough_ca_page_http", proxy.ca_page->counters());
-        w.counters("pullthrough_ca_page_listener", proxy.ca_page->listener_counters());
-      }
-      w.gauge("pullthrough_proxy_connections_open", "TLS connections open to the cache",
-              static_cast<double>(cache.open_connections()));
-      w.gauge("pullthrough_proxy_blob_fetches_in_flight", "blobs being fetched from upstream",
-              static_cast<double>(cache.blob_fetches_in_flight()));
-      auto report = cache.storage().last();
-      w.gauge("pullthrough_storage_healthy",
-              "1 while the store takes new blobs (writable, free space above storage.min_free)",
-              report.health.ok() ? 1.0 : 0.0);
-      if (report.health.free_bytes) {
-        w.gauge("pullthrough_storage_free_bytes", "free space on the store's file system",
-                static_cast<double>(*report.health.free_bytes));
-      }
-      if (report.health.total_bytes) {
-        w.gauge("pullthrough_storage_filesystem_size_bytes", "size of the store's file system",
-                static_cast<double>(*report.health.total_bytes));
-      }
-      w.gauge("pullthrough_storage_min_free_bytes", "storage.min_free",
-              static_cast<double>(cfg.storage.min_free));
-    });
-  }
-  metrics.add([&admin](core::MetricsWriter& w) {
-    w.counters("pullthrough_admin_http", admin.counters());
-    w.counters("pullthrough_admin_listener", admin.listener_counters());
-  });
-}
-
 }  // namespace
 
 int serve(const ServeOptions& options) {
@@ -569,7 +403,19 @@ int serve(const ServeOptions& options) {
   auto admin = std::make_unique<core::HttpService>(io, "admin",
                                                    std::vector<core::Endpoint>{cfg.admin.listen},
                                                    cfg.admin.allow, make_admin_handler(sources));
-  register_metrics(metrics, cfg, dns_parts, proxy_parts, health_parts, *admin);
+  MetricsSources measured;
+  measured.config = &cfg;
+  measured.responder = dns_parts.responder;
+  measured.forwarder = dns_parts.forwarder;
+  measured.gate = &dns_parts.gate;
+  measured.monitor = health_parts.monitor;
+  measured.cache = proxy_parts.cache;
+  measured.tls = proxy_parts.tls.get();
+  measured.resolver = proxy_parts.resolver.get();
+  measured.resolver_forwarder = proxy_parts.resolver_forwarder;
+  measured.ca_page = proxy_parts.ca_page;
+  measured.admin = admin.get();
+  register_metrics(metrics, measured);
   services.push_back(std::move(admin));
 
   try {
@@ -579,86 +425,18 @@ int serve(const ServeOptions& options) {
     return kExitFailure;
   }
 
-  // Stopping goes through up to two phases. With a cache and a handover time, the first signal
-  // starts the handover: the cache keeps serving while its health answers say it is leaving, so
-  // the DNS side (this process's or another appliance's) stops handing it out and clients'
-  // answers expire. Then, or at once without a handover, listeners close and work drains. Each
-  // further signal cuts the current phase short.
-  enum class Phase { running, handing_over, draining };
-  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
-  boost::asio::steady_timer handover_timer(io);
-  const auto handover =
-      proxy_parts.cache != nullptr ? config::handover_or_auto(cfg) : core::Duration::zero();
-  std::mutex stop_mutex;
-  std::condition_variable stop_requested;
-  Phase phase = Phase::running;
-  std::size_t undrained = services.size();
-
-  // Runs on any thread. Once every service has drained, cancelling the signal wait leaves the
-  // io_context without work, and the worker threads return.
-  auto service_drained = [&] {
-    boost::asio::post(io, [&] {
-      if (--undrained == 0) signals.cancel();
-    });
-  };
-  // With stop_mutex held.
-  auto drain = [&] {
-    log->info("closing listeners and draining (deadline {})",
-              core::format_duration(options.drain_deadline));
-    phase = Phase::draining;
-    handover_timer.cancel();
-    stop_requested.notify_all();
-    for (auto& service : services) service->stop(service_drained);
-  };
-  std::function<void(const boost::system::error_code&, int)> on_signal =
-      [&](const boost::system::error_code& ec, int signal_number) {
-        if (ec) return;  // cancelled: drained
-        std::lock_guard lock(stop_mutex);
-        auto name = signal_name(signal_number);
-        if (phase == Phase::draining) {
-          log->warn("{} received while draining: stopping without waiting", name);
-          io.stop();
-          return;
-        }
-        signals.async_wait(on_signal);  // armed before any service can drain and cancel it
-        if (phase == Phase::handing_over) {
-          log->warn("second {} received: cutting the handover short", name);
-          drain();
-        } else if (handover > core::Duration::zero()) {
-          log->info(
-              "{} received: handing over for {}: the cache serves on while health checks "
-              "hear it is leaving (a second signal skips this)",
-              name, core::format_duration(handover));
-          phase = Phase::handing_over;
-          proxy_parts.cache->begin_leaving();
-          handover_timer.expires_after(handover);
-          handover_timer.async_wait([&](const boost::system::error_code& waited) {
-            std::lock_guard timer_lock(stop_mutex);
-            if (waited || phase != Phase::handing_over) return;
-            log->info("handover done");
-            drain();
-          });
-        } else {
-          log->info("{} received", name);
-          drain();
-        }
-      };
-  signals.async_wait(on_signal);
-
-  WorkerPool pool;
-  pool.start(io, thread_count);
-  log->info("ready: {} worker threads", thread_count);
-
-  {
-    std::unique_lock lock(stop_mutex);
-    stop_requested.wait(lock, [&] { return phase == Phase::draining; });
+  std::vector<core::Service*> supervised;
+  for (auto& service : services) supervised.push_back(service.get());
+  // Only a cache hands over.
+  std::function<void()> begin_leaving;
+  auto handover = core::Duration::zero();
+  if (auto* cache = proxy_parts.cache) {
+    begin_leaving = [cache] { cache->begin_leaving(); };
+    handover = config::handover_or_auto(cfg);
   }
-  if (!pool.wait_for(options.drain_deadline)) {
-    log->warn("drain deadline passed; abandoning work still in flight");
-    io.stop();
-  }
-  pool.join();
-  io.destroy_abandoned_work();
+  Supervisor supervisor(io, std::move(supervised), handover, std::move(begin_leaving),
+                        options.drain_deadline);
+  supervisor.run(thread_count);
   log->info("stopped");
   return 0;
 }

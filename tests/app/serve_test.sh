@@ -99,7 +99,7 @@ grep -q '"component":"dns"' "$log" && fail "role proxy started dns parts"
 
 # The handover before a stop (proxy.handover): after SIGTERM the cache serves on for that long,
 # saying it is leaving to health checks and on /healthz; a second signal cuts it short, a third
-# one the drain that follows (README, Command line; app/appliance.cpp).
+# one the drain that follows (README, Command line; app/supervisor.cpp).
 sed 's/handover: 0s/handover: 2s/' "$work/pt.yaml" >"$work/handover.yaml"
 sed 's/handover: 0s/handover: 30s/' "$work/pt.yaml" >"$work/long-handover.yaml"
 # start_proxy NAME CONFIG: starts --role proxy; sets $log, $pid and $tls.
