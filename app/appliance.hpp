@@ -1,3 +1,7 @@
+// app/: the program: main() and the command line (cli.hpp), the CA commands, the admin pages,
+// and `serve`, which wires the services of a role (this file), composes their /metrics
+// (metrics.hpp) and hands them to the supervisor (supervisor.hpp).
+//
 // `pullthrough serve`: builds the services for a role, runs them on a thread pool and drains them
 // on SIGINT/SIGTERM.
 #pragma once

@@ -1,3 +1,9 @@
+// dns/: the appliance's DNS side. The responder (this file) answers the LAN's queries: intercepted
+// registry names with the cache's addresses while the health gate is open, everything else from
+// the answer cache or the real resolvers (forwarder.hpp, c-ares). The wire check, the one table
+// of types and codes (wire_format.hpp) and the answer writers are shared by both. The same
+// folder holds the resolver the proxy reaches upstream registries with (address_resolver.hpp).
+//
 // The DNS responder as the appliance runs it: the query policy (query_policy.hpp) behind a UDP and
 // a TCP listener on dns.listen (udp_listener.hpp, tcp_listener.hpp). Intercepted names get the
 // healthy cache hosts' addresses while the health gate is open; every other name, and intercepted
