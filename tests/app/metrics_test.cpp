@@ -60,7 +60,8 @@ class AppMetricsTest : public ::testing::Test {
         root_ / "ca", "box", std::chrono::system_clock::now()));
     leaves_ = std::make_unique<certs::LeafStore>(*ca_, root_ / "ca" / "leaves");
     tls_ = std::make_unique<proxy::ServerTls>(*leaves_, [](std::string_view) { return true; });
-    responder_ = std::make_unique<dns::Responder>(io_, config_, gate_, forwarder_, clock_);
+    responder_ = std::make_unique<dns::Responder>(
+        io_, config_.dns, dns::intercepted_names(config_.registries), gate_, forwarder_, clock_);
     auto address = asio::ip::make_address("127.0.0.77");
     monitor_ = std::make_unique<health::HealthMonitor>(
         io_, std::vector<health::CacheHost>{{address, core::Endpoint{address, 443}}},

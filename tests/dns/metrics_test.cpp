@@ -52,7 +52,8 @@ class DnsMetricsTest : public ::testing::Test {
   health::SwitchableHealthGate gate_;
   AnsweringUpstream upstream_;
   asio::io_context io_;
-  Responder responder_{io_, config_, gate_, upstream_, clock_};
+  Responder responder_{io_,   config_.dns, intercepted_names(config_.registries),
+                       gate_, upstream_,   clock_};
 };
 
 TEST_F(DnsMetricsTest, TheGaugesFollowTheGate) {
