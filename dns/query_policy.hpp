@@ -1,7 +1,8 @@
 // What each DNS query gets, with no socket in sight: a query and the health gate go in; an answer
 // (synthesized for an intercepted name while the gate is open, an error, or one from the cache), a
 // forward upstream whose answer is relayed later, or nothing (a dropped packet) comes out. The
-// listeners in udp_listener.hpp and tcp_listener.hpp call it through its QueryHandler.
+// UDP listener and the TCP server (udp_listener.hpp, tcp_server.hpp) call it through its
+// QueryHandler.
 #pragma once
 
 #include <chrono>

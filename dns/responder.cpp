@@ -42,7 +42,7 @@ struct Responder::State {
   std::shared_ptr<QueryPolicy> policy;
   core::ListenerCounters tcp_counters;
   UdpListener udp;
-  TcpListener tcp;
+  TcpServer tcp;
 
   State(asio::io_context& io, const config::DnsConfig& dns, std::vector<std::string> intercepted,
         health::HealthGate& health, Upstream& upstream_resolver, const core::Clock& clock,

@@ -5,7 +5,7 @@
 // folder holds the resolver the proxy reaches upstream registries with (address_resolver.hpp).
 //
 // The DNS responder as the appliance runs it: the query policy (query_policy.hpp) behind a UDP and
-// a TCP listener on dns.listen (udp_listener.hpp, tcp_listener.hpp). Intercepted names get the
+// a TCP server on dns.listen (udp_listener.hpp, tcp_server.hpp). Intercepted names get the
 // healthy cache hosts' addresses while the health gate is open; every other name, and intercepted
 // ones while the gate is closed, is answered from the cache or forwarded upstream.
 #pragma once
@@ -23,7 +23,7 @@
 #include "core/service.hpp"
 #include "core/tcp_listener.hpp"
 #include "dns/query_policy.hpp"
-#include "dns/tcp_listener.hpp"
+#include "dns/tcp_server.hpp"
 #include "dns/upstream.hpp"
 #include "health/gate.hpp"
 

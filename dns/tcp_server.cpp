@@ -1,4 +1,4 @@
-#include "dns/tcp_listener.hpp"
+#include "dns/tcp_server.hpp"
 
 #include "core/asio.hpp"
 
@@ -22,7 +22,7 @@ constexpr std::size_t kMaxMessage = 65535;  // what two length bytes can announc
 
 }  // namespace
 
-struct TcpListener::State : std::enable_shared_from_this<TcpListener::State> {
+struct TcpServer::State : std::enable_shared_from_this<TcpServer::State> {
   // One connection and its queue of answers, all driven on the socket's strand. Each deadline is
   // armed only while its operation is pending: a timer left waiting would keep the io_context
   // from running out of work after stop().
@@ -171,8 +171,8 @@ struct TcpListener::State : std::enable_shared_from_this<TcpListener::State> {
   }
 };
 
-TcpListener::TcpListener(asio::io_context& io, std::vector<core::Endpoint> listen, TcpLimits limits,
-                         QueryHandler handler, core::Gate& gate, core::ListenerCounters& counters)
+TcpServer::TcpServer(asio::io_context& io, std::vector<core::Endpoint> listen, TcpLimits limits,
+                     QueryHandler handler, core::Gate& gate, core::ListenerCounters& counters)
     : state_(std::make_shared<State>(limits, handler)) {
   std::weak_ptr<State> weak = state_;
   state_->acceptor = std::make_unique<core::TcpListener>(
@@ -182,17 +182,17 @@ TcpListener::TcpListener(asio::io_context& io, std::vector<core::Endpoint> liste
       });
 }
 
-TcpListener::~TcpListener() = default;
+TcpServer::~TcpServer() = default;
 
-void TcpListener::bind() { state_->acceptor->bind(); }
+void TcpServer::bind() { state_->acceptor->bind(); }
 
-void TcpListener::start(const std::shared_ptr<void>& owner) {
+void TcpServer::start(const std::shared_ptr<void>& owner) {
   state_->owner = owner;
   state_->acceptor->start("tcp", owner);
 }
 
-void TcpListener::stop() { state_->stop(); }
+void TcpServer::stop() { state_->stop(); }
 
-const std::vector<core::Endpoint>& TcpListener::bound() const { return state_->acceptor->bound(); }
+const std::vector<core::Endpoint>& TcpServer::bound() const { return state_->acceptor->bound(); }
 
 }  // namespace pullthrough::dns

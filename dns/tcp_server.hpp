@@ -28,14 +28,14 @@ struct TcpLimits {
   std::chrono::milliseconds read_timeout = std::chrono::seconds(10);
 };
 
-class TcpListener {
+class TcpServer {
  public:
   // `gate` and `counters` belong to the owner given to start(), as does the handler's context.
-  TcpListener(boost::asio::io_context& io, std::vector<core::Endpoint> listen, TcpLimits limits,
-              QueryHandler handler, core::Gate& gate, core::ListenerCounters& counters);
-  ~TcpListener();
-  TcpListener(const TcpListener&) = delete;
-  TcpListener& operator=(const TcpListener&) = delete;
+  TcpServer(boost::asio::io_context& io, std::vector<core::Endpoint> listen, TcpLimits limits,
+            QueryHandler handler, core::Gate& gate, core::ListenerCounters& counters);
+  ~TcpServer();
+  TcpServer(const TcpServer&) = delete;
+  TcpServer& operator=(const TcpServer&) = delete;
 
   // Binds every address; throws std::system_error naming the one that failed.
   void bind();
