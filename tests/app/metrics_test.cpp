@@ -10,10 +10,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "certs/authority.hpp"
-#include "certs/leaf_store.hpp"
 #include "config/loader.hpp"
 #include "tests/core/metrics_shape.hpp"
+#include "tests/proxy/server_tls_fixture.hpp"
 #include "tests/proxy/test_support.hpp"
 
 namespace pullthrough::app {
@@ -56,26 +55,20 @@ class AppMetricsTest : public ::testing::Test {
                                    "t.yaml")
                    .config;
     ASSERT_FALSE(config_.registries.empty());
-    ca_ = std::make_unique<certs::CertificateAuthority>(certs::CertificateAuthority::load_or_create(
-        root_ / "ca", "box", std::chrono::system_clock::now()));
-    leaves_ = std::make_unique<certs::LeafStore>(*ca_, root_ / "ca" / "leaves");
-    tls_ = std::make_unique<proxy::ServerTls>(*leaves_, [](std::string_view) { return true; });
+    server_ = std::make_unique<proxy::testing::TestServerTls>(config_, root_);
     responder_ = std::make_unique<dns::Responder>(
         io_, config_.dns, dns::intercepted_names(config_.registries), gate_, forwarder_, clock_);
     auto address = asio::ip::make_address("127.0.0.77");
     monitor_ = std::make_unique<health::HealthMonitor>(
         io_, std::vector<health::CacheHost>{{address, core::Endpoint{address, 443}}},
         config_.health, probe_, gate_, wall_clock_);
-    cache_ = std::make_unique<proxy::RegistryCache>(io_, config_, *tls_, resolver_,
+    cache_ = std::make_unique<proxy::RegistryCache>(io_, config_, server_->tls, resolver_,
                                                     std::vector<core::IpAddress>{});
     cache_->start();
   }
 
   void TearDown() override {
-    bool drained = false;
-    cache_->stop([&drained] { drained = true; });
-    io_.run();
-    EXPECT_TRUE(drained);
+    EXPECT_TRUE(proxy::testing::stop_and_drain(io_, *cache_));
     cache_.reset();
     fs::remove_all(root_);
   }
@@ -88,7 +81,7 @@ class AppMetricsTest : public ::testing::Test {
     s.gate = &gate_;
     s.monitor = monitor_.get();
     s.cache = cache_.get();
-    s.tls = tls_.get();
+    s.tls = &server_->tls;
     s.resolver = &resolver_;
     s.resolver_forwarder = &resolver_forwarder_;
     s.ca_page = &ca_page_;
@@ -109,9 +102,7 @@ class AppMetricsTest : public ::testing::Test {
   dns::AddressResolver resolver_{io_, resolver_forwarder_, clock_};
   core::HttpService ca_page_{io_, "ca-page", nowhere_, {}, core::HttpHandler{}};
   core::HttpService admin_{io_, "admin", nowhere_, {}, core::HttpHandler{}};
-  std::unique_ptr<certs::CertificateAuthority> ca_;
-  std::unique_ptr<certs::LeafStore> leaves_;
-  std::unique_ptr<proxy::ServerTls> tls_;
+  std::unique_ptr<proxy::testing::TestServerTls> server_;
   std::unique_ptr<dns::Responder> responder_;
   std::unique_ptr<health::HealthMonitor> monitor_;
   std::unique_ptr<proxy::RegistryCache> cache_;

@@ -31,6 +31,7 @@
 #include "config/loader.hpp"
 #include "proxy/front_door.hpp"
 #include "tests/certs/test_support.hpp"
+#include "tests/proxy/server_tls_fixture.hpp"
 #include "tests/proxy/test_support.hpp"
 #include "tests/proxy/tls_client.hpp"
 
@@ -143,7 +144,7 @@ class DirectTlsWriterTest : public ::testing::Test {
                    "t.yaml")
                    .config;
     front_door_ = std::make_unique<TlsFrontDoor>(
-        io_, config_, tls_, [this](TlsConnection connection) -> asio::awaitable<void> {
+        io_, config_, server_.tls, [this](TlsConnection connection) -> asio::awaitable<void> {
           co_await script_(*connection.stream);
           report_.finish();
         });
@@ -164,17 +165,26 @@ class DirectTlsWriterTest : public ::testing::Test {
   // Sets the script that the next connection runs, then connects.
   TlsClient& connect(Script script, int receive_buffer = 0) {
     script_ = std::move(script);
-    client_ = std::make_unique<TlsClient>(port_, ca_.certificate_pem(), "quay.io", receive_buffer);
+    client_ =
+        std::make_unique<TlsClient>(port_, server_.ca.certificate_pem(), "quay.io", receive_buffer);
     return *client_;
   }
 
+  // A client that reads nothing through a small receive buffer, connected to a script that
+  // shrinks its send buffer and writes `body` `times` times with one writer, each with `timeout`.
+  TlsClient& connect_stalled(const std::string& body, milliseconds timeout, int times = 1) {
+    return connect(
+        [this, body, timeout, times](TlsStream& stream) -> asio::awaitable<void> {
+          shrink_send_buffer(stream);
+          DirectTlsWriter writer(stream);
+          for (int i = 0; i < times; ++i) report_.add(co_await timed_write(writer, body, timeout));
+        },
+        kSmallBuffer);
+  }
+
   certs::testing::ScratchDir dir_;
-  certs::CertificateAuthority ca_ = certs::CertificateAuthority::load_or_create(
-      dir_.path() / "ca", "box", std::chrono::system_clock::now());
-  certs::LeafStore leaves_{ca_, dir_.path() / "ca" / "leaves"};
   config::Config config_;
-  ServerTls tls_{leaves_,
-                 [this](std::string_view name) { return config_.find_registry(name) != nullptr; }};
+  testing::TestServerTls server_{config_, dir_.path()};
   asio::io_context io_;
   std::unique_ptr<TlsFrontDoor> front_door_;
   std::thread worker_;
@@ -284,13 +294,7 @@ TEST_F(DirectTlsWriterTest, BytesTheStreamReadAheadAreStillThereAfterTheWriter) 
 // on nothing bounded the stall.
 TEST_F(DirectTlsWriterTest, APeerThatStopsReadingGetsATimeoutNeitherEarlyNorLate) {
   const std::string body = pattern(kStallBytes);
-  auto& client = connect(
-      [this, body](TlsStream& stream) -> asio::awaitable<void> {
-        shrink_send_buffer(stream);
-        DirectTlsWriter writer(stream);
-        report_.add(co_await timed_write(writer, body, kTimeout));
-      },
-      kSmallBuffer);
+  auto& client = connect_stalled(body, kTimeout);
   ASSERT_TRUE(report_.wait());  // the peer reads nothing until the writer has given up
   auto writes = report_.writes();
   ASSERT_EQ(writes.size(), 1U);
@@ -307,14 +311,7 @@ TEST_F(DirectTlsWriterTest, APeerThatStopsReadingGetsATimeoutNeitherEarlyNorLate
 // OpenSSL requires after a write it could not finish) waits its own timeout again.
 TEST_F(DirectTlsWriterTest, AStalledWriteRetriedGetsTheFullTimeoutAgain) {
   const std::string body = pattern(kStallBytes);
-  connect(
-      [this, body](TlsStream& stream) -> asio::awaitable<void> {
-        shrink_send_buffer(stream);
-        DirectTlsWriter writer(stream);
-        report_.add(co_await timed_write(writer, body, kTimeout));
-        report_.add(co_await timed_write(writer, body, kTimeout));
-      },
-      kSmallBuffer);
+  connect_stalled(body, kTimeout, 2);
   ASSERT_TRUE(report_.wait());
   auto writes = report_.writes();
   ASSERT_EQ(writes.size(), 2U);
@@ -353,13 +350,7 @@ TEST_F(DirectTlsWriterTest, ALaterWriteIsTimedFromItsOwnStart) {
 TEST_F(DirectTlsWriterTest, APeerReadingATrickleIsCutOffAtTheCallsDeadline) {
   constexpr milliseconds kCallTimeout{300};
   const std::string body = pattern(kStallBytes);
-  auto& client = connect(
-      [this, body](TlsStream& stream) -> asio::awaitable<void> {
-        shrink_send_buffer(stream);
-        DirectTlsWriter writer(stream);
-        report_.add(co_await timed_write(writer, body, kCallTimeout));
-      },
-      kSmallBuffer);
+  auto& client = connect_stalled(body, kCallTimeout);
   // About 1.6 MB/s: the whole body would take five seconds. Ends when the server closes.
   std::size_t received = 0;
   for (;;) {
@@ -404,13 +395,7 @@ TEST_F(DirectTlsWriterTest, APeerThatHasClosedFailsTheWrite) {
 // reset, long before the timeout.
 TEST_F(DirectTlsWriterTest, APeerThatResetsWhileTheWriterWaitsFailsTheWrite) {
   const std::string body = pattern(kStallBytes);
-  auto& client = connect(
-      [this, body](TlsStream& stream) -> asio::awaitable<void> {
-        shrink_send_buffer(stream);
-        DirectTlsWriter writer(stream);
-        report_.add(co_await timed_write(writer, body, std::chrono::seconds(10)));
-      },
-      kSmallBuffer);
+  auto& client = connect_stalled(body, std::chrono::seconds(10));
   std::this_thread::sleep_for(milliseconds(300));  // the buffers fill within a few ms
   client.close(true);
   ASSERT_TRUE(report_.wait());

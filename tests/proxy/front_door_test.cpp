@@ -11,6 +11,7 @@
 #include "config/loader.hpp"
 #include "tests/certs/test_support.hpp"
 #include "tests/core/eventually.hpp"
+#include "tests/proxy/server_tls_fixture.hpp"
 
 namespace pullthrough::proxy {
 namespace {
@@ -34,7 +35,7 @@ class FrontDoorTest : public ::testing::Test {
                    "t.yaml")
                    .config;
     front_door_ = std::make_unique<TlsFrontDoor>(
-        io_, config_, tls_, [this](TlsConnection connection) -> asio::awaitable<void> {
+        io_, config_, server_.tls, [this](TlsConnection connection) -> asio::awaitable<void> {
           {
             std::lock_guard lock(mutex_);
             seen_.push_back(Seen{connection.registry->host, connection.server_name});
@@ -62,7 +63,7 @@ class FrontDoorTest : public ::testing::Test {
                       int max_version = TLS1_3_VERSION) {
     asio::io_context client_io;
     ssl::context client_tls(ssl::context::tls_client);
-    client_tls.add_certificate_authority(asio::buffer(ca_.certificate_pem()));
+    client_tls.add_certificate_authority(asio::buffer(server_.ca.certificate_pem()));
     client_tls.set_verify_mode(ssl::verify_peer);
     SSL_CTX_set_max_proto_version(client_tls.native_handle(), max_version);
     ssl::stream<tcp::socket> stream(client_io, client_tls);
@@ -78,12 +79,8 @@ class FrontDoorTest : public ::testing::Test {
   }
 
   certs::testing::ScratchDir dir_;
-  certs::CertificateAuthority ca_ = certs::CertificateAuthority::load_or_create(
-      dir_.path() / "ca", "box", std::chrono::system_clock::now());
-  certs::LeafStore leaves_{ca_, dir_.path() / "ca" / "leaves"};
   config::Config config_;
-  ServerTls tls_{leaves_,
-                 [this](std::string_view name) { return config_.find_registry(name) != nullptr; }};
+  testing::TestServerTls server_{config_, dir_.path()};
   asio::io_context io_;
   std::unique_ptr<TlsFrontDoor> front_door_;
   std::thread worker_;
@@ -121,14 +118,14 @@ TEST_F(FrontDoorTest, Tls12Works) {
 
 TEST_F(FrontDoorTest, OtherNameFailsTheHandshake) {
   EXPECT_NE(connect("example.com", "example.com").find("handshake failed"), std::string::npos);
-  EXPECT_EQ(tls_.counters().names_refused.value(), 1U);
+  EXPECT_EQ(server_.tls.counters().names_refused.value(), 1U);
   std::lock_guard lock(mutex_);
   EXPECT_TRUE(seen_.empty());
 }
 
 TEST_F(FrontDoorTest, NoServerNameFailsTheHandshake) {
   EXPECT_NE(connect("", "quay.io").find("handshake failed"), std::string::npos);
-  EXPECT_EQ(tls_.counters().no_name_refused.value(), 1U);
+  EXPECT_EQ(server_.tls.counters().no_name_refused.value(), 1U);
   std::lock_guard lock(mutex_);
   EXPECT_TRUE(seen_.empty());
 }

@@ -10,6 +10,7 @@
 #include "certs/authority.hpp"
 #include "certs/leaf_store.hpp"
 #include "config/loader.hpp"
+#include "tests/proxy/server_tls_fixture.hpp"
 #include "tests/proxy/test_support.hpp"
 
 namespace pullthrough::proxy {
@@ -40,27 +41,21 @@ class ProxyMetricsTest : public ::testing::Test {
                                        "  - {host: ghcr.io}\n",
                                    "t.yaml")
                    .config;
-    ca_ = std::make_unique<certs::CertificateAuthority>(certs::CertificateAuthority::load_or_create(
-        root_ / "ca", "box", std::chrono::system_clock::now()));
-    leaves_ = std::make_unique<certs::LeafStore>(*ca_, root_ / "ca" / "leaves");
-    tls_ = std::make_unique<ServerTls>(*leaves_, [](std::string_view) { return true; });
-    cache_ = std::make_unique<RegistryCache>(io_, config_, *tls_, resolver_,
+    server_ = std::make_unique<testing::TestServerTls>(config_, root_);
+    cache_ = std::make_unique<RegistryCache>(io_, config_, server_->tls, resolver_,
                                              std::vector<core::IpAddress>{});
     cache_->start();
   }
 
   void TearDown() override {
-    bool drained = false;
-    cache_->stop([&drained] { drained = true; });
-    io_.run();
-    EXPECT_TRUE(drained);
+    EXPECT_TRUE(testing::stop_and_drain(io_, *cache_));
     cache_.reset();
     fs::remove_all(root_);
   }
 
   std::string render() {
     core::MetricsWriter w;
-    write_metrics(w, *cache_, *tls_, config_);
+    write_metrics(w, *cache_, server_->tls, config_);
     return w.take();
   }
 
@@ -68,9 +63,7 @@ class ProxyMetricsTest : public ::testing::Test {
   config::Config config_;
   asio::io_context io_;
   NoResolver resolver_;
-  std::unique_ptr<certs::CertificateAuthority> ca_;
-  std::unique_ptr<certs::LeafStore> leaves_;
-  std::unique_ptr<ServerTls> tls_;
+  std::unique_ptr<testing::TestServerTls> server_;
   std::unique_ptr<RegistryCache> cache_;
 };
 

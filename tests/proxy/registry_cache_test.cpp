@@ -26,6 +26,7 @@
 #include "proxy/metadata_index.hpp"
 #include "tests/certs/test_support.hpp"
 #include "tests/core/eventually.hpp"
+#include "tests/proxy/server_tls_fixture.hpp"
 #include "tests/proxy/test_support.hpp"
 #include "tests/proxy/tls_client.hpp"
 
@@ -85,7 +86,7 @@ class RegistryCacheTest : public ::testing::Test {
   std::string store_path() const { return (dir_.path() / "store").string(); }
 
   RegistryCache& build() {
-    cache_ = std::make_unique<RegistryCache>(io_, config_, tls_, resolver_,
+    cache_ = std::make_unique<RegistryCache>(io_, config_, server_.tls, resolver_,
                                              std::vector<core::IpAddress>{});
     return *cache_;
   }
@@ -122,16 +123,12 @@ class RegistryCacheTest : public ::testing::Test {
   std::uint16_t port(std::size_t i = 0) const { return cache_->bound_endpoints().at(i).port; }
 
   std::unique_ptr<TlsClient> connect(const std::string& server_name = "quay.io") {
-    return std::make_unique<TlsClient>(port(), ca_.certificate_pem(), server_name);
+    return std::make_unique<TlsClient>(port(), server_.ca.certificate_pem(), server_name);
   }
 
   certs::testing::ScratchDir dir_;
-  certs::CertificateAuthority ca_ = certs::CertificateAuthority::load_or_create(
-      dir_.path() / "ca", "box", std::chrono::system_clock::now());
-  certs::LeafStore leaves_{ca_, dir_.path() / "ca" / "leaves"};
   config::Config config_;
-  ServerTls tls_{leaves_,
-                 [this](std::string_view name) { return config_.find_registry(name) != nullptr; }};
+  testing::TestServerTls server_{config_, dir_.path()};
   asio::io_context io_;
   NoNames resolver_{io_};
   std::unique_ptr<RegistryCache> cache_;
@@ -252,7 +249,7 @@ TEST_F(RegistryCacheTest, StartBindsEveryListenAddressAndReportsItsRealPort) {
     EXPECT_EQ(endpoint.address.to_string(), "127.0.0.1");
     EXPECT_NE(endpoint.port, 0);
     ports.insert(endpoint.port);
-    TlsClient client(endpoint.port, ca_.certificate_pem(), "quay.io");
+    TlsClient client(endpoint.port, server_.ca.certificate_pem(), "quay.io");
     client.get("/v2/", "quay.io");
     EXPECT_EQ(client.response().result_int(), 200);
   }

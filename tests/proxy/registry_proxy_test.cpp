@@ -29,7 +29,9 @@
 #include "tests/core/eventually.hpp"
 #include "tests/core/fake_clock.hpp"
 #include "tests/proxy/scripted_upstream.hpp"
+#include "tests/proxy/server_tls_fixture.hpp"
 #include "tests/proxy/test_support.hpp"
+#include "tests/proxy/tls_client.hpp"
 
 namespace pullthrough::proxy {
 namespace {
@@ -58,86 +60,7 @@ ScriptedReply blob_reply(const std::string& body) {
 }
 
 // One TLS connection to the proxy, as a pull client holds it.
-class Client {
- public:
-  // `receive_buffer` (bytes, 0 = the kernel's default) bounds what the client's kernel takes in
-  // for it while it does not read.
-  Client(std::uint16_t port, const std::string& ca_pem, const std::string& server_name,
-         int receive_buffer = 0)
-      : tls_(ssl::context::tls_client), stream_(io_, tls_) {
-    tls_.add_certificate_authority(asio::buffer(ca_pem));
-    tls_.set_verify_mode(ssl::verify_peer);
-    SSL_set_tlsext_host_name(stream_.native_handle(), server_name.c_str());
-    stream_.set_verify_callback(ssl::host_name_verification(server_name));
-    auto& socket = stream_.next_layer();
-    socket.open(tcp::v4());
-    if (receive_buffer > 0)
-      socket.set_option(asio::socket_base::receive_buffer_size(receive_buffer));
-    socket.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
-    stream_.handshake(ssl::stream_base::client);
-  }
-
-  void send(const std::string& bytes) { asio::write(stream_, asio::buffer(bytes)); }
-
-  // A GET or HEAD with the fields every client sends.
-  void request(const std::string& method, const std::string& target,
-               const std::string& extra_fields = "") {
-    send(method + " " + target + " HTTP/1.1\r\nHost: quay.io\r\nUser-Agent: test\r\n" +
-         extra_fields + "\r\n");
-  }
-
-  // The next response; a HEAD response has no body. Throws when the connection ends first.
-  Response response(bool head = false) {
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(std::uint64_t{64} * 1024 * 1024);
-    parser.skip(head);
-    http::read(stream_, buffer_, parser);
-    return parser.release();
-  }
-
-  // Reads at least `count` bytes of whatever comes (a response in progress), then stops.
-  void read_bytes(std::size_t count) {
-    std::vector<char> buffer(count);
-    asio::read(stream_, asio::buffer(buffer));
-  }
-
-  // Reads until the connection ends, whatever comes; the number of bytes read.
-  std::size_t drain() {
-    std::array<char, 16384> buffer{};
-    std::size_t total = 0;
-    for (;;) {
-      error_code ec;
-      std::size_t n = stream_.read_some(asio::buffer(buffer), ec);
-      total += n;
-      if (ec) return total;
-    }
-  }
-
-  // Sends close_notify and waits for the server's: "close_notify" when it came.
-  std::string close() {
-    error_code ec;
-    stream_.shutdown(ec);
-    return ec ? "no close_notify: " + ec.message() : "close_notify";
-  }
-
-  // Reads until the connection ends: "close_notify" when the server said goodbye in TLS, "cut"
-  // when the TCP connection ended without it, or the unexpected bytes or error.
-  std::string ending() {
-    error_code ec;
-    char byte = 0;
-    std::size_t n = stream_.read_some(asio::buffer(&byte, 1), ec);
-    if (n != 0) return "more bytes: " + std::string(1, byte);
-    if (ec == asio::error::eof) return "close_notify";
-    if (ec == ssl::error::stream_truncated || ec == asio::error::connection_reset) return "cut";
-    return ec.message();
-  }
-
- private:
-  asio::io_context io_;
-  ssl::context tls_;
-  ssl::stream<tcp::socket> stream_;
-  beast::flat_buffer buffer_;
-};
+using Client = testing::TlsClient;
 
 class RegistryProxyTest : public ::testing::Test {
  protected:
@@ -158,11 +81,7 @@ class RegistryProxyTest : public ::testing::Test {
                    "  - {host: ghcr.io}\n",
                    "t.yaml")
                    .config;
-    ca_ = std::make_unique<certs::CertificateAuthority>(certs::CertificateAuthority::load_or_create(
-        root_ / "ca", "box", std::chrono::system_clock::now()));
-    leaves_ = std::make_unique<certs::LeafStore>(*ca_, root_ / "ca" / "leaves");
-    tls_ = std::make_unique<proxy::ServerTls>(
-        *leaves_, [this](std::string_view name) { return config_.find_registry(name) != nullptr; });
+    server_ = std::make_unique<testing::TestServerTls>(config_, root_);
     store_ = std::make_unique<LocalBlobStore>((root_ / "store").string());
     index_ = MetadataIndex::open((root_ / "metadata.db").string());
     fetches_ = std::make_unique<BlobFetches>(io_, disk_.get_executor(), *store_, *index_, clock_,
@@ -179,7 +98,7 @@ class RegistryProxyTest : public ::testing::Test {
     parts.leaving = &leaving_;
     proxy_ = std::make_unique<RegistryProxy>(std::move(parts), limits());
     front_door_ = std::make_unique<proxy::TlsFrontDoor>(
-        io_, config_, *tls_,
+        io_, config_, server_->tls,
         [this](proxy::TlsConnection connection) { return proxy_->serve(std::move(connection)); });
     front_door_->start();
     port_ = front_door_->bound_endpoints().at(0).port;
@@ -210,7 +129,8 @@ class RegistryProxyTest : public ::testing::Test {
 
   std::unique_ptr<Client> connect(const std::string& server_name = "quay.io",
                                   int receive_buffer = 0) {
-    return std::make_unique<Client>(port_, ca_->certificate_pem(), server_name, receive_buffer);
+    return std::make_unique<Client>(port_, server_->ca.certificate_pem(), server_name,
+                                    receive_buffer);
   }
 
   // One request on a fresh connection.
@@ -226,9 +146,7 @@ class RegistryProxyTest : public ::testing::Test {
 
   fs::path root_;
   config::Config config_;
-  std::unique_ptr<certs::CertificateAuthority> ca_;
-  std::unique_ptr<certs::LeafStore> leaves_;
-  std::unique_ptr<proxy::ServerTls> tls_;
+  std::unique_ptr<testing::TestServerTls> server_;
   core::testing::FakeWallClock clock_;
   asio::io_context io_;
   asio::thread_pool disk_{1};
@@ -286,7 +204,7 @@ TEST_F(RegistryProxyTest, KeepAliveServesRequestsInTurnAndAnswersCloseNotify) {
     client->request("GET", "/v2/");
     EXPECT_EQ(client->response().result_int(), 200);
   }
-  EXPECT_EQ(client->close(), "close_notify");
+  EXPECT_EQ(client->shutdown(), "close_notify");
   EXPECT_EQ(counters_.requests.value(), 3U);
 }
 
@@ -301,14 +219,14 @@ TEST_F(RegistryProxyTest, EmptyLinesBeforeARequestAreIgnored) {
 TEST_F(RegistryProxyTest, EmptyLinesAloneThenCloseNotifyAreAnsweredWithCloseNotify) {
   auto client = connect();
   client->send("\n");
-  EXPECT_EQ(client->close(), "close_notify");
+  EXPECT_EQ(client->shutdown(), "close_notify");
   EXPECT_EQ(counters_.requests_rejected.value(), 0U);
 }
 
 TEST_F(RegistryProxyTest, CloseNotifyInTheMiddleOfARequestIsAnsweredWithCloseNotify) {
   auto client = connect();
   client->send("GET /v2/ HTTP/1.1\r\nHost: qu");
-  EXPECT_EQ(client->close(), "close_notify");
+  EXPECT_EQ(client->shutdown(), "close_notify");
   EXPECT_EQ(counters_.requests.value(), 0U);
 }
 
@@ -571,7 +489,7 @@ TEST_F(RegistryProxyLimitsTest, AClientThatStopsReadingIsCutOffByTheWriteTimeout
 
   auto client = connect("quay.io", 16 * 1024);
   client->request("GET", blob_path("team/app", digest));
-  client->read_bytes(256 * 1024);
+  client->read_exactly(256 * 1024);
   // The first request's connection may still be closing on the server's side.
   ASSERT_TRUE(core::testing::eventually([&] { return front_door_->open_connections() == 1; }));
 

@@ -1,15 +1,19 @@
 // Helpers shared by the proxy tests (and the app tests over proxy parts).
 #pragma once
 
+#include "core/asio.hpp"
+
 #include <cstdint>
 #include <filesystem>
 #include <span>
 #include <string>
 #include <string_view>
 
+#include <boost/asio/io_context.hpp>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include "core/service.hpp"
 #include "proxy/digester.hpp"
 
 namespace pullthrough::proxy::testing {
@@ -37,6 +41,14 @@ inline std::string sha256_of(std::string_view text) {
   digester.update(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(text.data()),
                                                 text.size()));
   return digester.finish();
+}
+
+// Stops `service` and runs `io` until nothing is left to do: whether the service said it drained.
+inline bool stop_and_drain(boost::asio::io_context& io, core::Service& service) {
+  bool drained = false;
+  service.stop([&drained] { drained = true; });
+  io.run();
+  return drained;
 }
 
 }  // namespace pullthrough::proxy::testing

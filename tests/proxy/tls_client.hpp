@@ -71,12 +71,27 @@ class TlsClient {
          "\r\n\r\n");
   }
 
-  // The next response. Throws when the connection ends first.
-  http::response<http::string_body> response() {
+  // A request with the fields every client sends, and `extra_fields` (each ending in CRLF).
+  void request(const std::string& method, const std::string& target,
+               const std::string& extra_fields = "", const std::string& host = "quay.io") {
+    send(method + " " + target + " HTTP/1.1\r\nHost: " + host + "\r\nUser-Agent: test\r\n" +
+         extra_fields + "\r\n");
+  }
+
+  // The next response; a response to HEAD has no body. Throws when the connection ends first.
+  http::response<http::string_body> response(bool head = false) {
     http::response_parser<http::string_body> parser;
     parser.body_limit(std::uint64_t{64} * 1024 * 1024);
+    parser.skip(head);
     http::read(stream_, buffer_, parser);
     return parser.release();
+  }
+
+  // Sends close_notify and waits for the server's: "close_notify" when it came.
+  std::string shutdown() {
+    error_code ec;
+    stream_.shutdown(ec);
+    return ec ? "no close_notify: " + ec.message() : "close_notify";
   }
 
   // Reads until the connection ends: "close_notify" when the server said goodbye in TLS, "cut"
