@@ -104,15 +104,6 @@ std::vector<core::IpAddress> appliance_addresses(const config::ApplianceConfig& 
   return out;
 }
 
-std::vector<std::string> intercepted_names(const config::Config& cfg) {
-  std::vector<std::string> names;
-  for (const auto& registry : cfg.registries) {
-    names.push_back(registry.host);
-    names.insert(names.end(), registry.aliases.begin(), registry.aliases.end());
-  }
-  return names;
-}
-
 // Everything the proxy role runs on: the CA, its leaves and the TLS configuration, and the
 // resolver it reaches upstream registries with. Built before the services that refer to it and
 // destroyed after them.
@@ -212,7 +203,7 @@ std::optional<int> build_proxy(const config::Config& cfg, boost::asio::io_contex
                                      : "from ca.cert_file",
             info.subject, info.sha256_fingerprint, certs::format_utc(info.not_after));
   parts.leaves = std::make_unique<certs::LeafStore>(*parts.ca, certs::leaves_dir(cfg));
-  auto names = intercepted_names(cfg);
+  auto names = dns::intercepted_names(cfg.registries);
   try {
     // Issued now rather than at the first handshake: a problem shows at start, and no client
     // waits for a key to be generated.
