@@ -71,6 +71,8 @@ struct ProxyConfig {
   Duration request_timeout = std::chrono::seconds(60);
   Duration write_timeout = std::chrono::seconds(60);
   std::uint32_t max_connections = 4096;
+  // Open connections from one client address; 0: no limit of its own (max_connections still holds).
+  std::uint32_t max_connections_per_client = 256;
   bool operator==(const ProxyConfig&) const = default;
 };
 
@@ -94,6 +96,12 @@ struct Credentials {
   bool operator==(const Credentials&) const = default;
 };
 
+// What a push (upload, manifest PUT, DELETE) to an intercepted registry meets.
+enum class PushMode : std::uint8_t {
+  passthrough,  // streamed to the upstream with the client's own credentials
+  deny,         // refused with 405 UNSUPPORTED, naming where to push instead
+};
+
 struct RegistryConfig {
   std::string host;                  // lower case
   std::vector<std::string> aliases;  // lower case
@@ -101,6 +109,11 @@ struct RegistryConfig {
   std::string ca_file;  // empty: the system trust store only
   std::optional<Credentials> credentials;
   Duration manifest_ttl = std::chrono::minutes(5);
+  PushMode push = PushMode::passthrough;
+  // Serve cached content of repositories that anonymous access cannot read to every client, on
+  // the strength of `credentials`, without checking each client's own: the operator's explicit
+  // choice to share an account's private repositories with the whole LAN.
+  bool share_private = false;
   bool operator==(const RegistryConfig&) const = default;
 };
 

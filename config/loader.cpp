@@ -182,6 +182,16 @@ std::optional<std::string> parse_path(Context& ctx, const Value& v) {
   return text;
 }
 
+std::optional<bool> parse_bool(Context& ctx, const Value& v) {
+  if (v.node.IsScalar()) {
+    const std::string& text = v.node.Scalar();
+    if (text == "true") return true;
+    if (text == "false") return false;
+  }
+  ctx.expected(v.node, v.mark, v.path, "true or false");
+  return std::nullopt;
+}
+
 std::optional<Duration> parse_duration_value(Context& ctx, const Value& v) {
   if (v.node.IsScalar()) {
     if (auto d = core::parse_duration(v.node.Scalar())) return d;
@@ -534,6 +544,19 @@ void read_proxy(MapReader& m, ProxyConfig& proxy) {
   m.read("max_connections", proxy.max_connections, [](Context& ctx, const Value& v) {
     return narrowed<std::uint32_t>(parse_count(1, 1'000'000)(ctx, v));
   });
+  m.read("max_connections_per_client", proxy.max_connections_per_client,
+         [](Context& ctx, const Value& v) {
+           return narrowed<std::uint32_t>(parse_count(0, 1'000'000)(ctx, v));
+         });
+}
+
+std::optional<PushMode> parse_push_mode(Context& ctx, const Value& v) {
+  auto text = parse_string(ctx, v);
+  if (!text) return std::nullopt;
+  if (*text == "passthrough") return PushMode::passthrough;
+  if (*text == "deny") return PushMode::deny;
+  ctx.error(v.mark, v.path, "must be passthrough or deny, not \"" + *text + "\"");
+  return std::nullopt;
 }
 
 std::optional<RegistryConfig> parse_registry(Context& ctx, const Value& v) {
@@ -586,6 +609,8 @@ std::optional<RegistryConfig> parse_registry(Context& ctx, const Value& v) {
       }
     }
     m.read("manifest_ttl", registry.manifest_ttl, parse_duration_value);
+    m.read("push", registry.push, parse_push_mode);
+    m.read("share_private", registry.share_private, parse_bool);
   }
   if (failed) return std::nullopt;
   return registry;

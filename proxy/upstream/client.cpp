@@ -246,6 +246,8 @@ struct UpstreamClient::State : std::enable_shared_from_this<UpstreamClient::Stat
       case UpstreamFailure::auth:
         counters.failures_auth.add();
         break;
+      case UpstreamFailure::request_body:
+        break;
       case UpstreamFailure::shutting_down:
         break;
     }
@@ -337,6 +339,13 @@ UpstreamClient::~UpstreamClient() { state_->pool.shutdown(); }
 
 asio::awaitable<UpstreamResult> UpstreamClient::send(UpstreamRequest request) {
   return State::send(state_, std::move(request));
+}
+
+asio::awaitable<UpstreamResult> UpstreamClient::forward(ForwardRequest request) {
+  // Interface in place; the streaming implementation lands with its tests.
+  co_return upstream_failure(UpstreamFailure::protocol,
+                             "forwarding " + std::string(without_query(request.target)) +
+                                 " is not implemented yet");
 }
 
 void UpstreamClient::shutdown() { state_->pool.shutdown(); }

@@ -89,6 +89,7 @@ class UpstreamClient final : public RegistryUpstream {
   UpstreamClient& operator=(const UpstreamClient&) = delete;
 
   boost::asio::awaitable<UpstreamResult> send(UpstreamRequest request) override;
+  boost::asio::awaitable<UpstreamResult> forward(ForwardRequest request) override;
 
   // Closes the pooled connections and makes new requests fail with shutting_down. Requests in
   // flight finish or fail by their timeouts. Safe from any thread.

@@ -24,6 +24,8 @@ std::string_view to_string(UpstreamFailure failure) {
       return "protocol";
     case UpstreamFailure::auth:
       return "auth";
+    case UpstreamFailure::request_body:
+      return "request_body";
     case UpstreamFailure::shutting_down:
       return "shutting_down";
   }

@@ -5,6 +5,7 @@
 
 #include "core/asio.hpp"
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -94,10 +95,24 @@ inline UpstreamResult scripted_result(ScriptedReply reply, bool with_body, std::
   return result;
 }
 
+// A request forward() was given, with the body it read (whole) from the request's source.
+struct ForwardedRequest {
+  boost::beast::http::verb method = boost::beast::http::verb::get;
+  std::string target;
+  boost::beast::http::fields fields;
+  std::optional<std::uint64_t> announced_length;  // the body source's content_length()
+  bool had_body = false;
+  std::string body;
+  boost::system::error_code body_error;  // the body source's error, if it failed
+  std::optional<Origin> origin;
+};
+
 class ScriptedUpstream final : public RegistryUpstream {
  public:
   using Script = std::function<ScriptedReply(const UpstreamRequest&)>;
-  explicit ScriptedUpstream(Script script) : script_(std::move(script)) {}
+  using ForwardScript = std::function<ScriptedReply(const ForwardedRequest&)>;
+  explicit ScriptedUpstream(Script script, ForwardScript forward_script = {})
+      : script_(std::move(script)), forward_script_(std::move(forward_script)) {}
 
   boost::asio::awaitable<UpstreamResult> send(UpstreamRequest request) override {
     ScriptedReply reply;
@@ -110,9 +125,52 @@ class ScriptedUpstream final : public RegistryUpstream {
                               "https://upstream.test" + request.target);
   }
 
+  // Reads the request's body whole, then answers with the forward script (404 without one). A
+  // body that fails is answered as the client does: a request_body failure.
+  boost::asio::awaitable<UpstreamResult> forward(ForwardRequest request) override {
+    ForwardedRequest seen;
+    seen.method = request.method;
+    seen.target = request.target;
+    seen.fields = request.fields;
+    seen.origin = request.origin;
+    if (request.body != nullptr) {
+      seen.had_body = true;
+      seen.announced_length = request.body->content_length();
+      std::array<std::uint8_t, 8192> buffer{};
+      for (;;) {
+        BodyRead read = co_await request.body->read_some(buffer);
+        if (read.error) {
+          seen.body_error = read.error;
+          break;
+        }
+        if (read.bytes == 0) break;
+        seen.body.append(reinterpret_cast<const char*>(buffer.data()), read.bytes);
+      }
+    }
+    ScriptedReply reply = status_reply_404();
+    {
+      std::lock_guard lock(mutex_);
+      forwarded_.push_back(seen);
+      if (forward_script_) reply = forward_script_(seen);
+    }
+    if (seen.body_error) {
+      co_return upstream_failure(UpstreamFailure::request_body, seen.body_error.message());
+    }
+    co_return scripted_result(std::move(reply), request.method != boost::beast::http::verb::head,
+                              "https://upstream.test" + request.target);
+  }
+
   std::vector<UpstreamRequest> seen() const {
     std::lock_guard lock(mutex_);
     return seen_;
+  }
+  std::vector<ForwardedRequest> forwarded() const {
+    std::lock_guard lock(mutex_);
+    return forwarded_;
+  }
+  void set_forward_script(ForwardScript script) {
+    std::lock_guard lock(mutex_);
+    forward_script_ = std::move(script);
   }
   std::size_t count(boost::beast::http::verb method) const {
     std::lock_guard lock(mutex_);
@@ -126,9 +184,18 @@ class ScriptedUpstream final : public RegistryUpstream {
   }
 
  private:
+  static ScriptedReply status_reply_404() {
+    ScriptedReply reply;
+    reply.status = 404;
+    reply.body = "{}";
+    return reply;
+  }
+
   mutable std::mutex mutex_;
   Script script_;
+  ForwardScript forward_script_;
   std::vector<UpstreamRequest> seen_;
+  std::vector<ForwardedRequest> forwarded_;
 };
 
 // What a well-behaved registry answers for a manifest.
