@@ -146,8 +146,8 @@ asio::awaitable<Clearance> AccessCheck::clear(const ApiRequest& request) {
 
   if (!known.fresh) {
     counters_.visibility_checks.add();
-    UpstreamResult probed = co_await request.upstream.send(
-        probe_of(request, UpstreamCredentials{UpstreamAuth::anonymous, {}}));
+    UpstreamRequest probe = probe_of(request, UpstreamCredentials{UpstreamAuth::anonymous, {}});
+    UpstreamResult probed = co_await request.upstream.send(std::move(probe));
     if (probed.response) {
       unsigned status = probed.response->header.result_int();
       if (status == 200) {
@@ -192,8 +192,9 @@ asio::awaitable<Clearance> AccessCheck::verify_client(const ApiRequest& request,
     co_return refused;
   }
   counters_.access_checks.add();
-  UpstreamResult checked = co_await request.upstream.send(
-      probe_of(request, UpstreamCredentials{UpstreamAuth::client, client.authorization}));
+  UpstreamRequest probe =
+      probe_of(request, UpstreamCredentials{UpstreamAuth::client, client.authorization});
+  UpstreamResult checked = co_await request.upstream.send(std::move(probe));
   if (!checked.response) {
     counters_.access_refused.add();
     counters_.upstream_unavailable.add();

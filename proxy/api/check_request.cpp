@@ -57,6 +57,45 @@ bool writes(RequestKind kind, http::verb method) {
   return kind == RequestKind::push || !is_read(method);
 }
 
+std::optional<std::uint64_t> decimal(std::string_view text) {
+  if (text.empty() || text.size() > 19) return std::nullopt;
+  std::uint64_t value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    value = value * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return value;
+}
+
+// A chunk of an upload names the bytes it carries as "<first>-<last>" (inclusive, no unit), and
+// its Content-Length must be that many. Refused here, before a byte of the chunk is read.
+std::optional<Refusal> check_content_range(const http::request_header<>& request, bool has_body) {
+  auto range = request.find(http::field::content_range);
+  if (range == request.end()) return std::nullopt;
+  std::string_view value = range->value();
+  auto dash = value.find('-');
+  auto first = dash == std::string_view::npos ? std::nullopt : decimal(value.substr(0, dash));
+  auto last = dash == std::string_view::npos ? std::nullopt : decimal(value.substr(dash + 1));
+  if (!first || !last || *last < *first) {
+    return refuse(OciError::range_invalid,
+                  "Content-Range \"" + core::printable(value, 64) +
+                      "\" is not <first>-<last> with first <= last",
+                  416, has_body);
+  }
+  auto length = request.find(http::field::content_length);
+  if (length != request.end()) {
+    auto announced = decimal(length->value());
+    if (announced && *announced != *last - *first + 1) {
+      return refuse(OciError::range_invalid,
+                    "Content-Range " + std::string(value) + " names " +
+                        std::to_string(*last - *first + 1) + " bytes, Content-Length " +
+                        std::string(length->value()),
+                    416, has_body);
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::string host_of(std::string_view value) {
@@ -115,6 +154,13 @@ CheckedRequest check_request(const http::request_header<>& request, bool has_bod
             " from a machine whose DNS does not point " + registry->host + " at the cache",
         405, has_body);
     return checked;
+  }
+  if (checked.route && checked.route->endpoint == ApiEndpoint::upload) {
+    if (auto refused = check_content_range(request, has_body)) {
+      checked.route.reset();
+      checked.refusal = std::move(*refused);
+      return checked;
+    }
   }
   checked.passed = true;
   checked.kind = *kind;

@@ -140,9 +140,12 @@ asio::awaitable<bool> ForwardHandler::push_manifest(HttpSession& session,
       bool matches = (named.empty() || named == digest) &&
                      (!route.reference_is_digest || route.reference == digest);
       if (matches) {
-        co_await manifests_.put_pushed(request.registry, route.repository,
-                                       route.reference_is_digest ? std::string() : route.reference,
-                                       digest, media_type, std::move(bytes));
+        // Named, not a conditional expression inside the co_await: g++ 12 mishandles such
+        // temporaries in a coroutine frame.
+        std::string tag;
+        if (!route.reference_is_digest) tag = route.reference;
+        co_await manifests_.put_pushed(request.registry, route.repository, tag, digest, media_type,
+                                       std::move(bytes));
       } else {
         log_.warn("{}/{}: pushed manifest hashes to {}, upstream named {}: not cached",
                   request.registry.host, route.repository, digest, named);

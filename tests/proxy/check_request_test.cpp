@@ -230,6 +230,27 @@ TEST_F(CheckRequestTest, WithPushDeniedWritesAreRefusedSayingWhereToPush) {
   EXPECT_TRUE(checked_with(http::verb::post, "/v2/_pullthrough/token", true).passed);
 }
 
+TEST_F(CheckRequestTest, AnUploadChunkMustNameItsBytesAndCarryThatMany) {
+  auto patch = [&](std::string_view range, std::string_view length) {
+    auto header = request(http::verb::patch, "/v2/org/app/blobs/uploads/u1", "quay.io");
+    if (!range.empty()) header.set(http::field::content_range, range);
+    if (!length.empty()) header.set(http::field::content_length, length);
+    return check(header, !length.empty() && length != "0");
+  };
+  EXPECT_TRUE(patch("0-99", "100").passed);
+  EXPECT_TRUE(patch("100-100", "1").passed);
+  EXPECT_TRUE(patch("", "").passed);  // docker: neither field, a chunked body
+  for (auto [range, length] : std::vector<std::pair<std::string, std::string>>{
+           {"bytes 0-99/100", "100"}, {"99-0", "100"}, {"0-99", "99"}, {"-5", "5"},
+           {"0-", "1"}, {"a-b", "2"}, {"0-99999999999999999999", "1"}, {"0-99", "101"}}) {
+    auto checked = patch(range, length);
+    ASSERT_FALSE(checked.passed) << range << " / " << length;
+    EXPECT_EQ(checked.refusal.error, OciError::range_invalid) << range;
+    EXPECT_EQ(checked.refusal.status, 416U) << range;
+    EXPECT_TRUE(checked.refusal.close) << range;  // the chunk is never read
+  }
+}
+
 TEST(HostOfTest, TakesTheHostPartInLowerCase) {
   EXPECT_EQ(host_of("Quay.IO"), "quay.io");
   EXPECT_EQ(host_of("quay.io:443"), "quay.io");
