@@ -12,7 +12,10 @@
 //  - This client: one exchange per hop, the 401 retry, and redirects (301, 302, 303, 307, 308)
 //    for GET and HEAD, up to a limit. Authorization is only ever sent to the registry's own
 //    scheme://host:port, never to a redirect's host (Docker Hub sends blob GETs to a CDN with a
-//    signed URL).
+//    signed URL). With UpstreamAuth::client the client's Authorization is sent instead and a 401
+//    is the response; UpstreamAuth::anonymous uses an Authorizer without the credentials.
+//  - forward(): one exchange, no 401 answered, no redirect followed. A body is relayed from its
+//    BodySource a piece at a time (request_relay.hpp) on a new connection, never a pooled one.
 //  - Timeouts: connect (per address tried), TLS handshake, and a read timeout that applies to the
 //    response header and to every body read, so a stalled upstream is detected.
 #pragma once
@@ -59,7 +62,8 @@ struct UpstreamLimits {
   COUNTER(failures_tls, "upstream requests failed: TLS handshake or verification")    \
   COUNTER(failures_timeout, "upstream requests failed: no response in time")          \
   COUNTER(failures_protocol, "upstream requests failed: malformed or oversized HTTP") \
-  COUNTER(failures_auth, "upstream requests failed: token endpoint unusable")
+  COUNTER(failures_auth, "upstream requests failed: token endpoint unusable")         \
+  COUNTER(failures_request_body, "forwarded requests failed: request body broke off or stalled")
 
 struct UpstreamCounters {
   PULLTHROUGH_UPSTREAM_COUNTERS(PULLTHROUGH_COUNTER_FIELD)

@@ -29,6 +29,11 @@ namespace pullthrough::proxy {
 
 using UpstreamParser = boost::beast::http::response_parser<boost::beast::http::buffer_body>;
 using UpstreamRequestMessage = boost::beast::http::request<boost::beast::http::empty_body>;
+// A request whose body is relayed piece by piece (forward()): the caller points the body at each
+// piece in turn and the serializer frames it (Content-Length, or chunked encoding).
+using UpstreamStreamedRequest = boost::beast::http::request<boost::beast::http::buffer_body>;
+using UpstreamRequestSerializer =
+    boost::beast::http::request_serializer<boost::beast::http::buffer_body>;
 
 // Beast's stream timeouts are only sound when the stream's operations and its timer handlers run
 // on one strand, and the awaiting coroutine may run on a multi-threaded io_context. So every
@@ -51,6 +56,11 @@ class Connection {
   virtual boost::asio::awaitable<void> write(UpstreamRequestMessage& request,
                                              std::chrono::milliseconds timeout,
                                              boost::system::error_code& ec) = 0;
+  // Writes what the serializer has: the header first, then the body piece its request points
+  // at. Ends with http::error::need_buffer once that piece is written and the body has more.
+  virtual boost::asio::awaitable<void> write_part(UpstreamRequestSerializer& serializer,
+                                                  std::chrono::milliseconds timeout,
+                                                  boost::system::error_code& ec) = 0;
   virtual boost::asio::awaitable<void> read_header(UpstreamParser& parser,
                                                    std::chrono::milliseconds timeout,
                                                    boost::system::error_code& ec) = 0;
@@ -88,6 +98,13 @@ class StreamConnection final : public Connection {
     co_await boost::asio::co_spawn(stream_.get_executor(), write_on_strand(request, timeout, ec),
                                    boost::asio::use_awaitable);
   }
+  boost::asio::awaitable<void> write_part(UpstreamRequestSerializer& serializer,
+                                          std::chrono::milliseconds timeout,
+                                          boost::system::error_code& ec) override {
+    co_await boost::asio::co_spawn(stream_.get_executor(),
+                                   write_part_on_strand(serializer, timeout, ec),
+                                   boost::asio::use_awaitable);
+  }
   boost::asio::awaitable<void> read_header(UpstreamParser& parser,
                                            std::chrono::milliseconds timeout,
                                            boost::system::error_code& ec) override {
@@ -109,6 +126,14 @@ class StreamConnection final : public Connection {
     boost::beast::get_lowest_layer(stream_).expires_after(timeout);
     co_await boost::beast::http::async_write(
         stream_, request, boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+    boost::beast::get_lowest_layer(stream_).expires_never();
+  }
+  boost::asio::awaitable<void> write_part_on_strand(UpstreamRequestSerializer& serializer,
+                                                    std::chrono::milliseconds timeout,
+                                                    boost::system::error_code& ec) {
+    boost::beast::get_lowest_layer(stream_).expires_after(timeout);
+    co_await boost::beast::http::async_write(
+        stream_, serializer, boost::asio::redirect_error(boost::asio::use_awaitable, ec));
     boost::beast::get_lowest_layer(stream_).expires_never();
   }
   boost::asio::awaitable<void> read_on_strand(UpstreamParser& parser, bool header,

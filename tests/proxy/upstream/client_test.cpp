@@ -6,10 +6,13 @@
 #include <cstdlib>
 #include <functional>
 #include <future>
+#include <limits>
 #include <map>
 #include <mutex>
+#include <span>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ssl.hpp>
@@ -17,7 +20,11 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
 
+#include "core/logging.hpp"
+#include "proxy/digester.hpp"
 #include "tests/certs/test_support.hpp"
 #include "tests/core/fake_clock.hpp"
 
@@ -34,18 +41,26 @@ struct Seen {
   std::string host;
   std::string authorization;
   std::string accept;
-  int connection = 0;  // 1 for the first connection accepted, and so on
+  int connection = 0;   // 1 for the first connection accepted, and so on
+  http::fields fields;  // all of them, as they came
+  // The body: its length and "sha256:<hex>" as far as it came, and whether it came whole (by
+  // Content-Length or up to the last chunk). Empty for a request answered before its body.
+  std::uint64_t body_bytes = 0;
+  std::string body_digest;
+  bool body_complete = false;
 };
 
 // What the test server does with one request: send `response` (or `raw` bytes instead), in pieces
 // of `piece_size` when set, then keep the connection open without a word (`hang`) or close it
-// (`close_after`).
+// (`close_after`). The request's body is read first, unless `before_body` (then the connection is
+// closed after the answer, the body unread).
 struct Reply {
   std::optional<http::response<http::string_body>> response;
   std::string raw;
   std::size_t piece_size = 0;
   bool hang = false;
   bool close_after = false;
+  bool before_body = false;
 };
 
 Reply respond(http::status status, std::string body = {},
@@ -128,22 +143,31 @@ class TestServer {
   asio::awaitable<void> converse(Stream& stream, int id) {
     beast::flat_buffer buffer;
     for (;;) {
-      http::request<http::empty_body> request;
+      http::request_parser<http::buffer_body> parser;
+      parser.body_limit(std::numeric_limits<std::uint64_t>::max());
       error_code ec;
-      co_await http::async_read(stream, buffer, request,
-                                asio::redirect_error(asio::use_awaitable, ec));
+      co_await http::async_read_header(stream, buffer, parser,
+                                       asio::redirect_error(asio::use_awaitable, ec));
       if (ec) co_return;
-      Seen seen{std::string(request.method_string()),
-                std::string(request.target()),
-                std::string(request[http::field::host]),
-                std::string(request[http::field::authorization]),
-                std::string(request[http::field::accept]),
-                id};
-      {
-        std::lock_guard lock(mutex_);
-        seen_.push_back(seen);
-      }
+      const auto& request = parser.get();
+      Seen seen;
+      seen.method = std::string(request.method_string());
+      seen.target = std::string(request.target());
+      seen.host = std::string(request[http::field::host]);
+      seen.authorization = std::string(request[http::field::authorization]);
+      seen.accept = std::string(request[http::field::accept]);
+      seen.connection = id;
+      seen.fields = request.base();
+      // The handler sees the header; the body is read (or not) after it has chosen.
       Reply reply = handler_(seen);
+      if (!reply.before_body) {
+        error_code body_error = co_await read_body(stream, buffer, parser, seen);
+        record(seen);
+        if (body_error) co_return;
+      } else {
+        record(seen);
+        reply.close_after = true;
+      }
       std::string wire = reply.raw;
       bool keep_alive = request.keep_alive() && !reply.close_after;
       if (reply.response) {
@@ -170,6 +194,35 @@ class TestServer {
       }
       if (ec || !keep_alive) co_return;
     }
+  }
+
+  // Reads the body to its end (or its error), hashing it into `seen`.
+  template <typename Stream>
+  static asio::awaitable<error_code> read_body(Stream& stream, beast::flat_buffer& buffer,
+                                               http::request_parser<http::buffer_body>& parser,
+                                               Seen& seen) {
+    Digester digester("sha256");
+    std::vector<std::uint8_t> piece(64 * 1024);
+    error_code ec;
+    while (!parser.is_done()) {
+      parser.get().body().data = piece.data();
+      parser.get().body().size = piece.size();
+      co_await http::async_read(stream, buffer, parser,
+                                asio::redirect_error(asio::use_awaitable, ec));
+      if (ec == http::error::need_buffer) ec = {};
+      std::size_t got = piece.size() - parser.get().body().size;
+      digester.update(std::span<const std::uint8_t>(piece.data(), got));
+      seen.body_bytes += got;
+      if (ec) break;
+    }
+    seen.body_complete = !ec;
+    seen.body_digest = digester.finish();
+    co_return ec;
+  }
+
+  void record(const Seen& seen) {
+    std::lock_guard lock(mutex_);
+    seen_.push_back(seen);
   }
 
   Mode mode_;
@@ -243,6 +296,78 @@ UpstreamRequest get(std::string target, std::string repository = "library/alpine
 }
 
 const char* const kManifest = "/v2/library/alpine/manifests/latest";
+
+// Byte `i` of a test body: varied enough that a byte lost, doubled or reordered changes the hash.
+char body_byte(std::uint64_t i) { return static_cast<char>((i * 2654435761U) >> 13 & 0xff); }
+
+std::string body_digest(std::uint64_t length) {
+  Digester digester("sha256");
+  std::vector<std::uint8_t> piece;
+  for (std::uint64_t at = 0; at < length; at += piece.size()) {
+    piece.resize(std::min<std::uint64_t>(64 * 1024, length - at));
+    for (std::size_t i = 0; i < piece.size(); ++i)
+      piece[i] = static_cast<std::uint8_t>(body_byte(at + i));
+    digester.update(piece);
+  }
+  return digester.finish();
+}
+
+// A client's request body for forward(): `length` bytes of body_byte(), handed out at most
+// `piece` bytes a read (`pace` apart), with Content-Length announced or not. It may fail after
+// `fail_after` bytes with `failure`, first stalling for `stall` (a client whose body stops
+// arriving: its own read timeout ends the wait).
+class ClientBody final : public BodySource {
+ public:
+  ClientBody(std::uint64_t length, bool announce) : length_(length), announce_(announce) {}
+
+  std::optional<std::uint64_t> announced_override;
+  std::size_t piece = 64 * 1024;
+  std::chrono::milliseconds pace{0};
+  std::optional<std::uint64_t> fail_after;
+  error_code failure = asio::error::connection_reset;
+  std::chrono::milliseconds stall{0};
+
+  asio::awaitable<BodyRead> read_some(std::span<std::uint8_t> out) override {
+    largest_ask_ = std::max(largest_ask_.load(), out.size());
+    std::chrono::milliseconds wait = pace;
+    bool failing = fail_after && offset_ >= *fail_after;
+    if (failing) wait = stall;
+    if (wait.count() > 0) {
+      asio::steady_timer timer(co_await asio::this_coro::executor, wait);
+      error_code ignored;
+      co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+    }
+    if (failing) co_return BodyRead{0, failure};
+    std::uint64_t end = fail_after ? std::min(length_, *fail_after) : length_;
+    std::size_t n =
+        static_cast<std::size_t>(std::min<std::uint64_t>({out.size(), piece, end - offset_}));
+    for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<std::uint8_t>(body_byte(offset_ + i));
+    offset_ += n;
+    co_return BodyRead{n, {}};
+  }
+
+  std::optional<std::uint64_t> content_length() const override {
+    if (announced_override) return announced_override;
+    return announce_ ? std::optional<std::uint64_t>(length_) : std::nullopt;
+  }
+
+  std::size_t largest_ask() const { return largest_ask_; }
+  std::uint64_t handed_out() const { return offset_; }
+
+ private:
+  std::uint64_t length_;
+  bool announce_;
+  std::uint64_t offset_ = 0;
+  std::atomic<std::size_t> largest_ask_{0};
+};
+
+ForwardRequest forward_request(http::verb method, std::string target, ClientBody* body = nullptr) {
+  ForwardRequest request;
+  request.method = method;
+  request.target = std::move(target);
+  request.body = body;
+  return request;
+}
 
 // The CA is made once for all the tests: key generation is the slow part of a test's setup.
 struct SharedCa {
@@ -372,6 +497,21 @@ class UpstreamClientTest : public ::testing::Test {
 
   Fetched fetch(UpstreamRequest request, std::size_t piece = 4096) {
     return run(fetch_body(*client_, std::move(request), piece));
+  }
+
+  static asio::awaitable<Fetched> forward_and_read(UpstreamClient& client, ForwardRequest request) {
+    Fetched out;
+    out.result = co_await client.forward(std::move(request));
+    if (out.result.response && out.result.response->body) {
+      WholeBody body = co_await read_whole_body(*out.result.response->body, 1024 * 1024);
+      out.body = std::move(body.bytes);
+      out.body_error = body.error;
+    }
+    co_return out;
+  }
+
+  Fetched forward(ForwardRequest request) {
+    return run(forward_and_read(*client_, std::move(request)));
   }
 
   static void wait_until(const std::function<bool()>& condition) {
@@ -1009,6 +1149,423 @@ TEST_F(UpstreamClientTest, ReadWholeBodyStopsAtTheLimit) {
   EXPECT_EQ(chunked.error, http::error::body_limit);
   EXPECT_EQ(chunked.bytes.size(), 50U);
   EXPECT_EQ(run(read("/chunked", 100)).bytes, std::string(100, 'x'));
+}
+
+// --- credentials in send() ------------------------------------------------------------------
+
+TEST_F(UpstreamClientTest, ClientAuthorizationIsSentVerbatimAndItsUnauthorizedReturned) {
+  TokenRegistry registry;
+  registry.always_unauthorized = true;
+  auto server = tls_server(std::ref(registry));
+  registry_.credentials = config::Credentials{"alice", "/unused"};
+  password_ = "s3cret";
+  make_client(server->port());
+  UpstreamRequest request = get(kManifest);
+  request.credentials = {UpstreamAuth::client, "Bearer client-token, as sent"};
+  Fetched fetched = fetch(request);
+  ASSERT_TRUE(fetched.result.response) << fetched.result.error;
+  EXPECT_EQ(fetched.status(), 401U);
+  EXPECT_NE(fetched.result.response->header[http::field::www_authenticate], "");
+  EXPECT_EQ(fetched.body, "{\"errors\":[]}");
+  auto seen = server->seen();
+  ASSERT_EQ(seen.size(), 1U);  // no token fetched, no retry
+  EXPECT_EQ(seen[0].authorization, "Bearer client-token, as sent");
+  EXPECT_EQ(client_->counters().tokens_fetched.value(), 0U);
+}
+
+TEST_F(UpstreamClientTest, ClientWithoutAuthorizationSendsNone) {
+  TokenRegistry registry;
+  auto server = tls_server(std::ref(registry));
+  registry_.credentials = config::Credentials{"alice", "/unused"};
+  password_ = "s3cret";
+  make_client(server->port());
+  // The appliance holds a token for this repository now; the client must not get it.
+  EXPECT_EQ(fetch(get(kManifest)).status(), 200U);
+  UpstreamRequest request = get(kManifest);
+  request.credentials = {UpstreamAuth::client, ""};
+  EXPECT_EQ(fetch(request).status(), 401U);
+  auto seen = server->seen();
+  ASSERT_EQ(seen.size(), 4U);
+  EXPECT_EQ(seen[3].authorization, "");
+}
+
+TEST_F(UpstreamClientTest, ClientAuthorizationNeverGoesToARedirectTarget) {
+  auto cdn =
+      tls_server([](const Seen&) { return respond(http::status::ok, "blob bytes"); }, "cdn.test");
+  auto registry = tls_server([&](const Seen&) {
+    return respond(http::status::temporary_redirect, "",
+                   {{http::field::location,
+                     "https://cdn.test:" + std::to_string(cdn->port()) + "/blob?sig=1"}});
+  });
+  make_client(registry->port());
+  UpstreamRequest request = get("/v2/library/alpine/blobs/sha256:abc");
+  request.credentials = {UpstreamAuth::client, "Bearer client-token"};
+  Fetched fetched = fetch(request);
+  EXPECT_EQ(fetched.body, "blob bytes");
+  ASSERT_EQ(registry->seen().size(), 1U);
+  EXPECT_EQ(registry->seen()[0].authorization, "Bearer client-token");
+  ASSERT_EQ(cdn->seen().size(), 1U);
+  EXPECT_EQ(cdn->seen()[0].authorization, "");
+}
+
+TEST_F(UpstreamClientTest, AnonymousAccessNeverUsesTheCredentials) {
+  TokenRegistry registry;
+  auto server = tls_server(std::ref(registry));
+  registry_.credentials = config::Credentials{"alice", "/unused"};
+  password_ = "s3cret";
+  make_client(server->port());
+  UpstreamRequest anonymous = get(kManifest);
+  anonymous.credentials.auth = UpstreamAuth::anonymous;
+  EXPECT_EQ(fetch(anonymous).status(), 200U);
+  // The appliance's own access has its own token (not the anonymous one), got with Basic.
+  EXPECT_EQ(fetch(get(kManifest)).status(), 200U);
+  // Anonymous requests send their own cached token up front (upstream has since issued tok-2
+  // and refuses it), and get a new one without credentials.
+  EXPECT_EQ(fetch(anonymous).status(), 200U);
+  auto seen = server->seen();
+  ASSERT_EQ(seen.size(), 9U);
+  EXPECT_TRUE(seen[1].target.starts_with("/token"));
+  EXPECT_EQ(seen[1].authorization, "");
+  EXPECT_EQ(seen[2].authorization, "Bearer tok-1");
+  EXPECT_EQ(seen[3].authorization, "");  // the appliance had no token yet
+  EXPECT_TRUE(seen[4].target.starts_with("/token"));
+  EXPECT_EQ(seen[4].authorization, "Basic YWxpY2U6czNjcmV0");
+  EXPECT_EQ(seen[5].authorization, "Bearer tok-2");
+  EXPECT_EQ(seen[6].authorization, "Bearer tok-1");
+  EXPECT_TRUE(seen[7].target.starts_with("/token"));
+  EXPECT_EQ(seen[7].authorization, "");
+  EXPECT_EQ(seen[8].authorization, "Bearer tok-3");
+  EXPECT_EQ(client_->counters().tokens_fetched.value(), 3U);
+}
+
+// --- forward() -----------------------------------------------------------------------------
+
+TEST_F(UpstreamClientTest, ForwardStreamsASizedBodyAndReturnsTheResponseAsIs) {
+  constexpr std::uint64_t kLength = std::uint64_t{3} * 1024 * 1024 + 123;
+  const std::string location =
+      "https://registry.test:5000/v2/library/alpine/blobs/uploads/abc?_state=Zm9v%2Bbar%3D%3D&x=1";
+  auto server = tls_server([&](const Seen&) {
+    return respond(http::status::accepted, "accepted",
+                   {{http::field::location, location},
+                    {http::field::range, "0-3145850"},
+                    {http::field::www_authenticate, "Bearer realm=\"x\""}});
+  });
+  make_client(server->port());
+  ClientBody body(kLength, true);
+  body.piece = 10000;
+  const std::string target = "/v2/library/alpine/blobs/uploads/abc?_state=c3RhdGU%3D";
+  ForwardRequest request = forward_request(http::verb::patch, target, &body);
+  request.fields.set(http::field::authorization, "Bearer client-token");
+  request.fields.set(http::field::content_type, "application/octet-stream");
+  // What the caller must not decide: replaced or dropped.
+  request.fields.set(http::field::host, "evil.test");
+  request.fields.set(http::field::content_length, "5");
+  request.fields.set(http::field::connection, "close");
+  request.fields.set("keep-alive", "timeout=5");
+  Fetched fetched = forward(std::move(request));
+  ASSERT_TRUE(fetched.result.response) << fetched.result.error;
+  EXPECT_EQ(fetched.status(), 202U);
+  EXPECT_EQ(fetched.result.response->header[http::field::location], location);
+  EXPECT_EQ(fetched.result.response->header[http::field::range], "0-3145850");
+  EXPECT_EQ(fetched.result.response->header[http::field::www_authenticate], "Bearer realm=\"x\"");
+  EXPECT_EQ(fetched.body, "accepted");
+  EXPECT_EQ(fetched.result.response->url,
+            "https://registry.test:" + std::to_string(server->port()) +
+                "/v2/library/alpine/blobs/uploads/abc");
+  auto seen = server->seen();
+  ASSERT_EQ(seen.size(), 1U);
+  EXPECT_EQ(seen[0].method, "PATCH");
+  EXPECT_EQ(seen[0].target, target);
+  EXPECT_EQ(seen[0].host, "registry.test:" + std::to_string(server->port()));
+  EXPECT_EQ(seen[0].authorization, "Bearer client-token");
+  EXPECT_EQ(seen[0].fields[http::field::content_type], "application/octet-stream");
+  EXPECT_EQ(seen[0].fields[http::field::content_length], std::to_string(kLength));
+  EXPECT_EQ(seen[0].fields.count(http::field::transfer_encoding), 0U);
+  EXPECT_EQ(seen[0].fields.count(http::field::connection), 0U);
+  EXPECT_EQ(seen[0].fields.count(http::field::keep_alive), 0U);
+  EXPECT_TRUE(seen[0].body_complete);
+  EXPECT_EQ(seen[0].body_bytes, kLength);
+  EXPECT_EQ(seen[0].body_digest, body_digest(kLength));
+  // Streamed: never more than one piece asked of the source at a time.
+  EXPECT_LE(body.largest_ask(), std::size_t{64} * 1024);
+  EXPECT_EQ(client_->counters().requests.value(), 1U);
+  EXPECT_EQ(client_->counters().connections_opened.value(), 1U);
+}
+
+TEST_F(UpstreamClientTest, ForwardSendsABodyOfUnknownLengthChunked) {
+  constexpr std::uint64_t kLength = std::uint64_t{1} * 1024 * 1024 + 7;
+  auto server = tls_server([](const Seen&) { return respond(http::status::accepted); });
+  make_client(server->port());
+  ClientBody body(kLength, false);
+  body.piece = 30000;
+  ForwardRequest request =
+      forward_request(http::verb::patch, "/v2/library/alpine/blobs/uploads/abc", &body);
+  request.fields.set(http::field::transfer_encoding, "gzip");
+  Fetched fetched = forward(std::move(request));
+  ASSERT_TRUE(fetched.result.response) << fetched.result.error;
+  EXPECT_EQ(fetched.status(), 202U);
+  auto seen = server->seen();
+  ASSERT_EQ(seen.size(), 1U);
+  EXPECT_EQ(seen[0].fields[http::field::transfer_encoding], "chunked");
+  EXPECT_EQ(seen[0].fields.count(http::field::content_length), 0U);
+  EXPECT_TRUE(seen[0].body_complete);
+  EXPECT_EQ(seen[0].body_bytes, kLength);
+  EXPECT_EQ(seen[0].body_digest, body_digest(kLength));
+}
+
+TEST_F(UpstreamClientTest, ForwardWithoutABodySaysContentLengthOnlyWhereTheMethodHasOne) {
+  auto server = tls_server([](const Seen&) { return respond(http::status::no_content); });
+  make_client(server->port());
+  EXPECT_EQ(forward(forward_request(http::verb::put, "/v2/r/manifests/a")).status(), 204U);
+  EXPECT_EQ(forward(forward_request(http::verb::post, "/v2/r/blobs/uploads/")).status(), 204U);
+  EXPECT_EQ(forward(forward_request(http::verb::delete_, "/v2/r/blobs/uploads/x")).status(), 204U);
+  EXPECT_EQ(forward(forward_request(http::verb::get, "/v2/r/blobs/uploads/x")).status(), 204U);
+  auto seen = server->seen();
+  ASSERT_EQ(seen.size(), 4U);
+  EXPECT_EQ(seen[0].fields[http::field::content_length], "0");
+  EXPECT_EQ(seen[1].fields[http::field::content_length], "0");
+  EXPECT_EQ(seen[2].fields.count(http::field::content_length), 0U);
+  EXPECT_EQ(seen[3].fields.count(http::field::content_length), 0U);
+  for (const auto& request : seen) {
+    EXPECT_EQ(request.fields.count(http::field::transfer_encoding), 0U);
+  }
+  // Without a body, requests share the pooled connection.
+  EXPECT_EQ(client_->counters().connections_opened.value(), 1U);
+  EXPECT_EQ(client_->counters().connections_reused.value(), 3U);
+}
+
+TEST_F(UpstreamClientTest, ForwardWithABodyNeverUsesAPooledConnection) {
+  auto server = tls_server([](const Seen&) { return respond(http::status::created, "ok"); });
+  make_client(server->port());
+  EXPECT_EQ(forward(forward_request(http::verb::get, "/v2/")).status(), 201U);
+  EXPECT_EQ(client_->counters().connections_opened.value(), 1U);
+  ClientBody body(1000, true);
+  EXPECT_EQ(forward(forward_request(http::verb::put, "/v2/r/manifests/a", &body)).status(), 201U);
+  EXPECT_EQ(client_->counters().connections_opened.value(), 2U);
+  EXPECT_EQ(client_->counters().connections_reused.value(), 0U);
+  EXPECT_EQ(server->connections(), 2);
+  // Both are pooled afterwards: a request without a body takes one.
+  EXPECT_EQ(forward(forward_request(http::verb::get, "/v2/")).status(), 201U);
+  EXPECT_EQ(client_->counters().connections_opened.value(), 2U);
+  EXPECT_EQ(client_->counters().connections_reused.value(), 1U);
+}
+
+TEST_F(UpstreamClientTest, ForwardFailsAndClosesWhenTheBodyBreaksOff) {
+  for (bool announce : {true, false}) {
+    SCOPED_TRACE(announce ? "Content-Length" : "chunked");
+    auto server = tls_server([](const Seen&) { return respond(http::status::created); });
+    make_client(server->port());
+    ClientBody body(std::uint64_t{4} * 1024 * 1024, announce);
+    body.fail_after = std::uint64_t{1} * 1024 * 1024;
+    Fetched fetched = forward(forward_request(http::verb::patch, "/v2/r/blobs/uploads/u", &body));
+    EXPECT_FALSE(fetched.result.response);
+    EXPECT_EQ(fetched.result.failure, UpstreamFailure::request_body) << fetched.result.error;
+    EXPECT_EQ(client_->counters().failures_request_body.value(), 1U);
+    // Upstream saw the connection end with the request incomplete, and answered nothing.
+    wait_until([&] { return server->closed() == 1; });
+    auto seen = server->seen();
+    ASSERT_EQ(seen.size(), 1U);
+    EXPECT_FALSE(seen[0].body_complete);
+    EXPECT_LE(seen[0].body_bytes, *body.fail_after);
+  }
+}
+
+TEST_F(UpstreamClientTest, ForwardFailsWhenTheBodyIsShorterThanAnnounced) {
+  auto server = tls_server([](const Seen&) { return respond(http::status::created); });
+  make_client(server->port());
+  ClientBody body(100000, true);
+  body.announced_override = 200000;
+  Fetched fetched = forward(forward_request(http::verb::put, "/v2/r/blobs/uploads/u", &body));
+  EXPECT_FALSE(fetched.result.response);
+  EXPECT_EQ(fetched.result.failure, UpstreamFailure::request_body) << fetched.result.error;
+  wait_until([&] { return server->closed() == 1; });
+  ASSERT_EQ(server->seen().size(), 1U);
+  EXPECT_FALSE(server->seen()[0].body_complete);
+  EXPECT_EQ(server->seen()[0].body_bytes, 100000U);
+}
+
+TEST_F(UpstreamClientTest, ForwardFailsWhenTheBodyIsLongerThanAnnounced) {
+  auto server = tls_server([](const Seen&) { return respond(http::status::created); });
+  make_client(server->port());
+  ClientBody body(100000, true);
+  body.announced_override = 50000;
+  Fetched fetched = forward(forward_request(http::verb::put, "/v2/r/blobs/uploads/u", &body));
+  EXPECT_FALSE(fetched.result.response);
+  EXPECT_EQ(fetched.result.failure, UpstreamFailure::request_body) << fetched.result.error;
+}
+
+// The client's body source bounds its own stalls (a body that stops arriving fails with a
+// timeout after the read timeout: BodySource's contract); forward() then gives up at once, without
+// waiting on upstream for an answer to a request it will never see the end of.
+TEST_F(UpstreamClientTest, ForwardFailsInAboutTheReadTimeoutWhenTheBodyStalls) {
+  auto server = tls_server([](const Seen&) { return respond(http::status::created); });
+  UpstreamLimits limits = test_limits();
+  limits.read_timeout = 1s;
+  make_client(server->port(), limits);
+  ClientBody body(std::uint64_t{1} * 1024 * 1024, false);
+  body.fail_after = 100000;
+  body.stall = limits.read_timeout;
+  body.failure = beast::error::timeout;
+  auto start = std::chrono::steady_clock::now();
+  Fetched fetched = forward(forward_request(http::verb::patch, "/v2/r/blobs/uploads/u", &body));
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(fetched.result.failure, UpstreamFailure::request_body) << fetched.result.error;
+  EXPECT_GE(took, 900ms);
+  EXPECT_LT(took, 1900ms);  // not a second read timeout spent waiting for a response
+  wait_until([&] { return server->closed() == 1; });
+  ASSERT_EQ(server->seen().size(), 1U);
+  EXPECT_FALSE(server->seen()[0].body_complete);
+}
+
+TEST_F(UpstreamClientTest, ForwardDeadlineIsPerWriteNotPerUpload) {
+  auto server = tls_server([](const Seen&) { return respond(http::status::created); });
+  UpstreamLimits limits = test_limits();
+  limits.read_timeout = 300ms;
+  make_client(server->port(), limits);
+  // 16 pieces 100 ms apart: the upload takes five times the read timeout.
+  ClientBody body(16 * 4096, true);
+  body.piece = 4096;
+  body.pace = 100ms;
+  Fetched fetched = forward(forward_request(http::verb::put, "/v2/r/blobs/uploads/u", &body));
+  ASSERT_TRUE(fetched.result.response) << fetched.result.error;
+  EXPECT_EQ(fetched.status(), 201U);
+  EXPECT_EQ(server->seen().at(0).body_digest, body_digest(16 * 4096));
+}
+
+TEST_F(UpstreamClientTest, ForwardTimesOutWhenUpstreamStopsReading) {
+  auto server = tls_server([](const Seen&) {
+    Reply reply;
+    reply.before_body = true;
+    reply.hang = true;
+    return reply;
+  });
+  UpstreamLimits limits = test_limits();
+  limits.read_timeout = 300ms;
+  make_client(server->port(), limits);
+  ClientBody body(std::uint64_t{256} * 1024 * 1024, true);
+  auto start = std::chrono::steady_clock::now();
+  Fetched fetched = forward(forward_request(http::verb::put, "/v2/r/blobs/uploads/u", &body));
+  EXPECT_FALSE(fetched.result.response);
+  EXPECT_EQ(fetched.result.failure, UpstreamFailure::timeout) << fetched.result.error;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 3s);
+  EXPECT_LT(body.handed_out(), std::uint64_t{256} * 1024 * 1024);
+}
+
+TEST_F(UpstreamClientTest, ForwardReturnsAnAnswerUpstreamSentBeforeTheBodyEnded) {
+  auto server = tls_server([](const Seen& seen) {
+    if (seen.method == "GET") return respond(http::status::ok, "fine");
+    Reply reply = respond(http::status::unauthorized, "{\"errors\":[{\"code\":\"UNAUTHORIZED\"}]}",
+                          {{http::field::www_authenticate, "Bearer realm=\"https://a.test/t\""}});
+    reply.before_body = true;
+    return reply;
+  });
+  make_client(server->port());
+  ClientBody body(std::uint64_t{64} * 1024 * 1024, true);
+  Fetched fetched = forward(forward_request(http::verb::patch, "/v2/r/blobs/uploads/u", &body));
+  ASSERT_TRUE(fetched.result.response) << fetched.result.error;
+  EXPECT_EQ(fetched.status(), 401U);
+  EXPECT_EQ(fetched.result.response->header[http::field::www_authenticate],
+            "Bearer realm=\"https://a.test/t\"");
+  EXPECT_EQ(fetched.body, "{\"errors\":[{\"code\":\"UNAUTHORIZED\"}]}");
+  EXPECT_LT(body.handed_out(), std::uint64_t{64} * 1024 * 1024);
+  // That connection is not reused.
+  EXPECT_EQ(forward(forward_request(http::verb::get, "/v2/")).body, "fine");
+  EXPECT_EQ(client_->counters().connections_opened.value(), 2U);
+  EXPECT_EQ(client_->counters().connections_reused.value(), 0U);
+}
+
+TEST_F(UpstreamClientTest, ForwardReturnsUnauthorizedAndRedirectsUntouched) {
+  auto cdn = tls_server([](const Seen&) { return respond(http::status::ok, "cdn"); }, "cdn.test");
+  const std::string elsewhere = "https://cdn.test:" + std::to_string(cdn->port()) + "/b?sig=1";
+  TokenRegistry tokens;
+  auto server = tls_server([&](const Seen& seen) {
+    if (seen.target == "/v2/r/blobs/sha256:abc") {
+      return respond(http::status::temporary_redirect, "", {{http::field::location, elsewhere}});
+    }
+    return tokens(seen);
+  });
+  registry_.credentials = config::Credentials{"alice", "/unused"};
+  password_ = "s3cret";
+  make_client(server->port());
+  Fetched unauthorized = forward(forward_request(http::verb::get, kManifest));
+  ASSERT_TRUE(unauthorized.result.response) << unauthorized.result.error;
+  EXPECT_EQ(unauthorized.status(), 401U);
+  EXPECT_EQ(unauthorized.body, "{\"errors\":[]}");
+  Fetched redirect = forward(forward_request(http::verb::get, "/v2/r/blobs/sha256:abc"));
+  ASSERT_TRUE(redirect.result.response) << redirect.result.error;
+  EXPECT_EQ(redirect.status(), 307U);
+  EXPECT_EQ(redirect.result.response->header[http::field::location], elsewhere);
+  EXPECT_EQ(server->seen().size(), 2U);
+  EXPECT_EQ(server->seen()[0].authorization, "");  // no credentials of the appliance's
+  EXPECT_TRUE(cdn->seen().empty());
+  EXPECT_EQ(client_->counters().tokens_fetched.value(), 0U);
+  EXPECT_EQ(client_->counters().redirects_followed.value(), 0U);
+}
+
+TEST_F(UpstreamClientTest, ForwardToAnotherOriginVerifiesThatHost) {
+  auto realm = tls_server(
+      [](const Seen& seen) { return respond(http::status::ok, "{\"token\":\"t\"}" + seen.host); },
+      "auth.test");
+  auto registry = tls_server([](const Seen&) { return respond(http::status::ok, "registry"); });
+  resolver_.set("auth.test", {ip("127.0.0.1")});
+  make_client(registry->port());
+  ClientBody body(300, true);
+  ForwardRequest request = forward_request(http::verb::post, "/token", &body);
+  request.origin = Origin{"https", "auth.test", realm->port()};
+  request.fields.set(http::field::content_type, "application/x-www-form-urlencoded");
+  Fetched fetched = forward(std::move(request));
+  ASSERT_TRUE(fetched.result.response) << fetched.result.error;
+  const std::string host = "auth.test:" + std::to_string(realm->port());
+  EXPECT_EQ(fetched.body, "{\"token\":\"t\"}" + host);
+  EXPECT_EQ(fetched.result.response->url, "https://" + host + "/token");
+  ASSERT_EQ(realm->seen().size(), 1U);
+  EXPECT_EQ(realm->seen()[0].host, host);
+  EXPECT_EQ(realm->seen()[0].body_digest, body_digest(300));
+  EXPECT_TRUE(registry->seen().empty());
+
+  // A server there whose certificate names another host is refused.
+  ForwardRequest wrong = forward_request(http::verb::get, "/token");
+  wrong.origin = Origin{"https", "auth.test", registry->port()};
+  Fetched refused = forward(std::move(wrong));
+  EXPECT_FALSE(refused.result.response);
+  EXPECT_EQ(refused.result.failure, UpstreamFailure::tls) << refused.result.error;
+  EXPECT_TRUE(registry->seen().empty());
+}
+
+TEST_F(UpstreamClientTest, ForwardLogsNeitherAuthorizationNorQuery) {
+  std::ostringstream logged;
+  core::configure_logging(spdlog::level::debug, core::LogFormat::text,
+                          std::make_shared<spdlog::sinks::ostream_sink_mt>(logged));
+  auto server = tls_server([](const Seen&) { return respond(http::status::accepted); });
+  make_client(server->port());
+  ForwardRequest good =
+      forward_request(http::verb::get, "/v2/r/blobs/uploads/u?_state=SECRETSTATE");
+  good.fields.set(http::field::authorization, "Bearer SECRETTOKEN");
+  EXPECT_EQ(forward(std::move(good)).status(), 202U);
+  ClientBody body(1000, true);
+  body.fail_after = 10;
+  ForwardRequest bad =
+      forward_request(http::verb::patch, "/v2/r/blobs/uploads/u?_state=SECRETSTATE", &body);
+  bad.fields.set(http::field::authorization, "Bearer SECRETTOKEN");
+  EXPECT_EQ(forward(std::move(bad)).result.failure, UpstreamFailure::request_body);
+  core::configure_logging(spdlog::level::info, core::LogFormat::text,
+                          std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  std::string text = logged.str();
+  EXPECT_NE(text.find("/v2/r/blobs/uploads/u"), std::string::npos) << text;
+  EXPECT_NE(text.find("request_body"), std::string::npos) << text;
+  EXPECT_EQ(text.find("SECRET"), std::string::npos) << text;
+}
+
+TEST_F(UpstreamClientTest, ForwardAfterShutdownFails) {
+  auto server = tls_server([](const Seen&) { return respond(http::status::ok); });
+  make_client(server->port());
+  client_->shutdown();
+  ClientBody body(10, true);
+  EXPECT_EQ(forward(forward_request(http::verb::put, "/v2/r/manifests/a", &body)).result.failure,
+            UpstreamFailure::shutting_down);
+  EXPECT_EQ(forward(forward_request(http::verb::get, "/v2/")).result.failure,
+            UpstreamFailure::shutting_down);
+  EXPECT_EQ(server->connections(), 0);
 }
 
 TEST(UpstreamFailureTest, NamesEveryKind) {
