@@ -467,6 +467,30 @@ TEST(RegistryConfigTest, SharePrivateIsTrueOrFalse) {
             "registries[1].share_private");
 }
 
+// share_private widens who may read what, or, without credentials, does nothing: either way the
+// operator hears of it (serve logs every warning at start; check-config prints them).
+TEST(RegistryConfigTest, SharePrivateIsReportedWithItsRegistryAndWhatItMeans) {
+  auto result = load_string(
+      "registries:\n"
+      "  - host: a.io\n"
+      "    credentials: {username: u, password_file: /p}\n"
+      "    share_private: true\n"
+      "  - host: b.io\n"
+      "    share_private: true\n"
+      "  - {host: c.io, share_private: false, credentials: {username: u, password_file: /p}}\n",
+      "t.yaml");
+  ASSERT_TRUE(result.config);
+  ASSERT_EQ(result.warnings.size(), 2U);
+  EXPECT_EQ(result.warnings[0].to_string(),
+            "t.yaml:4:20: registries[0].share_private: \"a.io\": cached content of repositories "
+            "anonymous access cannot read is served to every client without checking their "
+            "credentials");
+  EXPECT_EQ(result.warnings[1].key, "registries[1].share_private");
+  EXPECT_EQ(result.warnings[1].line, 6);
+  EXPECT_THAT(result.warnings[1].message, HasSubstr("\"b.io\" has no credentials"));
+  EXPECT_THAT(result.warnings[1].message, HasSubstr("no effect"));
+}
+
 TEST(RegistryConfigTest, FindsByAlias) {
   Config c = defaults();
   EXPECT_EQ(c.find_registry("Docker.IO"), &c.registries[0]);
