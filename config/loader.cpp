@@ -610,12 +610,12 @@ std::optional<RegistryConfig> parse_registry(Context& ctx, const Value& v) {
     }
     m.read("manifest_ttl", registry.manifest_ttl, parse_duration_value);
     m.read("push", registry.push, parse_push_mode);
-    if (auto v = m.take("share_private")) {
-      registry.share_private = parse_bool(ctx, *v).value_or(false);
+    if (auto share = m.take("share_private")) {
+      registry.share_private = parse_bool(ctx, *share).value_or(false);
       // Logged at start (serve logs every warning) and shown by check-config: an operator's
       // explicit choice, but one that changes who may read what.
       if (host && registry.share_private) {
-        ctx.warning(v->mark, v->path,
+        ctx.warning(share->mark, share->path,
                     "\"" + registry.host + "\"" +
                         (registry.credentials
                              ? ": cached content of repositories anonymous access cannot read is "
