@@ -610,7 +610,20 @@ std::optional<RegistryConfig> parse_registry(Context& ctx, const Value& v) {
     }
     m.read("manifest_ttl", registry.manifest_ttl, parse_duration_value);
     m.read("push", registry.push, parse_push_mode);
-    m.read("share_private", registry.share_private, parse_bool);
+    if (auto share = m.take("share_private")) {
+      registry.share_private = parse_bool(ctx, *share).value_or(false);
+      // Logged at start (serve logs every warning) and shown by check-config: an operator's
+      // explicit choice, but one that changes who may read what.
+      if (host && registry.share_private) {
+        ctx.warning(share->mark, share->path,
+                    "\"" + registry.host + "\"" +
+                        (registry.credentials
+                             ? ": cached content of repositories anonymous access cannot read is "
+                               "served to every client without checking their credentials"
+                             : " has no credentials, so share_private has no effect: it shares "
+                               "only what the appliance's own account can read"));
+      }
+    }
   }
   if (failed) return std::nullopt;
   return registry;

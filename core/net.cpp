@@ -4,6 +4,7 @@
 #include <array>
 #include <charconv>
 #include <cstring>
+#include <functional>
 #include <memory>
 
 #include <ifaddrs.h>
@@ -53,6 +54,14 @@ IpAddress unmapped(const IpAddress& address) {
     return boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, address.to_v6());
   }
   return address;
+}
+
+std::size_t IpAddressHash::operator()(const IpAddress& address) const {
+  if (address.is_v4()) return std::hash<std::uint32_t>{}(address.to_v4().to_uint());
+  // FNV-1a over the 16 bytes.
+  std::size_t h = 1469598103934665603ULL;
+  for (auto b : address.to_v6().to_bytes()) h = (h ^ b) * 1099511628211ULL;
+  return h;
 }
 
 std::optional<IpAddress> parse_ip(std::string_view text) {

@@ -4,6 +4,7 @@
 
 #include <utility>
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -21,6 +22,11 @@ using IpAddress = boost::asio::ip::address;
 IpAddress unmapped(const IpAddress& address);
 
 std::optional<IpAddress> parse_ip(std::string_view text);
+
+// For per-client tables (unordered_map keys): Boost 1.74 has no std::hash for addresses.
+struct IpAddressHash {
+  std::size_t operator()(const IpAddress& address) const;
+};
 
 struct Endpoint {
   IpAddress address;

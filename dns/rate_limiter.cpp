@@ -5,14 +5,6 @@
 
 namespace pullthrough::dns {
 
-std::size_t RateLimiter::AddressHash::operator()(const core::IpAddress& a) const {
-  if (a.is_v4()) return std::hash<std::uint32_t>{}(a.to_v4().to_uint());
-  auto bytes = a.to_v6().to_bytes();
-  std::size_t h = 1469598103934665603ULL;
-  for (auto b : bytes) h = (h ^ b) * 1099511628211ULL;
-  return h;
-}
-
 RateLimiter::RateLimiter(std::uint32_t qps, const core::Clock& clock, std::size_t max_clients)
     : qps_(qps), clock_(clock), max_per_shard_(std::max<std::size_t>(1, max_clients / kShards)) {}
 
@@ -26,7 +18,7 @@ void RateLimiter::forget_idle(Shard& shard, core::Clock::TimePoint now) {
 bool RateLimiter::allow(const core::IpAddress& client) {
   if (qps_ <= 0) return true;
   auto address = core::unmapped(client);
-  auto& shard = shards_[AddressHash{}(address) % kShards];
+  auto& shard = shards_[core::IpAddressHash{}(address) % kShards];
   auto now = clock_.now();
   std::lock_guard lock(shard.mutex);
   auto it = shard.buckets.find(address);

@@ -28,13 +28,10 @@ class RateLimiter {
     double tokens;
     core::Clock::TimePoint updated;
   };
-  struct AddressHash {
-    std::size_t operator()(const core::IpAddress& a) const;
-  };
   static constexpr std::size_t kShards = 16;
   struct Shard {
     mutable std::mutex mutex;
-    std::unordered_map<core::IpAddress, Bucket, AddressHash> buckets;
+    std::unordered_map<core::IpAddress, Bucket, core::IpAddressHash> buckets;
   };
 
   void forget_idle(Shard& shard, core::Clock::TimePoint now);

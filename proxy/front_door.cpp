@@ -13,6 +13,7 @@
 #include "core/gate.hpp"
 #include "core/logging.hpp"
 #include "core/spawn.hpp"
+#include "proxy/client_connection_limit.hpp"
 
 namespace pullthrough::proxy {
 namespace {}  // namespace
@@ -27,6 +28,7 @@ struct TlsFrontDoor::State : std::enable_shared_from_this<TlsFrontDoor::State> {
   FrontDoorCounters counters;
   core::ListenerCounters listener_counters;
   std::unique_ptr<core::TcpListener> listener;
+  ClientConnectionLimit per_client;
   // Each connection's on_stopping wake-up, run on its strand by stop().
   struct Waker {
     asio::any_io_executor executor;
@@ -41,18 +43,33 @@ struct TlsFrontDoor::State : std::enable_shared_from_this<TlsFrontDoor::State> {
       : config(cfg),
         tls(server_tls),
         handler(std::move(connection_handler)),
-        limits(connection_limits) {}
+        limits(connection_limits),
+        per_client(connection_limits.max_connections_per_client) {}
 
+  // Runs on the accepting thread, before anything is read from the connection.
   void on_connection(core::AcceptedConnection accepted) {
+    auto place = per_client.admit(accepted.peer.address);
+    if (!place) {
+      // Dropping `accepted` closes the socket unread (a reset, when its ClientHello is already
+      // in) and gives back its place among max_connections.
+      counters.connections_refused_per_client.add();
+      log->debug("closed a connection from {}: it already has {} open", accepted.peer.to_string(),
+                 limits.max_connections_per_client);
+      return;
+    }
     auto executor = accepted.socket.get_executor();
-    core::spawn_logged(executor, run(shared_from_this(), std::move(accepted)), log,
-                       "connection dropped");
+    core::spawn_logged(executor, run(shared_from_this(), std::move(accepted), std::move(*place)),
+                       log, "connection dropped");
   }
 
-  // The connection's gate holder is released only after the handler returns. It is a local here
-  // and `self` a parameter, so the holder leaves the gate before `self` can release it.
-  static asio::awaitable<void> run(std::shared_ptr<State> self, core::AcceptedConnection accepted) {
+  // The connection's gate holder and its client's place are released only after the handler
+  // returns. They are locals here and `self` a parameter, so they are given back before `self`
+  // can release the state that owns them; the place goes first, so a connection no longer
+  // counted in open_connections() no longer counts against its client either.
+  static asio::awaitable<void> run(std::shared_ptr<State> self, core::AcceptedConnection accepted,
+                                   ClientConnectionLimit::Place place) {
     core::ConnectionHold hold = std::move(accepted.hold);
+    ClientConnectionLimit::Place client_place = std::move(place);
     co_await self->handshake_and_handle(std::move(accepted));
   }
 

@@ -1,6 +1,7 @@
 // The TLS front door of the registry proxy: accepts connections on proxy.listen from clients in
-// proxy.allow, completes the TLS handshake (certificate by SNI, see server_tls.hpp) within a
-// deadline, and hands the established stream, with the registry its SNI names, to a handler.
+// proxy.allow, at most proxy.max_connections_per_client open from one address, completes the TLS
+// handshake (certificate by SNI, see server_tls.hpp) within a deadline, and hands the established
+// stream, with the registry its SNI names, to a handler.
 #pragma once
 
 #include "core/asio.hpp"
@@ -50,7 +51,10 @@ using TlsHandler = std::function<boost::asio::awaitable<void>(TlsConnection)>;
   COUNTER(handshakes_completed, "TLS handshakes completed")                      \
   COUNTER(handshakes_failed, "TLS handshakes failed (bad SNI, protocol, alert)") \
   COUNTER(handshake_timeouts, "TLS handshakes not finished in time")             \
-  COUNTER(sessions_resumed, "TLS handshakes that resumed a session")
+  COUNTER(sessions_resumed, "TLS handshakes that resumed a session")             \
+  COUNTER(connections_refused_per_client,                                        \
+          "connections closed because their client address already had "         \
+          "proxy.max_connections_per_client open")
 
 struct FrontDoorCounters {
   PULLTHROUGH_FRONT_DOOR_COUNTERS(PULLTHROUGH_COUNTER_FIELD)
@@ -59,6 +63,8 @@ struct FrontDoorCounters {
 
 struct FrontDoorLimits {
   std::size_t max_connections = 4096;
+  // Open from one client address (IPv4-mapped IPv6 counts as its IPv4); 0: no such limit.
+  std::size_t max_connections_per_client = 256;
   std::chrono::milliseconds handshake_timeout = std::chrono::seconds(10);
 };
 

@@ -115,6 +115,7 @@ RegistryCache::RegistryCache(boost::asio::io_context& io, const config::Config& 
   RegistryProxy* proxy = p.proxy.get();
   FrontDoorLimits door_limits;
   door_limits.max_connections = config.proxy.max_connections;
+  door_limits.max_connections_per_client = config.proxy.max_connections_per_client;
   p.front_door = std::make_unique<TlsFrontDoor>(
       io, config, tls,
       [proxy](TlsConnection connection) { return proxy->serve(std::move(connection)); },

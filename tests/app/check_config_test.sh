@@ -28,6 +28,18 @@ grep -qF "bad.yaml:3:20: dns.allow[1]: expected \"private\" or a network" <<<"$o
 grep -qF "bad.yaml:6:3: proxy.colour: unknown key" <<<"$out" || fail "no unknown-key error: $out"
 grep -qF "bad.yaml: 3 errors" <<<"$out" || fail "no error count: $out"
 
+# A valid file with share_private: ok, with a "warning:" line that says what it means.
+cat > "$work/share.yaml" <<'YAML'
+registries:
+  - host: quay.io
+    credentials: {username: bot, password_file: /nonexistent}
+    share_private: true
+YAML
+out=$("$bin" check-config "$work/share.yaml" 2>&1) && rc=0 || rc=$?
+[ "$rc" -eq 0 ] || fail "share_private: exit $rc, want 0: $out"
+grep -qE '^warning: .*share\.yaml:4:20: registries\[0\]\.share_private: "quay\.io": cached content' <<<"$out" ||
+  fail "share_private: no warning: $out"
+
 out=$("$bin" check-config "$work/missing.yaml" 2>&1) && rc=0 || rc=$?
 [ "$rc" -eq 2 ] || fail "missing file: exit $rc, want 2"
 grep -qF "missing.yaml: cannot open the file" <<<"$out" || fail "missing file message: $out"

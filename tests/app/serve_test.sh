@@ -247,6 +247,27 @@ wait_until 30 grep -q 'found the CA certificate' "$log" || fail "fresh dns: the 
 kill -TERM "$pid"
 stopped_within fresh-dns 15
 
+# registries[].share_private is logged at start, saying what it means, and so is a share_private
+# that has no effect for want of credentials.
+echo secret >"$work/quay-password"
+cp "$work/pt.yaml" "$work/share.yaml"
+cat >> "$work/share.yaml" <<YAML
+registries:
+  - host: quay.io
+    credentials: {username: bot, password_file: $work/quay-password}
+    share_private: true
+  - host: ghcr.io
+    share_private: true
+YAML
+start_proxy share-private "$work/share.yaml"
+grep 'registries\[0\].share_private' "$log" | grep -q 'served to every client without checking their credentials' ||
+  fail "share-private: no warning for quay.io: $(grep share_private "$log")"
+grep 'registries\[1\].share_private' "$log" | grep -q 'has no credentials, so share_private has no effect' ||
+  fail "share-private: no warning for ghcr.io: $(grep share_private "$log")"
+grep 'share_private' "$log" | grep -q '"level":"warn' || fail "share-private: not logged as a warning"
+kill -TERM "$pid"
+stopped_within share-private 15
+
 # A configuration error stops start-up with exit 2 and the error on stderr.
 printf 'dns: {answer_ttl: soon}\n' > "$work/bad.yaml"
 rc=0; out=$("$bin" serve --config "$work/bad.yaml" 2>&1) || rc=$?

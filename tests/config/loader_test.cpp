@@ -72,6 +72,7 @@ TEST(ConfigDefaultsTest, DefaultValuesMatchTheSchema) {
   EXPECT_EQ(c.proxy.request_timeout, seconds(60));
   EXPECT_EQ(c.proxy.write_timeout, seconds(60));
   EXPECT_EQ(c.proxy.max_connections, 4096U);
+  EXPECT_EQ(c.proxy.max_connections_per_client, 256U);
   EXPECT_EQ(handover_or_auto(c), seconds(12));  // answer_ttl 10s + interval 1s + timeout 1s
   EXPECT_EQ(c.admin.listen.to_string(), "127.0.0.1:9090");
   ASSERT_EQ(c.registries.size(), 7U);
@@ -85,6 +86,10 @@ TEST(ConfigDefaultsTest, DefaultValuesMatchTheSchema) {
             (std::vector<std::string>{"registry-1.docker.io", "quay.io", "ghcr.io", "gcr.io",
                                       "registry.k8s.io", "public.ecr.aws", "mcr.microsoft.com"}));
   EXPECT_EQ(c.registries[6].upstream.to_string(), "https://mcr.microsoft.com");
+  for (const auto& r : c.registries) {
+    EXPECT_EQ(r.push, PushMode::passthrough) << r.host;
+    EXPECT_FALSE(r.share_private) << r.host;
+  }
   EXPECT_EQ(c.storage.path, "./var/cache");
   EXPECT_EQ(c.storage.max_size, 0U);
   EXPECT_EQ(c.storage.min_free, 1ULL << 30);
@@ -306,6 +311,23 @@ TEST(ConfigLoaderTest, ProxyConnectionLimitsAreBounded) {
   EXPECT_EQ(one_error("proxy: {max_connections: 0}\n").key, "proxy.max_connections");
 }
 
+TEST(ConfigLoaderTest, MaxConnectionsPerClientIsAWholeNumberUpToAMillion) {
+  EXPECT_EQ(load_ok("proxy: {max_connections_per_client: 3}\n").proxy.max_connections_per_client,
+            3U);
+  EXPECT_EQ(load_ok("proxy: {max_connections_per_client: 0}\n").proxy.max_connections_per_client,
+            0U);  // no per-client limit
+  EXPECT_EQ(
+      load_ok("proxy: {max_connections_per_client: 1000000}\n").proxy.max_connections_per_client,
+      1'000'000U);
+  EXPECT_EQ(one_error("proxy:\n  max_connections_per_client: -1\n").to_string(),
+            "t.yaml:2:31: proxy.max_connections_per_client: expected a whole number, got \"-1\"");
+  EXPECT_EQ(one_error("proxy:\n  max_connections_per_client: 1000001\n").to_string(),
+            "t.yaml:2:31: proxy.max_connections_per_client: must be between 0 and 1000000, got "
+            "1000001");
+  EXPECT_EQ(one_error("proxy: {max_connections_per_client: many}\n").key,
+            "proxy.max_connections_per_client");
+}
+
 TEST(ConfigLoaderTest, HandoverIsAutoOrABoundedDuration) {
   EXPECT_EQ(handover_or_auto(load_ok("proxy: {handover: 0s}\n")), seconds(0));
   EXPECT_EQ(handover_or_auto(load_ok("proxy: {handover: 30s}\n")), seconds(30));
@@ -409,6 +431,64 @@ TEST(RegistryConfigTest, ReadsEveryField) {
   EXPECT_EQ(c.find_registry("REG.test"), &c.registries[0]);
   EXPECT_EQ(c.find_registry("reg.test."), &c.registries[0]);
   EXPECT_EQ(c.find_registry("other.test"), nullptr);
+}
+
+TEST(RegistryConfigTest, PushIsPassthroughOrDeny) {
+  Config c = load_ok(
+      "registries:\n"
+      "  - {host: a.io, push: deny}\n"
+      "  - {host: b.io, push: passthrough}\n"
+      "  - {host: c.io}\n");
+  EXPECT_EQ(c.registries[0].push, PushMode::deny);
+  EXPECT_EQ(c.registries[1].push, PushMode::passthrough);
+  EXPECT_EQ(c.registries[2].push, PushMode::passthrough);
+  EXPECT_EQ(one_error("registries:\n  - host: a.io\n    push: maybe\n").to_string(),
+            "t.yaml:3:11: registries[0].push: must be passthrough or deny, not \"maybe\"");
+  // Spelled as written: no case folding, no YAML 1.1 booleans.
+  EXPECT_EQ(one_error("registries: [{host: a.io, push: Deny}]\n").key, "registries[0].push");
+  EXPECT_EQ(one_error("registries: [{host: a.io, push: false}]\n").key, "registries[0].push");
+  EXPECT_EQ(one_error("registries: [{host: a.io, push: [deny]}]\n").key, "registries[0].push");
+}
+
+TEST(RegistryConfigTest, SharePrivateIsTrueOrFalse) {
+  Config c = load_ok(
+      "registries:\n"
+      "  - {host: a.io, share_private: true, credentials: {username: u, password_file: /p}}\n"
+      "  - {host: b.io, share_private: false}\n");
+  EXPECT_TRUE(c.registries[0].share_private);
+  EXPECT_FALSE(c.registries[1].share_private);
+  // YAML 1.1's yes/no/on/off are refused: the file says exactly what it means.
+  EXPECT_EQ(one_error("registries:\n  - host: a.io\n    share_private: yes\n").to_string(),
+            "t.yaml:3:20: registries[0].share_private: expected true or false, got \"yes\"");
+  EXPECT_EQ(one_error("registries: [{host: a.io, share_private: 1}]\n").key,
+            "registries[0].share_private");
+  // The second registry's error names its own index.
+  EXPECT_EQ(one_error("registries:\n  - {host: a.io}\n  - {host: b.io, share_private: on}\n").key,
+            "registries[1].share_private");
+}
+
+// share_private widens who may read what, or, without credentials, does nothing: either way the
+// operator hears of it (serve logs every warning at start; check-config prints them).
+TEST(RegistryConfigTest, SharePrivateIsReportedWithItsRegistryAndWhatItMeans) {
+  auto result = load_string(
+      "registries:\n"
+      "  - host: a.io\n"
+      "    credentials: {username: u, password_file: /p}\n"
+      "    share_private: true\n"
+      "  - host: b.io\n"
+      "    share_private: true\n"
+      "  - {host: c.io, share_private: false, credentials: {username: u, password_file: /p}}\n",
+      "t.yaml");
+  ASSERT_TRUE(result.config);
+  ASSERT_EQ(result.warnings.size(), 2U);
+  EXPECT_EQ(result.warnings[0].to_string(),
+            "t.yaml:4:20: registries[0].share_private: \"a.io\": cached content of repositories "
+            "anonymous access cannot read is served to every client without checking their "
+            "credentials");
+  EXPECT_EQ(result.warnings[1].key, "registries[1].share_private");
+  EXPECT_EQ(result.warnings[1].line, 6);
+  EXPECT_THAT(result.warnings[1].message, HasSubstr("\"b.io\" has no credentials"));
+  EXPECT_THAT(result.warnings[1].message, HasSubstr("no effect"));
 }
 
 TEST(RegistryConfigTest, FindsByAlias) {

@@ -23,7 +23,55 @@ struct Seen {
   std::string server_name;
 };
 
-// A front door on 127.0.0.1:0 whose handler records what it was handed and answers "ok\n".
+// A TLS connection from `from` (a loopback address: Linux routes all of 127.0.0.0/8 to lo, so a
+// client socket may be bound to any of them) that stays open until destroyed.
+class HeldConnection {
+ public:
+  HeldConnection(std::uint16_t port, const std::string& ca_pem, const std::string& from)
+      : tls_(ssl::context::tls_client), stream_(io_, tls_) {
+    tls_.add_certificate_authority(asio::buffer(ca_pem));
+    tls_.set_verify_mode(ssl::verify_peer);
+    SSL_set_tlsext_host_name(stream_.native_handle(), "quay.io");
+    stream_.set_verify_callback(ssl::host_name_verification("quay.io"));
+    auto& socket = stream_.next_layer();
+    socket.open(tcp::v4());
+    socket.bind(tcp::endpoint(asio::ip::make_address(from), 0));
+    socket.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+    boost::system::error_code ec;
+    stream_.handshake(ssl::stream_base::client, ec);
+    if (ec) {
+      greeting_ = "handshake failed: " + ec.message();
+      return;
+    }
+    greeting_ = read(3);
+  }
+
+  // "ok\n" once the handler took the connection, or what went wrong.
+  const std::string& greeting() const { return greeting_; }
+
+  // Sends `bytes` and reads as many back: the handler echoes while the connection lasts.
+  std::string echo(const std::string& bytes) {
+    boost::system::error_code ec;
+    asio::write(stream_, asio::buffer(bytes), ec);
+    return ec ? "write failed: " + ec.message() : read(bytes.size());
+  }
+
+ private:
+  std::string read(std::size_t count) {
+    std::string out(count, '\0');
+    boost::system::error_code ec;
+    asio::read(stream_, asio::buffer(out), ec);
+    return ec ? "read failed: " + ec.message() : out;
+  }
+
+  asio::io_context io_;
+  ssl::context tls_;
+  ssl::stream<tcp::socket> stream_;
+  std::string greeting_;
+};
+
+// A front door on 127.0.0.1:0 whose handler records what it was handed, answers "ok\n", then
+// echoes what the client sends until it hangs up.
 class FrontDoorTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -35,16 +83,27 @@ class FrontDoorTest : public ::testing::Test {
                    "t.yaml")
                    .config;
     front_door_ = std::make_unique<TlsFrontDoor>(
-        io_, config_, server_.tls, [this](TlsConnection connection) -> asio::awaitable<void> {
+        io_, config_, server_.tls,
+        [this](TlsConnection connection) -> asio::awaitable<void> {
           {
             std::lock_guard lock(mutex_);
             seen_.push_back(Seen{connection.registry->host, connection.server_name});
           }
           boost::system::error_code ec;
-          co_await asio::async_write(*connection.stream, asio::buffer("ok\n", 3),
+          auto& stream = *connection.stream;
+          co_await asio::async_write(stream, asio::buffer("ok\n", 3),
                                      asio::redirect_error(asio::use_awaitable, ec));
-          co_await connection.stream->async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
-        });
+          char byte = 0;
+          while (!ec) {
+            co_await stream.async_read_some(asio::buffer(&byte, 1),
+                                            asio::redirect_error(asio::use_awaitable, ec));
+            if (ec) break;
+            co_await asio::async_write(stream, asio::buffer(&byte, 1),
+                                       asio::redirect_error(asio::use_awaitable, ec));
+          }
+          co_await stream.async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
+        },
+        limits_);
     front_door_->start();
     port_ = front_door_->bound_endpoints().at(0).port;
     worker_ = std::thread([this] { io_.run(); });
@@ -82,6 +141,7 @@ class FrontDoorTest : public ::testing::Test {
   config::Config config_;
   testing::TestServerTls server_{config_, dir_.path()};
   asio::io_context io_;
+  FrontDoorLimits limits_;
   std::unique_ptr<TlsFrontDoor> front_door_;
   std::thread worker_;
   std::uint16_t port_ = 0;
@@ -139,6 +199,76 @@ TEST_F(FrontDoorTest, GarbageInsteadOfAClientHelloIsDropped) {
   boost::system::error_code ec;
   while (!ec) socket.read_some(asio::buffer(buffer), ec);
   EXPECT_EQ(front_door_->counters().handshakes_failed.value(), 1U);
+}
+
+class FrontDoorPerClientTest : public FrontDoorTest {
+ protected:
+  FrontDoorPerClientTest() { limits_.max_connections_per_client = 3; }
+
+  std::unique_ptr<HeldConnection> hold(const std::string& from = "127.0.0.1") {
+    return std::make_unique<HeldConnection>(port_, server_.ca.certificate_pem(), from);
+  }
+  std::uint64_t refused() const {
+    return front_door_->counters().connections_refused_per_client.value();
+  }
+};
+
+TEST_F(FrontDoorPerClientTest, OneConnectionPastTheLimitIsClosedAndCountedWhileTheOthersServe) {
+  std::vector<std::unique_ptr<HeldConnection>> held;
+  for (int i = 0; i < 3; ++i) {
+    held.push_back(hold());
+    ASSERT_EQ(held.back()->greeting(), "ok\n") << "connection " << i;
+  }
+  auto fourth = hold();
+  EXPECT_NE(fourth->greeting().find("handshake failed"), std::string::npos) << fourth->greeting();
+  EXPECT_EQ(refused(), 1U);
+  // Closed before the handshake: the TLS counters never saw it.
+  EXPECT_EQ(front_door_->counters().handshakes_completed.value(), 3U);
+  EXPECT_EQ(front_door_->counters().handshakes_failed.value(), 0U);
+  for (auto& connection : held) EXPECT_EQ(connection->echo("ping"), "ping");
+  EXPECT_EQ(front_door_->open_connections(), 3U);
+}
+
+TEST_F(FrontDoorPerClientTest, ClosingAConnectionLetsANewOneIn) {
+  std::vector<std::unique_ptr<HeldConnection>> held;
+  for (int i = 0; i < 3; ++i) held.push_back(hold());
+  EXPECT_NE(hold()->greeting().find("handshake failed"), std::string::npos);
+  held.pop_back();
+  // The client's place is given back before the connection leaves open_connections().
+  ASSERT_TRUE(core::testing::eventually([this] { return front_door_->open_connections() == 2; }));
+  held.push_back(hold());
+  EXPECT_EQ(held.back()->greeting(), "ok\n");
+  EXPECT_EQ(held.back()->echo("x"), "x");
+  EXPECT_EQ(refused(), 1U);
+}
+
+TEST_F(FrontDoorPerClientTest, AnotherAddressHasItsOwnLimit) {
+  std::vector<std::unique_ptr<HeldConnection>> held;
+  for (int i = 0; i < 3; ++i) held.push_back(hold("127.0.0.1"));
+  for (int i = 0; i < 3; ++i) {
+    held.push_back(hold("127.0.0.2"));
+    EXPECT_EQ(held.back()->greeting(), "ok\n") << "connection " << i << " from 127.0.0.2";
+  }
+  EXPECT_EQ(refused(), 0U);
+  EXPECT_NE(hold("127.0.0.2")->greeting().find("handshake failed"), std::string::npos);
+  EXPECT_NE(hold("127.0.0.1")->greeting().find("handshake failed"), std::string::npos);
+  EXPECT_EQ(refused(), 2U);
+  EXPECT_EQ(front_door_->open_connections(), 6U);
+}
+
+class FrontDoorNoPerClientLimitTest : public FrontDoorPerClientTest {
+ protected:
+  FrontDoorNoPerClientLimitTest() { limits_.max_connections_per_client = 0; }
+};
+
+TEST_F(FrontDoorNoPerClientLimitTest, ZeroMeansNoPerClientLimit) {
+  std::vector<std::unique_ptr<HeldConnection>> held;
+  for (int i = 0; i < 8; ++i) {
+    held.push_back(hold());
+    EXPECT_EQ(held.back()->greeting(), "ok\n") << "connection " << i;
+  }
+  EXPECT_EQ(refused(), 0U);
+  EXPECT_EQ(front_door_->open_connections(), 8U);
 }
 
 }  // namespace

@@ -258,6 +258,15 @@ TEST_F(RegistryCacheTest, StartBindsEveryListenAddressAndReportsItsRealPort) {
   EXPECT_EQ(cache.front_door_counters().handshakes_completed.value(), 2U);
 }
 
+TEST_F(RegistryCacheTest, MaxConnectionsPerClientReachesTheFrontDoor) {
+  config_.proxy.max_connections_per_client = 1;
+  auto& cache = start();
+  auto first = connect();
+  EXPECT_ANY_THROW(connect());  // closed before its handshake
+  EXPECT_EQ(cache.front_door_counters().connections_refused_per_client.value(), 1U);
+  EXPECT_EQ(cache.open_connections(), 1U);
+}
+
 // The handover: the cache keeps serving, and only what its health check answer says changes.
 TEST_F(RegistryCacheTest, BeginLeavingIsToldToHealthChecksWhileServingGoesOn) {
   const std::string check(health::kHealthCheckUserAgent);
