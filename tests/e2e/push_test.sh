@@ -75,6 +75,13 @@ token() {
 # header_has PATTERN: true when $E2E_WORK/header has a line matching the extended regex PATTERN
 # (case-insensitive).
 header_has() { tr -d '\r' <"$E2E_WORK/header" | grep -qiE "$1" || { echo "    | header: $(tr -d '\r' <"$E2E_WORK/header" | tr '\n' '|')"; return 1; }; }
+# passes DESCRIPTION COMMAND...: `check`, and returns whether this check passed (for checks that
+# only make sense after it).
+passes() {
+  local before=$failures
+  check "$@"
+  [ "$failures" -eq "$before" ]
+}
 # took_under SECONDS: true when $took (from e2e_since) is below SECONDS.
 took_under() { awk -v t="$took" -v s="$1" 'BEGIN { exit !(t < s) }'; }
 
@@ -103,7 +110,7 @@ setup "seed gcr.io/e2e/public:v1" seed "$img/gcr-public" v1 gcr.io/e2e/public:v1
 setup "seed gcr.io/e2e/private:v1" seed "$img/gcr-private" v1 gcr.io/e2e/private:v1
 build_push_images() {
   local E2E_LAYER_KIB=6144 t
-  for t in docker podman skopeo gcr quay quay-docker down; do
+  for t in docker podman skopeo gcr quay quay-docker down docker-direct podman-direct skopeo-direct; do
     e2e_build_image "$img/push" "$t" amd64 2 || return 1
   done
 }
@@ -119,6 +126,15 @@ ghcr=https://ghcr.io/v2
 oci=$E2E_WORK/pulled
 mkdir -p "$oci"
 oci_digest() { jq -r '.manifests[0].digest' "$1/index.json"; }
+
+# pushed WHERE CLIENT REGISTRY REPO TAG: checks upstream the image $E2E_WORK/push.digest names
+# (pushed by CLIENT from TAG of $img/push).
+pushed() {
+  local digest
+  digest=$(cat "$E2E_WORK/push.digest")
+  check "$1: $2's push of $3/$4 landed upstream intact (manifest $digest, every blob)" \
+    e2e_upstream_image_intact "$3" "$4" "$digest" "$img/push" "$5"
+}
 
 # --- The test bed, directly (no appliance): clients trust the upstream CA and resolve via dnsmasq --
 echo "== directly against the upstream registries"
@@ -194,7 +210,28 @@ setup "dockerd" e2e_start_dockerd
 check "direct: docker login ghcr.io with a wrong password fails" \
   fails_with 'unauthorized|incorrect|401' e2e_docker_login ghcr.io "wrong-$E2E_PASSWORD"
 check "direct: docker login ghcr.io with the right password succeeds" e2e_docker_login ghcr.io
+# The push helpers and the upstream check work without the appliance: each client pushes as
+# E2E_USER straight to the registry.
+setup "docker loads an image to push directly" \
+  e2e_docker_load "$img/push" docker-direct ghcr.io/e2e/pushed-docker:direct
+if passes "direct: docker pushes ghcr.io/e2e/pushed-docker:direct" timed "docker push (direct)" \
+  e2e_docker_push ghcr.io/e2e/pushed-docker:direct; then
+  pushed direct docker ghcr.io e2e/pushed-docker docker-direct
+fi
 check "direct: docker logout ghcr.io" e2e_docker_logout ghcr.io
+check "direct: podman login ghcr.io" e2e_podman_login ghcr.io
+if passes "direct: podman pushes ghcr.io/e2e/pushed-podman:direct" timed "podman push (direct)" \
+  e2e_podman_push "$img/push" podman-direct ghcr.io/e2e/pushed-podman:direct; then
+  pushed direct podman ghcr.io e2e/pushed-podman podman-direct
+fi
+check "direct: podman logout ghcr.io" e2e_podman_logout ghcr.io
+if passes "direct: skopeo --dest-creds pushes ghcr.io/e2e/pushed-skopeo:direct" timed "skopeo push (direct)" \
+  e2e_skopeo_push "$img/push" skopeo-direct ghcr.io/e2e/pushed-skopeo:direct --dest-creds "$creds"; then
+  pushed direct skopeo ghcr.io e2e/pushed-skopeo skopeo-direct
+fi
+check "direct: skopeo without credentials cannot push to ghcr.io/e2e/pushed-skopeo" \
+  fails_with 'unauthorized|denied|401|403' \
+  e2e_skopeo_push "$img/push" skopeo-direct ghcr.io/e2e/pushed-skopeo:anonymous --dest-no-creds
 
 # --- Through the appliance ---------------------------------------------------------------------------
 echo "== through the appliance"
@@ -234,31 +271,25 @@ check "via: docker login gcr.io (realm on its own host) with a wrong password fa
 check "via: docker login gcr.io with the right password succeeds" e2e_docker_login gcr.io
 
 # Pushes: each client pushes fresh layers as E2E_USER; every digest is then checked upstream.
-pushed() { # CLIENT REGISTRY REPO TAG: checks the image push.digest names, upstream
-  local digest
-  digest=$(cat "$E2E_WORK/push.digest")
-  check "via: $1's push of $2/$3 landed upstream intact (manifest $digest, every blob)" \
-    e2e_upstream_image_intact "$2" "$3" "$digest" "$img/push" "$4"
-}
 setup "docker loads the image to push" e2e_docker_load "$img/push" docker ghcr.io/e2e/pushed-docker:v1
-if check "via: docker pushes ghcr.io/e2e/pushed-docker:v1" timed "docker push (via)" \
+if passes "via: docker pushes ghcr.io/e2e/pushed-docker:v1" timed "docker push (via)" \
   e2e_docker_push ghcr.io/e2e/pushed-docker:v1; then
-  pushed docker ghcr.io e2e/pushed-docker docker
+  pushed via docker ghcr.io e2e/pushed-docker docker
 fi
 check "via: podman login ghcr.io" e2e_podman_login ghcr.io
-if check "via: podman pushes ghcr.io/e2e/pushed-podman:v1" timed "podman push (via)" \
+if passes "via: podman pushes ghcr.io/e2e/pushed-podman:v1" timed "podman push (via)" \
   e2e_podman_push "$img/push" podman ghcr.io/e2e/pushed-podman:v1; then
-  pushed podman ghcr.io e2e/pushed-podman podman
+  pushed via podman ghcr.io e2e/pushed-podman podman
 fi
 check "via: podman logout ghcr.io" e2e_podman_logout ghcr.io
-if check "via: skopeo --dest-creds pushes ghcr.io/e2e/pushed-skopeo:v1" timed "skopeo push (via)" \
+if passes "via: skopeo --dest-creds pushes ghcr.io/e2e/pushed-skopeo:v1" timed "skopeo push (via)" \
   e2e_skopeo_push "$img/push" skopeo ghcr.io/e2e/pushed-skopeo:v1 --dest-creds "$creds"; then
-  pushed skopeo ghcr.io e2e/pushed-skopeo skopeo
+  pushed via skopeo ghcr.io e2e/pushed-skopeo skopeo
 fi
-if check "via: skopeo --dest-creds pushes gcr.io/e2e/pushed-skopeo:v1 (realm on gcr.io)" \
+if passes "via: skopeo --dest-creds pushes gcr.io/e2e/pushed-skopeo:v1 (realm on gcr.io)" \
   timed "skopeo push gcr.io (via)" \
   e2e_skopeo_push "$img/push" gcr gcr.io/e2e/pushed-skopeo:v1 --dest-creds "$creds"; then
-  pushed skopeo gcr.io e2e/pushed-skopeo gcr
+  pushed via skopeo gcr.io e2e/pushed-skopeo gcr
 fi
 check "via: skopeo without credentials cannot push to ghcr.io/e2e/pushed-skopeo" \
   fails_with 'unauthorized|denied|401|403' \
@@ -333,18 +364,18 @@ check "via: docker, logged out, cannot pull the cached ghcr.io/e2e/private-docke
   fails e2e_docker_pull ghcr.io/e2e/private-docker:v1
 
 # An anonymous registry: push and pull with no credentials at all.
-if check "via: skopeo pushes quay.io/e2e/anon:v1 with no credentials" timed "skopeo push quay.io (via)" \
+if passes "via: skopeo pushes quay.io/e2e/anon:v1 with no credentials" timed "skopeo push quay.io (via)" \
   e2e_skopeo_push "$img/push" quay quay.io/e2e/anon:v1 --dest-no-creds; then
-  pushed skopeo quay.io e2e/anon quay
+  pushed via skopeo quay.io e2e/anon quay
   quay_digest=$(cat "$E2E_WORK/push.digest")
   check "via: docker pulls it back" e2e_docker_pull quay.io/e2e/anon:v1
   repo_digest=$(e2e_docker image inspect --format '{{index .RepoDigests 0}}' quay.io/e2e/anon:v1)
   check "via: ... the pushed manifest ($repo_digest)" test "$repo_digest" = "quay.io/e2e/anon@$quay_digest"
 fi
 setup "docker loads an image for quay.io" e2e_docker_load "$img/push" quay-docker quay.io/e2e/anon-docker:v1
-if check "via: docker pushes quay.io/e2e/anon-docker:v1 with no credentials" timed "docker push quay.io (via)" \
+if passes "via: docker pushes quay.io/e2e/anon-docker:v1 with no credentials" timed "docker push quay.io (via)" \
   e2e_docker_push quay.io/e2e/anon-docker:v1; then
-  pushed docker quay.io e2e/anon-docker quay-docker
+  pushed via docker quay.io e2e/anon-docker quay-docker
   check "via: skopeo pulls it back" e2e_skopeo_copy quay.io/e2e/anon-docker:v1 "$oci/anon-docker:v1"
   check "via: ... the pushed manifest" test "$(oci_digest "$oci/anon-docker")" = "$(cat "$E2E_WORK/push.digest")"
 fi
@@ -361,7 +392,7 @@ check "warm-up: podman pulls ghcr.io/e2e/public:v1" e2e_podman_pull ghcr.io/e2e/
 check "warm-up: ctr pulls ghcr.io/e2e/public:v1" e2e_ctr_pull ghcr.io/e2e/public:v1
 setup "stop registry ghcr.io" e2e_stop registry-ghcr.io
 setup "stop its token service auth.ghcr.io" e2e_stop nginx-auth.ghcr.io
-setup "stop gcr.io's nginx (its realm) and registry" e2e_stop nginx-gcr.io
+setup "stop gcr.io's nginx (its realm)" e2e_stop nginx-gcr.io
 setup "stop gcr.io's registry" e2e_stop registry-gcr.io
 sleep $((ttl + 1))
 check "down: ghcr.io's token service is really down" fails e2e_upstream_curl auth.ghcr.io -o /dev/null \

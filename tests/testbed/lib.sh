@@ -1071,6 +1071,7 @@ e2e_docker_load() {
 # pushed manifest digest in $E2E_WORK/push.digest, the output in $E2E_WORK/logs/docker-push.log.
 e2e_docker_push() {
   local out rc
+  rm -f "$E2E_WORK/push.digest"
   out=$(e2e_docker push "$1" 2>&1)
   rc=$?
   printf '%s\n' "$out" >>"$E2E_WORK/logs/docker-push.log"
@@ -1088,13 +1089,19 @@ e2e_podman_login() {
 # e2e_podman_logout REGISTRY: forgets podman's (and skopeo's) stored credentials for REGISTRY.
 e2e_podman_logout() { e2e_podman logout "$1"; }
 
-# e2e_podman_push LAYOUT TAG DEST: podman takes TAG of the OCI layout LAYOUT into its storage and
-# pushes it to docker://DEST with the credentials podman login stored; records the pushed manifest
-# digest in $E2E_WORK/push.digest.
+# e2e_podman_push LAYOUT TAG DEST: podman loads TAG of the OCI layout LAYOUT into its storage (as
+# localhost/e2e/push:TAG, through a docker-archive: podman 4.3 names an image pulled from oci: after
+# the layout's path, which may not be a valid name) and pushes it to docker://DEST with the
+# credentials podman login stored; records the pushed manifest digest in $E2E_WORK/push.digest.
 e2e_podman_push() {
-  local id
-  id=$(e2e_podman pull --quiet --signature-policy "$E2E_WORK/etc/policy.json" "oci:$1:$2") || return 1
-  e2e_podman push --quiet --digestfile "$E2E_WORK/push.digest" "$id" "docker://$3"
+  local archive=$E2E_WORK/tmp/podman-load.tar local_ref=localhost/e2e/push:$2 rc
+  rm -f "$archive" "$E2E_WORK/push.digest"
+  e2e_skopeo copy --quiet "oci:$1:$2" "docker-archive:$archive:$local_ref" || return 1
+  e2e_podman load --quiet --input "$archive" >/dev/null
+  rc=$?
+  rm -f "$archive"
+  [ "$rc" -eq 0 ] || return 1
+  e2e_podman push --quiet --digestfile "$E2E_WORK/push.digest" "$local_ref" "docker://$3"
 }
 
 # e2e_skopeo_push LAYOUT TAG DEST [SKOPEO_COPY_ARGS...]: skopeo copy oci:LAYOUT:TAG docker://DEST as
@@ -1104,6 +1111,7 @@ e2e_skopeo_push() {
   local src=oci:$1:$2 dst=$3
   shift 3
   _e2e_client_env
+  rm -f "$E2E_WORK/push.digest"
   e2e_skopeo copy --quiet --retry-times 0 --digestfile "$E2E_WORK/push.digest" "$@" "$src" "docker://$dst"
 }
 
