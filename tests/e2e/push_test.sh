@@ -255,8 +255,11 @@ check "via: ... its challenge names realm https://gcr.io/v2/_pullthrough/token" 
   header_has '^www-authenticate: Bearer realm="https://gcr.io/v2/_pullthrough/token",service="gcr.io"'
 code=$(hit "" GET https://quay.io/v2/)
 check "via: quay.io/v2/ (no auth upstream) is 200" is 200
+user_gets_before=$(grep -c " - $E2E_USER \[.*\"GET /token?" "$auth_log")
 check "via: the appliance's realm gives $E2E_USER's token for the right password" \
   test "$(token "$pt_realm" ghcr.io repository:e2e/private:pull -u "$creds")" = "$user_tok"
+check "via: ... which it fetched from the real realm with the client's Basic credentials" \
+  test "$(grep -c " - $E2E_USER \[.*\"GET /token?" "$auth_log")" -gt "$user_gets_before"
 check "via: ... the anonymous token without credentials" \
   test "$(token "$pt_realm" ghcr.io repository:e2e/private:pull)" = "$anon_tok"
 code=$(hit "Basic $(e2e_basic_auth wrong)" GET "$pt_realm?service=ghcr.io&scope=repository:e2e/private:pull")
@@ -327,8 +330,11 @@ check "via: skopeo --src-creds copies gcr.io/e2e/private:v1 (realm on gcr.io)" \
   timed "skopeo copy gcr.io private:v1 (via)" \
   e2e_skopeo_copy gcr.io/e2e/private:v1 "$oci/gcr-private:v1" --src-creds "$creds"
 check "via: ... the seeded manifest" test "$(oci_digest "$oci/gcr-private")" = "$(seeded gcr.io/e2e/private:v1)"
+posts_before=$(grep -c '"POST /token HTTP[^"]*" 405' "$auth_log")
 check "via: ctr --user pulls ghcr.io/e2e/private:v1 (POST form, then GET with Basic)" \
   timed "ctr pull private:v1 --user (via)" e2e_ctr_pull ghcr.io/e2e/private:v1 --user "$creds"
+check "via: ... the appliance passed containerd's POST form to the real realm (405 there)" \
+  test "$(grep -c '"POST /token HTTP[^"]*" 405' "$auth_log")" -gt "$posts_before"
 e2e_ctr images rm --sync ghcr.io/e2e/private:v1 >/dev/null 2>&1
 
 # The private image is cached now. No credentials, a forged, expired or other user's token get
@@ -427,6 +433,11 @@ check "down: ... within 5 s (took ${took}s)" took_under 5
 check "down: ... and the error names the upstream ghcr.io: $(head -c 200 "$E2E_WORK/body")" \
   grep -qF ghcr.io "$E2E_WORK/body"
 
+# The client's credentials are never logged (a hash at most), even at debug level.
+for secret in "$E2E_PASSWORD" "$(e2e_basic_auth "$E2E_PASSWORD")" "$user_tok" "${user_tok##*.}"; do
+  check "the appliance's log holds no client credential (${secret:0:12}...)" \
+    fails grep -qF -- "$secret" "$E2E_WORK/logs/pullthrough.log"
+done
 check "pullthrough is still running" kill -0 "$(e2e_pid pullthrough)"
 stop_appliance() {
   local pid
