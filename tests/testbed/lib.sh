@@ -1048,8 +1048,15 @@ e2e_creds() { printf '%s:%s' "$E2E_USER" "$E2E_PASSWORD"; }
 
 # e2e_docker_login REGISTRY [PASSWORD]: docker login REGISTRY as E2E_USER, the password (default
 # E2E_PASSWORD) on stdin. The daemon checks it against the registry's /v2/ and token service.
+# Prints docker's output (stdout) without the warning about an unencrypted config file.
 e2e_docker_login() {
-  printf '%s\n' "${2:-$E2E_PASSWORD}" | e2e_docker login --username "$E2E_USER" --password-stdin "$1"
+  local out rc
+  out=$(printf '%s\n' "${2:-$E2E_PASSWORD}" |
+    e2e_docker login --username "$E2E_USER" --password-stdin "$1" 2>&1)
+  rc=$?
+  # Not news here: the config file lives in $E2E_WORK.
+  grep -vE 'WARNING! Your credentials are stored|credential helper|credential-store|^$' <<<"$out"
+  return "$rc"
 }
 
 # e2e_docker_logout REGISTRY: forgets docker's credentials for REGISTRY.
