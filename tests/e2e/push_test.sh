@@ -337,8 +337,12 @@ check "via: ... the appliance passed containerd's POST form to the real realm (4
   test "$(grep -c '"POST /token HTTP[^"]*" 405' "$auth_log")" -gt "$posts_before"
 e2e_ctr images rm --sync ghcr.io/e2e/private:v1 >/dev/null 2>&1
 
-# The private image is cached now. No credentials, a forged, expired or other user's token get
-# upstream's refusal and none of its bytes; the right token (the control) gets it.
+# The private image is cached now (the refusals below prove nothing otherwise). No credentials,
+# a forged, expired or other user's token get upstream's refusal and none of its bytes; the
+# right token (the control) gets it.
+cached() { test -s "$E2E_WORK/pt/cache/blobs/sha256/${1:7:2}/${1:7}"; }
+check "via: the private manifest is in the appliance's cache" cached "$private"
+check "via: ... and its first layer" cached "$private_layer"
 code=$(hit "Bearer $user_tok" GET "$ghcr/e2e/private/manifests/v1")
 check "via: control: $E2E_USER's token gets the cached private manifest" is 200
 check "via: control: ... its bytes" cmp -s "$E2E_WORK/body" "$E2E_WORK/private.manifest"
