@@ -1,7 +1,8 @@
 # shellcheck shell=bash
-# End-to-end test bed for pullthrough: real upstream registries (Debian's docker-registry), a real
-# token service (nginx serving a static RS256 JWT), real DNS (dnsmasq) and real clients (skopeo,
-# podman, ctr, docker), all in ONE private network namespace that only uses 127.0.0.0/8.
+# End-to-end test bed for pullthrough: real upstream registries (Debian's docker-registry), real
+# token services (nginx serving a static RS256 JWT, or telling users apart by their credentials),
+# real DNS (dnsmasq) and real clients (skopeo, podman, ctr, docker), all in ONE private network
+# namespace that only uses 127.0.0.0/8.
 # Shared by the end-to-end tests (tests/e2e/) and the benchmarks (scripts/bench-proxy,
 # scripts/bench-dns). Source it from bash (set -u safe, does not set -e), then call e2e_init.
 # Needs root.
@@ -41,7 +42,7 @@ E2E_TOKEN_REPOS=(e2e/private e2e/small e2e/multi e2e/corrupt e2e/pushed e2e/scra
 # client without credentials gets a token for pull on E2E_PUBLIC_REPOS only; user E2E_USER with
 # password E2E_PASSWORD gets pull and push on E2E_PUBLIC_REPOS and E2E_PRIVATE_REPOS; any other
 # credentials get 401. The registry checks every scope against the token's claims.
-E2E_PUBLIC_REPOS=(e2e/public e2e/public-push)
+E2E_PUBLIC_REPOS=(e2e/public)
 E2E_PRIVATE_REPOS=(e2e/private e2e/private-docker e2e/pushed-docker e2e/pushed-podman
   e2e/pushed-skopeo e2e/pushed-down e2e/bench)
 E2E_USER=${E2E_USER:-tester}
