@@ -163,7 +163,8 @@ BlobFetches::BlobFetches(asio::io_context& io, asio::any_io_executor disk, BlobS
 BlobFetches::~BlobFetches() = default;
 
 BlobFetches::Joined BlobFetches::join(const std::string& digest, const std::string& registry_host,
-                                      const std::string& repository, RegistryUpstream& upstream) {
+                                      const std::string& repository, RegistryUpstream& upstream,
+                                      const UpstreamCredentials& credentials) {
   std::shared_ptr<BlobFetch> fetch;
   {
     std::lock_guard lock(table_->mutex);
@@ -183,13 +184,15 @@ BlobFetches::Joined BlobFetches::join(const std::string& digest, const std::stri
     table_->fetches.emplace(digest, fetch);
   }
   counters_.fetches_started.add();
-  core::spawn_logged(asio::make_strand(io_), run(fetch, registry_host, repository, upstream), log_,
+  core::spawn_logged(asio::make_strand(io_), run(fetch, registry_host, repository, upstream, credentials),
+                     log_,
                      "blob fetch failed");
   return {fetch, false};
 }
 
 asio::awaitable<void> BlobFetches::run(std::shared_ptr<BlobFetch> fetch, std::string registry_host,
-                                       std::string repository, RegistryUpstream& upstream) {
+                                       std::string repository, RegistryUpstream& upstream,
+                                       UpstreamCredentials credentials) {
   // Whatever happens below, the fetch leaves the table and the gate, and its followers learn
   // how it ended.
   struct Finish {
@@ -216,6 +219,7 @@ asio::awaitable<void> BlobFetches::run(std::shared_ptr<BlobFetch> fetch, std::st
   request.method = http::verb::get;
   request.target = "/v2/" + repository + "/blobs/" + digest;
   request.repository = repository;
+  request.credentials = std::move(credentials);
   UpstreamResult result = co_await upstream.send(std::move(request));
   if (!result.response) {
     fail(FetchFailure::Kind::upstream_failed,

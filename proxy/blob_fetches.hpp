@@ -161,10 +161,11 @@ class BlobFetches {
   };
 
   // The fetch of `digest` in progress, or a new one that GETs it for `repository` of the registry
-  // `registry_host` from `upstream` (which must outlive the fetch). `digest` must have passed
-  // check_digest(). Safe from any thread.
+  // `registry_host` from `upstream` (which must outlive the fetch), asked with `credentials`.
+  // `digest` must have passed check_digest(). Safe from any thread.
   Joined join(const std::string& digest, const std::string& registry_host,
-              const std::string& repository, RegistryUpstream& upstream);
+              const std::string& repository, RegistryUpstream& upstream,
+              const UpstreamCredentials& credentials = {});
 
   // New fetches fail with `stopped`; calls `drained` once every fetch coroutine has ended.
   void stop(std::function<void()> drained);
@@ -182,7 +183,8 @@ class BlobFetches {
   };
 
   boost::asio::awaitable<void> run(std::shared_ptr<BlobFetch> fetch, std::string registry_host,
-                                   std::string repository, RegistryUpstream& upstream);
+                                   std::string repository, RegistryUpstream& upstream,
+                                   UpstreamCredentials credentials);
 
   boost::asio::io_context& io_;
   boost::asio::any_io_executor disk_;

@@ -10,11 +10,12 @@ CachedBlobs::CachedBlobs(BlobStore& store, MetadataIndex& index, BlobFetches& fe
 
 asio::awaitable<std::optional<CachedBlobs::Copy>> CachedBlobs::find(
     const config::RegistryConfig& registry, const std::string& repository,
-    const std::string& digest, RegistryUpstream& upstream) {
+    const std::string& digest, RegistryUpstream& upstream, const UpstreamCredentials& credentials) {
   auto size = store_.size(digest);
   if (!size) co_return std::nullopt;
   if (!index_.linked(registry.host, repository, digest)) {
-    UpstreamResult confirmed = co_await head_upstream_blob(upstream, repository, digest);
+    UpstreamResult confirmed =
+        co_await head_upstream_blob(upstream, repository, digest, credentials);
     if (!confirmed.response || confirmed.response->header.result_int() != 200) {
       co_return std::nullopt;
     }
@@ -34,8 +35,9 @@ asio::awaitable<std::optional<CachedBlobs::Copy>> CachedBlobs::find(
 
 BlobFetches::Joined CachedBlobs::fetch(const config::RegistryConfig& registry,
                                        const std::string& repository, const std::string& digest,
-                                       RegistryUpstream& upstream) {
-  return fetches_.join(digest, registry.host, repository, upstream);
+                                       RegistryUpstream& upstream,
+                                       const UpstreamCredentials& credentials) {
+  return fetches_.join(digest, registry.host, repository, upstream, credentials);
 }
 
 void CachedBlobs::record_access(const std::string& digest) {
@@ -58,8 +60,10 @@ void CachedBlobs::record_access(const std::string& digest) {
 
 asio::awaitable<UpstreamResult> head_upstream_blob(RegistryUpstream& upstream,
                                                    const std::string& repository,
-                                                   const std::string& digest) {
+                                                   const std::string& digest,
+                                                   const UpstreamCredentials& credentials) {
   UpstreamRequest probe;
+  probe.credentials = credentials;
   probe.method = http::verb::head;
   probe.target = "/v2/" + repository + "/blobs/" + digest;
   probe.repository = repository;

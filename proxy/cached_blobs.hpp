@@ -41,13 +41,16 @@ class CachedBlobs {
   // access for retention; or nothing, and the blob must be fetched. A blob stored for another
   // repository is served here only once upstream confirms that this repository has it too, so a
   // cached layer never leaks past upstream's access control; the confirmation is then linked.
+  // `credentials` are those the confirmation is asked with.
   asio::awaitable<std::optional<Copy>> find(const config::RegistryConfig& registry,
                                             const std::string& repository,
-                                            const std::string& digest, RegistryUpstream& upstream);
+                                            const std::string& digest, RegistryUpstream& upstream,
+                                            const UpstreamCredentials& credentials = {});
 
   // The fetch of `digest` in progress, or a new one (see BlobFetches::join).
   BlobFetches::Joined fetch(const config::RegistryConfig& registry, const std::string& repository,
-                            const std::string& digest, RegistryUpstream& upstream);
+                            const std::string& digest, RegistryUpstream& upstream,
+                            const UpstreamCredentials& credentials = {});
 
  private:
   // At most once a minute per blob: a hot layer pulled by a whole fleet costs one database
@@ -68,6 +71,7 @@ class CachedBlobs {
 // Upstream's answer to HEAD of blob `digest` in `repository`.
 asio::awaitable<UpstreamResult> head_upstream_blob(RegistryUpstream& upstream,
                                                    const std::string& repository,
-                                                   const std::string& digest);
+                                                   const std::string& digest,
+                                                   const UpstreamCredentials& credentials = {});
 
 }  // namespace pullthrough::proxy

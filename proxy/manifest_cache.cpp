@@ -251,6 +251,7 @@ asio::awaitable<ManifestAnswer> ManifestCache::get(ManifestRequest request) {
   head.repository = request.repository;
   // Asked as the mapping was made, so that upstream picks the same kind of manifest.
   head.accept = accept_of(asked);
+  head.credentials = request.credentials;
   UpstreamResult result = co_await request.upstream->send(std::move(head));
   std::string why;
   if (!result.response) {
@@ -298,8 +299,11 @@ ManifestAnswer ManifestCache::refused(const ManifestRequest& request, unsigned s
     answer.message = "manifest " + what + " is not known upstream";
   } else if (status == 401) {
     answer.error = OciError::unauthorized;
-    answer.message =
-        "upstream " + host + " refused the appliance's credentials for " + request.repository;
+    answer.message = "upstream " + host + " refused " +
+                     (request.credentials.auth == UpstreamAuth::client
+                          ? "this client's credentials"
+                          : "the appliance's credentials") +
+                     " for " + request.repository;
   } else if (status == 403) {
     answer.error = OciError::denied;
     answer.message = "upstream " + host + " denied access to " + request.repository;
@@ -318,6 +322,40 @@ ManifestAnswer ManifestCache::refused(const ManifestRequest& request, unsigned s
   return answer;
 }
 
+asio::awaitable<void> ManifestCache::store(const std::string& digest, const std::string& body) {
+  if (store_.size(digest)) co_return;
+  auto writer = store_.create(digest, body.size());
+  writer->write(bytes_of(body));
+  CommitResult commit = co_await asio::co_spawn(
+      disk_, [&writer]() -> asio::awaitable<CommitResult> { co_return writer->commit(); },
+      asio::use_awaitable);
+  if (commit.status != CommitStatus::stored) {
+    throw std::runtime_error("commit failed: " + commit.error + commit.actual_digest);
+  }
+}
+
+asio::awaitable<void> ManifestCache::put_pushed(const config::RegistryConfig& registry,
+                                                const std::string& repository,
+                                                const std::string& tag, const std::string& digest,
+                                                const std::string& media_type, std::string body) {
+  const std::string& host = registry.host;
+  try {
+    co_await store(digest, body);
+    index_.put_manifest(digest, media_type, body.size());
+    index_.link(host, repository, digest);
+    remember(digest, media_type, std::move(body));
+    if (!tag.empty()) {
+      ManifestRequest request;
+      request.registry = &registry;
+      request.repository = repository;
+      request.reference = tag;
+      record_tag(host, request, digest, kAllManifestTypes);
+    }
+  } catch (const std::exception& e) {
+    log_->error("caching pushed manifest {}/{} ({}): {}", host, repository, digest, e.what());
+  }
+}
+
 asio::awaitable<ManifestAnswer> ManifestCache::fetch(const ManifestRequest& request,
                                                      std::string_view accept) {
   const std::string& host = request.registry->host;
@@ -329,6 +367,7 @@ asio::awaitable<ManifestAnswer> ManifestCache::fetch(const ManifestRequest& requ
   get.target = "/v2/" + request.repository + "/manifests/" + request.reference;
   get.repository = request.repository;
   get.accept = std::string(accept);
+  get.credentials = request.credentials;
   UpstreamResult result = co_await request.upstream->send(std::move(get));
   if (!result.response) {
     counters_.manifests_unavailable.add();
@@ -381,16 +420,7 @@ asio::awaitable<ManifestAnswer> ManifestCache::fetch(const ManifestRequest& requ
 
   // Verified: keep it. A failure to store costs the cache, not this client.
   try {
-    if (!store_.size(digest)) {
-      auto writer = store_.create(digest, body->size());
-      writer->write(bytes_of(*body));
-      CommitResult commit = co_await asio::co_spawn(
-          disk_, [&writer]() -> asio::awaitable<CommitResult> { co_return writer->commit(); },
-          asio::use_awaitable);
-      if (commit.status != CommitStatus::stored) {
-        throw std::runtime_error("commit failed: " + commit.error + commit.actual_digest);
-      }
-    }
+    co_await store(digest, *body);
     index_.put_manifest(digest, media_type, body->size());
     index_.link(host, request.repository, digest);
     remember(digest, media_type, *body);

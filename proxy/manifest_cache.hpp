@@ -67,6 +67,8 @@ struct ManifestRequest {
   bool by_digest = false;
   std::string accept;  // the client's Accept, all its fields joined with ", "
   bool want_body = true;
+  // On whose behalf upstream is asked (see proxy/api/access_check.hpp).
+  UpstreamCredentials credentials;
 };
 
 struct ManifestAnswer {
@@ -92,6 +94,14 @@ class ManifestCache {
 
   boost::asio::awaitable<ManifestAnswer> get(ManifestRequest request);
 
+  // A manifest a client pushed and upstream accepted, whose bytes hash to `digest`: stored and
+  // linked to the repository, and with a `tag`, the tag's mapping for clients that accept every
+  // manifest type now names it. A failure to store costs the cache, not the push, and is logged.
+  boost::asio::awaitable<void> put_pushed(const config::RegistryConfig& registry,
+                                          const std::string& repository, const std::string& tag,
+                                          const std::string& digest, const std::string& media_type,
+                                          std::string body);
+
  private:
   struct Cached {
     std::string media_type;
@@ -106,6 +116,8 @@ class ManifestCache {
                                   ManifestTypeSet types);
   void record_tag(const std::string& host, const ManifestRequest& request,
                   const std::string& digest, ManifestTypeSet types);
+  // Stores verified manifest bytes (fsync on the disk executor) unless already stored.
+  boost::asio::awaitable<void> store(const std::string& digest, const std::string& body);
   bool is_linked(const std::string& host, const std::string& repository, const std::string& digest);
   static std::string tag_key(const std::string& host, const ManifestRequest& request,
                              ManifestTypeSet types);

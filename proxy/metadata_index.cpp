@@ -14,7 +14,7 @@ namespace {
 // PRAGMA user_version of the schema below. A later version adds a migration step in
 // ensure_schema() and refuses nothing older; a database from a newer build is refused because
 // this code cannot know which of its invariants the newer schema relies on.
-constexpr std::int64_t kSchemaVersion = 2;
+constexpr std::int64_t kSchemaVersion = 3;
 
 constexpr int kBusyTimeoutMs = 5000;
 
@@ -51,6 +51,27 @@ CREATE TABLE links (
 CREATE INDEX links_by_digest ON links (digest);
 
 PRAGMA user_version = 2;
+)sql";
+
+// Schema 3: what upstream said about access, kept so that a restart during an outage still
+// knows which repositories are public and how each registry challenges clients.
+constexpr const char* kAddAccess = R"sql(
+CREATE TABLE repositories (
+  registry TEXT NOT NULL,
+  repository TEXT NOT NULL,
+  public INTEGER NOT NULL CHECK (public IN (0, 1)),
+  checked_at INTEGER NOT NULL,
+  PRIMARY KEY (registry, repository)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE base_answers (
+  registry TEXT NOT NULL PRIMARY KEY,
+  status INTEGER NOT NULL,
+  challenges TEXT NOT NULL,  -- the WWW-Authenticate values, one per line
+  seen_at INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+
+PRAGMA user_version = 3;
 )sql";
 
 // Version 1 keyed tags by name only; its mappings were all made with every type accepted.
@@ -251,6 +272,7 @@ void ensure_schema(sqlite3* db, const std::string& path) {
     exec(db, path, (create_tags_table("tags_v2") + kMigrateFrom1).c_str(),
          "cannot migrate schema version 1");
   }
+  if (version < 3) exec(db, path, kAddAccess, "cannot add the access tables");
   transaction.commit();
 }
 
@@ -276,6 +298,10 @@ struct MetadataIndex::Impl {
   StatementPtr get_link;
   StatementPtr least_recently_used;
   StatementPtr total_blob_bytes;
+  StatementPtr put_visibility;
+  StatementPtr get_visibility;
+  StatementPtr put_base_answer;
+  StatementPtr get_base_answer;
 
   Query query(const StatementPtr& stmt) { return Query(db.get(), path, stmt.get()); }
 };
@@ -339,6 +365,22 @@ std::unique_ptr<MetadataIndex> MetadataIndex::open(const std::string& path) {
                                       "ORDER BY last_access, digest LIMIT ?1");
   // SUM() over integers reports an overflow as an error instead of wrapping.
   impl->total_blob_bytes = prepare(db, path, "SELECT coalesce(sum(size), 0) FROM blobs");
+  impl->put_visibility = prepare(db, path,
+                                 "INSERT INTO repositories (registry, repository, public, "
+                                 "checked_at) VALUES (?1, ?2, ?3, ?4) "
+                                 "ON CONFLICT (registry, repository) DO UPDATE SET "
+                                 "public = excluded.public, checked_at = excluded.checked_at");
+  impl->get_visibility = prepare(db, path,
+                                 "SELECT public, checked_at FROM repositories "
+                                 "WHERE registry = ?1 AND repository = ?2");
+  impl->put_base_answer = prepare(db, path,
+                                  "INSERT INTO base_answers (registry, status, challenges, "
+                                  "seen_at) VALUES (?1, ?2, ?3, ?4) "
+                                  "ON CONFLICT (registry) DO UPDATE SET status = excluded.status, "
+                                  "challenges = excluded.challenges, seen_at = excluded.seen_at");
+  impl->get_base_answer = prepare(db, path,
+                                  "SELECT status, challenges, seen_at FROM base_answers "
+                                  "WHERE registry = ?1");
 
   return std::unique_ptr<MetadataIndex>(new MetadataIndex(std::move(impl)));
 }
@@ -459,6 +501,64 @@ std::uint64_t MetadataIndex::total_blob_bytes() const {
   Query query = impl_->query(impl_->total_blob_bytes);
   if (!query.step()) return 0;
   return query.size(0);
+}
+
+void MetadataIndex::put_visibility(const std::string& registry, const std::string& repository,
+                                   bool is_public, UnixSeconds checked_at) {
+  std::lock_guard lock(impl_->mutex);
+  impl_->query(impl_->put_visibility)
+      .bind(1, registry)
+      .bind(2, repository)
+      .bind(3, std::int64_t{is_public ? 1 : 0})
+      .bind(4, checked_at)
+      .run();
+}
+
+std::optional<VisibilityRecord> MetadataIndex::visibility(const std::string& registry,
+                                                          const std::string& repository) const {
+  std::lock_guard lock(impl_->mutex);
+  Query query = impl_->query(impl_->get_visibility);
+  query.bind(1, registry).bind(2, repository);
+  if (!query.step()) return std::nullopt;
+  return VisibilityRecord{query.integer(0) != 0, query.integer(1)};
+}
+
+void MetadataIndex::put_base_answer(const std::string& registry, const BaseAnswerRecord& answer) {
+  std::string challenges;
+  for (const auto& value : answer.challenges) {
+    // A field value holds no line break (Beast refuses one), so lines separate them.
+    if (value.find('\n') != std::string::npos) {
+      fail(impl_->path, "cannot record the base answer of " + registry, "line break in a value");
+    }
+    if (!challenges.empty()) challenges += '\n';
+    challenges += value;
+  }
+  std::lock_guard lock(impl_->mutex);
+  impl_->query(impl_->put_base_answer)
+      .bind(1, registry)
+      .bind(2, static_cast<std::int64_t>(answer.status))
+      .bind(3, challenges)
+      .bind(4, answer.seen_at)
+      .run();
+}
+
+std::optional<BaseAnswerRecord> MetadataIndex::base_answer(const std::string& registry) const {
+  std::lock_guard lock(impl_->mutex);
+  Query query = impl_->query(impl_->get_base_answer);
+  query.bind(1, registry);
+  if (!query.step()) return std::nullopt;
+  BaseAnswerRecord answer;
+  answer.status = static_cast<unsigned>(query.integer(0));
+  std::string joined = query.text(1);
+  std::size_t at = 0;
+  while (at < joined.size()) {
+    auto end = joined.find('\n', at);
+    if (end == std::string::npos) end = joined.size();
+    answer.challenges.push_back(joined.substr(at, end - at));
+    at = end + 1;
+  }
+  answer.seen_at = query.integer(2);
+  return answer;
 }
 
 }  // namespace pullthrough::proxy

@@ -1,7 +1,8 @@
 // What the cache knows about the content it holds, apart from the bytes themselves (those live
 // content-addressed behind the storage interface): which digest a tag named when upstream last
 // confirmed it, each manifest's media type and size, each blob's size and access times, and which
-// repository referenced which digest. The proxy asks it per request; it can also say which
+// repository referenced which digest, and what upstream said about access (which repositories
+// anonymous access can read, how each registry challenges clients). The proxy asks it per request; it can also say which
 // blobs were used least recently and how many bytes the cache holds, for eviction (not built yet).
 //
 // Backed by SQLite 3 because it gives atomic transactions, survives a crash of the process or the
@@ -51,6 +52,19 @@ struct BlobRecord {
   UnixSeconds last_access = 0;  // never moves backwards, see touch_blob
 };
 
+// What upstream said last about anonymous access to a repository (proxy/access/).
+struct VisibilityRecord {
+  bool is_public = false;
+  UnixSeconds checked_at = 0;
+};
+
+// A registry's last answer to `GET /v2/` for a client without credentials.
+struct BaseAnswerRecord {
+  unsigned status = 200;
+  std::vector<std::string> challenges;  // WWW-Authenticate values as upstream sent them
+  UnixSeconds seen_at = 0;
+};
+
 // Every method except open() throws std::runtime_error naming the database file when SQLite
 // reports an error (disk full, I/O error, lock held by another process past the busy timeout).
 // Strings are stored and compared byte for byte; sizes above INT64_MAX are refused.
@@ -95,6 +109,15 @@ class MetadataIndex {
   void link(const std::string& registry, const std::string& repository, const std::string& digest);
   bool linked(const std::string& registry, const std::string& repository,
               const std::string& digest) const;
+
+  // Inserts or overwrites.
+  void put_visibility(const std::string& registry, const std::string& repository, bool is_public,
+                      UnixSeconds checked_at);
+  std::optional<VisibilityRecord> visibility(const std::string& registry,
+                                             const std::string& repository) const;
+  // Inserts or overwrites; a challenge value with a line break is refused.
+  void put_base_answer(const std::string& registry, const BaseAnswerRecord& answer);
+  std::optional<BaseAnswerRecord> base_answer(const std::string& registry) const;
 
   // For retention: blobs by least recent access first (ties by digest), up to `limit`.
   std::vector<std::pair<std::string, BlobRecord>> least_recently_used(std::size_t limit) const;

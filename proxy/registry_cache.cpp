@@ -54,6 +54,7 @@ struct RegistryCache::Parts {
   std::unique_ptr<BlobFetches> fetches;
   std::unique_ptr<ManifestCache> manifests;
   std::unique_ptr<CachedBlobs> blobs;
+  std::unique_ptr<AccessBooks> access;
   std::unique_ptr<RegistryProxy> proxy;
   std::unique_ptr<TlsFrontDoor> front_door;
 
@@ -99,7 +100,9 @@ RegistryCache::RegistryCache(boost::asio::io_context& io, const config::Config& 
   p.manifests = std::make_unique<ManifestCache>(*p.store, *p.index, p.wall_clock,
                                                 p.disk.get_executor(), p.manifest_counters);
   p.blobs = std::make_unique<CachedBlobs>(*p.store, *p.index, *p.fetches, p.wall_clock);
+  p.access = std::make_unique<AccessBooks>(p.steady_clock, p.index.get());
   proxy_parts.config = &config;
+  proxy_parts.access = p.access.get();
   proxy_parts.blobs = p.blobs.get();
   proxy_parts.manifests = p.manifests.get();
   proxy_parts.counters = &p.counters;

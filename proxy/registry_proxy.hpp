@@ -1,10 +1,13 @@
-// The registry cache's HTTP side: one session per TLS connection (behind TlsFrontDoor), serving
-// the OCI distribution pull API for the registry the connection's SNI names. Each request passes
-// check_request, then goes to the handler of its endpoint (proxy/api/).
+// The registry cache's HTTP side: one session per TLS connection (behind TlsFrontDoor), for the
+// registry the connection's SNI names. Each request passes check_request, then goes to the
+// handler of its kind (proxy/api/): pulls of manifests and blobs are served from the cache once
+// access_check has cleared the client for the repository; `GET /v2/` and the token endpoint
+// tell clients how to authenticate; pushes, listings and every other path are passed upstream
+// with the client's own credentials.
 //
-// Per connection: HTTP/1.1 keep-alive, a header size limit, a timeout for each request to arrive
-// and for each write to make progress (a slow or stalled client cannot hold the connection), and
-// no request bodies (pulls have none). The Host field must name the same registry as the SNI.
+// Per connection: HTTP/1.1 keep-alive, a header size limit, a timeout for each request to arrive,
+// for each read of a request body and for each write to make progress (a slow or stalled client
+// cannot hold the connection). The Host field must name the same registry as the SNI.
 #pragma once
 
 #include "core/asio.hpp"
@@ -18,11 +21,16 @@
 #include <spdlog/logger.h>
 
 #include "config/config.hpp"
+#include "core/clock.hpp"
+#include "proxy/api/access_check.hpp"
 #include "proxy/api/api.hpp"
+#include "proxy/api/base_handler.hpp"
 #include "proxy/api/blob_handler.hpp"
+#include "proxy/api/forward_handler.hpp"
 #include "proxy/api/http_session.hpp"
 #include "proxy/api/listing_handler.hpp"
 #include "proxy/api/manifest_handler.hpp"
+#include "proxy/api/token_handler.hpp"
 #include "proxy/cached_blobs.hpp"
 #include "proxy/front_door.hpp"
 #include "proxy/manifest_cache.hpp"
@@ -42,6 +50,8 @@ struct RegistryProxyParts {
   CachedBlobs* blobs = nullptr;
   ManifestCache* manifests = nullptr;
   RegistryCounters* counters = nullptr;
+  // What the proxy remembers of clients' access: tokens, grants, realms.
+  AccessBooks* access = nullptr;
   // Optional: when set, `GET /v2/` reports the store's health for the DNS side's check.
   const StorageMonitor* storage = nullptr;
   // Optional: while true, `GET /v2/` tells the DNS side's check that this cache is leaving.
@@ -58,16 +68,19 @@ class RegistryProxy {
   asio::awaitable<void> serve(TlsConnection connection);
 
  private:
-  asio::awaitable<bool> handle(HttpSession& session, const HttpSession::Parser& parser);
-  // GET /v2/: the API version check, and what the DNS side's health check reads.
-  asio::awaitable<bool> send_base(HttpSession& session);
+  asio::awaitable<bool> handle(HttpSession& session, HttpSession::Parser& parser);
+  asio::awaitable<bool> pull(HttpSession& session, ApiRequest& request);
 
   RegistryProxyParts parts_;
   RegistryProxyLimits limits_;
   std::shared_ptr<spdlog::logger> log_;
+  AccessCheck access_;
+  BaseHandler base_;
   ManifestHandler manifests_;
   BlobHandler blobs_;
   ListingHandler listings_;
+  ForwardHandler forwards_;
+  TokenHandler tokens_;
   HttpSession::Handler handler_;
 };
 

@@ -27,9 +27,11 @@ class IdentityHasher {
   // A fixed key, for tests.
   explicit IdentityHasher(const std::array<std::uint8_t, 32>& key);
 
-  // The identity of an Authorization field value; empty: the anonymous client. The value is
-  // hashed as sent, after trimming surrounding whitespace and lower-casing the scheme, so
-  // "basic X" and "Basic X" are one client.
+  // The identity of an Authorization field value; empty or blank: the anonymous client. The
+  // value is hashed as sent, after trimming surrounding whitespace, lower-casing the scheme and
+  // folding the blanks after it to one space, so "basic  X" and "Basic X" are one client.
+  // HMAC-SHA-256 under the key; throws std::runtime_error only when OpenSSL cannot compute it
+  // (out of memory), rather than hand out an identity that could be another client's.
   ClientIdentity of_authorization(std::string_view authorization) const;
   // The identity of a user name and password given another way (a token request's form body):
   // the same as of_authorization("Basic " + base64(user ":" password)).

@@ -7,14 +7,18 @@
 //    Authorization answered 200). Cached content of a repository that is not public is served to
 //    a client only under a grant, which lasts for the token's lifetime or kMaxGrant, whichever is
 //    shorter, and is withdrawn when upstream refuses that client later.
-// Both maps are bounded: past the bound, expired entries go first, then the oldest. Thread-safe.
+// Both maps are bounded: past the bound, the repository checked longest ago goes, and of the
+// grants the expired ones and then the one expiring soonest. Thread-safe.
 #pragma once
+
+#include <utility>
 
 #include <chrono>
 #include <cstddef>
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "core/clock.hpp"
@@ -53,19 +57,27 @@ class RepositoryAccess {
   void revoke(const ClientIdentity& identity, const std::string& host,
               const std::string& repository);
 
+  // Grants held, expired ones included until a new grant sweeps them out.
   std::size_t grants() const;
+  std::size_t repositories() const;
 
  private:
   struct Visible {
     bool is_public = false;
     core::Clock::TimePoint checked{};
   };
+  using TimeIndex = std::set<std::pair<core::Clock::TimePoint, std::string>>;
+
   const core::Clock& clock_;
   std::size_t max_repositories_;
   std::size_t max_grants_;
   mutable std::mutex mutex_;
-  std::map<std::string, Visible> repositories_;               // by host + '/' + repository
-  std::map<std::string, core::Clock::TimePoint> grants_;       // by hash + host + '/' + repository
+  // By host + '/' + repository, and the same keys by when they were checked.
+  std::map<std::string, Visible> repositories_;
+  TimeIndex repositories_by_check_;
+  // Expiry by identity hash + host + '/' + repository, and the same keys by expiry.
+  std::map<std::string, core::Clock::TimePoint> grants_;
+  TimeIndex grants_by_expiry_;
 };
 
 }  // namespace pullthrough::proxy

@@ -9,11 +9,14 @@
 // Thread-safe.
 #pragma once
 
+#include <utility>
+
 #include <chrono>
 #include <cstddef>
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -40,21 +43,28 @@ class TokenBook {
     bool offline = false;
     core::Clock::TimePoint expires{};
   };
-  // Who holds the token in an Authorization value "Bearer <token>" (scheme case-insensitive),
-  // when the book knows it and it has not expired; else empty.
+  // Who holds the token in an Authorization value "Bearer <token>" (scheme case-insensitive,
+  // surrounding blanks ignored), when the book knows it and it has not expired; else empty, also
+  // for any other scheme.
   std::optional<Holder> holder_of(std::string_view authorization) const;
 
   // Whether an Authorization value carries an offline token (known or not: an expired or
   // unknown offline token must not go upstream either).
   static bool is_offline(std::string_view authorization);
 
+  // Tokens held, expired ones included until a new token sweeps them out.
   std::size_t size() const;
 
  private:
+  void insert(std::string key, Holder holder);
+
   const core::Clock& clock_;
   std::size_t max_tokens_;
   mutable std::mutex mutex_;
   std::map<std::string, Holder> tokens_;  // by SHA-256 of the token (raw bytes)
+  // The same keys by expiry: the expired, then the one expiring soonest, go first when the book
+  // is full.
+  std::set<std::pair<core::Clock::TimePoint, std::string>> by_expiry_;
 };
 
 }  // namespace pullthrough::proxy

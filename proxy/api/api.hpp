@@ -4,7 +4,9 @@
 // endpoint answers it: manifests, blobs, and the listings passed upstream (tags/list and
 // referrers). Handlers reach the cache through interfaces that say what they need of it
 // (proxy/manifest_cache.hpp, proxy/cached_blobs.hpp), never the store or the index directly.
-// An uploads handler for push would be one more file here.
+// Requests the cache does not answer itself (push, listings, the token endpoint, other paths)
+// are passed upstream with the client's own credentials (forward_handler.hpp, token_handler.hpp);
+// who may read cached content is decided by access_check.hpp.
 #pragma once
 
 #include "core/asio.hpp"
@@ -28,7 +30,14 @@ namespace pullthrough::proxy {
   COUNTER(bytes_while_fetching, "blob bytes sent to clients while their fetch was running")   \
   COUNTER(transfers_aborted, "blob transfers cut off because the fetch failed")               \
   COUNTER(client_disconnects, "blob transfers the client gave up on")                         \
-  COUNTER(passthrough_requests, "tags/list and referrers requests passed upstream")           \
+  COUNTER(passthrough_requests, "requests passed upstream as sent (listings, other paths)")     \
+  COUNTER(push_requests, "push requests (uploads, manifest PUT, DELETE) passed upstream")      \
+  COUNTER(push_bytes, "request body bytes of pushes passed upstream")                         \
+  COUNTER(token_requests, "token requests forwarded to a registry's token realm")             \
+  COUNTER(offline_tokens, "tokens issued by the appliance: the token realm was unreachable")  \
+  COUNTER(visibility_checks, "anonymous HEADs upstream to tell whether a repository is public")\
+  COUNTER(access_checks, "HEADs upstream with a client's credentials to check its access")    \
+  COUNTER(access_refused, "cache requests refused: upstream did not accept the client")       \
   COUNTER(upstream_unavailable, "requests answered 503 because upstream was unreachable")
 
 struct RegistryCounters {
@@ -43,10 +52,17 @@ inline constexpr std::string_view kCacheHeader = "Pullthrough-Cache";
 // for. Valid for the handler's call.
 struct ApiRequest {
   const http::request_header<>& header;
-  const Route& route;
-  bool head;  // HEAD: answer with the header alone
+  const Route& route;  // an empty Route for a path outside the API
+  bool head;           // HEAD: answer with the header alone
   const config::RegistryConfig& registry;
   RegistryUpstream& upstream;
+  // The Host field as the client sent it (the TLS server name when it sent none): where a
+  // Location or a token realm must send it back to.
+  std::string client_host;
+  // The client's Authorization field; empty when it sent none.
+  std::string_view authorization;
+  // How the cache asks upstream on this client's behalf, once access_check cleared it.
+  UpstreamCredentials credentials;
 };
 
 }  // namespace pullthrough::proxy

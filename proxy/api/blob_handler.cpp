@@ -4,6 +4,7 @@
 #include <string>
 #include <string_view>
 
+#include "proxy/api/manifest_handler.hpp"
 #include "proxy/byte_range.hpp"
 
 namespace pullthrough::proxy {
@@ -34,8 +35,8 @@ http::response<http::empty_body> blob_header(const HttpSession& session, http::s
 
 asio::awaitable<bool> BlobHandler::serve(HttpSession& session, const ApiRequest& request) {
   const Route& route = request.route;
-  auto copy =
-      co_await blobs_.find(request.registry, route.repository, route.reference, request.upstream);
+  auto copy = co_await blobs_.find(request.registry, route.repository, route.reference,
+                                   request.upstream, request.credentials);
   if (copy) co_return co_await serve_stored(session, request, std::move(*copy));
   counters_.blob_misses.add();
   if (request.head) co_return co_await head_upstream(session, request);
@@ -74,7 +75,8 @@ asio::awaitable<bool> BlobHandler::serve_stored(HttpSession& session, const ApiR
 
 asio::awaitable<bool> BlobHandler::serve_fetch(HttpSession& session, const ApiRequest& request) {
   const Route& route = request.route;
-  auto joined = blobs_.fetch(request.registry, route.repository, route.reference, request.upstream);
+  auto joined = blobs_.fetch(request.registry, route.repository, route.reference, request.upstream,
+                             request.credentials);
   BlobFetch& fetch = *joined.fetch;
   FetchProgress progress = fetch.progress();
   // The size is known once streaming; without an announced size, wait for the verified end.
@@ -138,10 +140,18 @@ asio::awaitable<bool> BlobHandler::send_fetch_failure(HttpSession& session,
         co_return co_await session.send_error(OciError::blob_unknown,
                                               "blob " + what + " is not known upstream");
       }
+      if (failure.status == 401 && request.credentials.auth == UpstreamAuth::client) {
+        co_return co_await send_client_refused(
+            session, request, access_,
+            "upstream refused this client's credentials for " + route.repository);
+      }
       if (failure.status == 401) {
         co_return co_await session.send_error(
             OciError::unauthorized,
-            "upstream refused the appliance's credentials for " + route.repository);
+            std::string("upstream refused ") +
+                (request.credentials.auth == UpstreamAuth::client ? "this client's credentials"
+                                                                  : "the appliance's credentials") +
+                " for " + route.repository);
       }
       if (failure.status == 403) {
         co_return co_await session.send_error(OciError::denied,
@@ -174,7 +184,8 @@ asio::awaitable<bool> BlobHandler::send_fetch_failure(HttpSession& session,
 asio::awaitable<bool> BlobHandler::head_upstream(HttpSession& session, const ApiRequest& request) {
   const Route& route = request.route;
   UpstreamResult result =
-      co_await head_upstream_blob(request.upstream, route.repository, route.reference);
+      co_await head_upstream_blob(request.upstream, route.repository, route.reference,
+                                  request.credentials);
   if (!result.response) {
     counters_.upstream_unavailable.add();
     co_return co_await session.send_error(OciError::unavailable,

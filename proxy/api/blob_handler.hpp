@@ -9,6 +9,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <spdlog/logger.h>
 
+#include "proxy/api/access_check.hpp"
 #include "proxy/api/api.hpp"
 #include "proxy/api/http_session.hpp"
 #include "proxy/cached_blobs.hpp"
@@ -18,8 +19,9 @@ namespace pullthrough::proxy {
 class BlobHandler {
  public:
   // All must outlive the handler.
-  BlobHandler(CachedBlobs& blobs, RegistryCounters& counters, spdlog::logger& log)
-      : blobs_(blobs), counters_(counters), log_(log) {}
+  BlobHandler(CachedBlobs& blobs, RegistryCounters& counters, spdlog::logger& log,
+              AccessCheck& access)
+      : blobs_(blobs), counters_(counters), log_(log), access_(access) {}
 
   asio::awaitable<bool> serve(HttpSession& session, const ApiRequest& request);
 
@@ -36,6 +38,7 @@ class BlobHandler {
   CachedBlobs& blobs_;
   RegistryCounters& counters_;
   spdlog::logger& log_;
+  AccessCheck& access_;
 };
 
 }  // namespace pullthrough::proxy

@@ -1,6 +1,7 @@
 #include "proxy/api/check_request.hpp"
 
 #include "core/text.hpp"
+#include "proxy/access/challenges.hpp"
 
 namespace pullthrough::proxy {
 namespace {
@@ -27,7 +28,34 @@ std::optional<Refusal> check_host(const http::request_header<>& request,
   return std::nullopt;
 }
 
-bool is_pull(http::verb method) { return method == http::verb::get || method == http::verb::head; }
+bool is_read(http::verb method) { return method == http::verb::get || method == http::verb::head; }
+
+RequestKind kind_of(ApiEndpoint endpoint, http::verb method) {
+  switch (endpoint) {
+    case ApiEndpoint::base:
+      return is_read(method) ? RequestKind::base : RequestKind::passthrough;
+    case ApiEndpoint::manifest:
+      if (is_read(method)) return RequestKind::pull;
+      return method == http::verb::put || method == http::verb::delete_ ? RequestKind::push
+                                                                         : RequestKind::passthrough;
+    case ApiEndpoint::blob:
+      if (is_read(method)) return RequestKind::pull;
+      return method == http::verb::delete_ ? RequestKind::push : RequestKind::passthrough;
+    case ApiEndpoint::upload:
+      return RequestKind::push;
+    case ApiEndpoint::tags_list:
+    case ApiEndpoint::referrers:
+      return is_read(method) ? RequestKind::listing : RequestKind::passthrough;
+  }
+  return RequestKind::passthrough;
+}
+
+// Whether a request would change something upstream: refused when pushes are denied. A token
+// request is a read, whatever its method.
+bool writes(RequestKind kind, http::verb method) {
+  if (kind == RequestKind::token) return false;
+  return kind == RequestKind::push || !is_read(method);
+}
 
 }  // namespace
 
@@ -48,27 +76,48 @@ CheckedRequest check_request(const http::request_header<>& request, bool has_bod
     checked.refusal = std::move(*refused);
     return checked;
   }
-  if (has_body) {
+  const http::verb method = request.method();
+  const std::string_view target = request.target();
+  std::optional<RequestKind> kind;
+  if (target.substr(0, target.find('?')) == kTokenPath) {
+    if (method != http::verb::get && method != http::verb::post) {
+      checked.refusal = refuse(OciError::unsupported, "the token endpoint takes GET and POST", 405);
+      return checked;
+    }
+    kind = RequestKind::token;
+  } else {
+    RouteResult routed = parse_route(target);
+    if (routed.route) {
+      checked.route = std::move(routed.route);
+      kind = kind_of(checked.route->endpoint, method);
+    } else if (routed.error == RouteError::not_found) {
+      kind = RequestKind::passthrough;
+    } else {
+      checked.refusal =
+          refuse(oci_error_of(routed.error), std::move(routed.message), status_of(routed.error));
+      return checked;
+    }
+  }
+  const bool reads_only = *kind == RequestKind::base || *kind == RequestKind::pull ||
+                          *kind == RequestKind::listing;
+  if (has_body && reads_only) {
     // The body is not read, so the connection is out of step with the client: close it.
-    checked.refusal = is_pull(request.method())
-                          ? refuse(OciError::not_found, "pull requests have no body", 400, true)
-                          : refuse(OciError::unsupported,
-                                   "push is not supported by this registry cache", 405, true);
+    checked.route.reset();
+    checked.refusal = refuse(OciError::not_found, "pull requests have no body", 400, true);
     return checked;
   }
-  RouteResult routed = parse_route(request.target());
-  if (!routed.route) {
-    checked.refusal =
-        refuse(oci_error_of(routed.error), std::move(routed.message), status_of(routed.error));
+  if (registry != nullptr && registry->push == config::PushMode::deny && writes(*kind, method)) {
+    checked.route.reset();
+    checked.refusal = refuse(
+        OciError::unsupported,
+        "this registry cache does not pass pushes to " + registry->host +
+            " through (registries[].push: deny); push to " + registry->upstream.to_string() +
+            " from a machine whose DNS does not point " + registry->host + " at the cache",
+        405, has_body);
     return checked;
   }
-  if (routed.route->endpoint == ApiEndpoint::upload || !is_pull(request.method())) {
-    checked.refusal = refuse(OciError::unsupported,
-                             "this registry cache serves pulls only (GET and HEAD); push is not "
-                             "supported");
-    return checked;
-  }
-  checked.route = std::move(routed.route);
+  checked.passed = true;
+  checked.kind = *kind;
   return checked;
 }
 

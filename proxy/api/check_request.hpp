@@ -1,15 +1,18 @@
-// The checks every request header passes before a handler sees it, as a pure function of the
-// header and the connection's registry: no I/O, so each rule is unit-tested on its own.
+// The checks every request header passes before a handler sees it, and what kind of request it
+// is, as a pure function of the header and the connection's registry: no I/O, so each rule is
+// unit-tested on its own.
 //   - The Host field names the registry the TLS server name chose (an HTTP/1.0 request may leave
 //     it out); a client cannot ride one registry's connection to another.
+//   - A path within /v2/ must be within the spec's grammars (proxy/route.hpp maps each grammar
+//     failure to its OCI error); a path outside the API is passed through.
 //   - Pulls carry no body; a request with one is refused before anything reads it.
-//   - The path is an API route within the spec's grammars (proxy/route.hpp maps each grammar
-//     failure to its OCI error).
-//   - Only GET and HEAD are served.
+//   - With registries[].push: deny, anything that would write upstream is refused with a 405
+//     that says where to push instead.
 #pragma once
 
 #include "core/asio.hpp"
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -30,9 +33,21 @@ struct Refusal {
   bool close = false;   // the connection cannot be trusted to carry another request
 };
 
+// What answers a request that passed.
+enum class RequestKind : std::uint8_t {
+  base,         // GET or HEAD of /v2/
+  pull,         // GET or HEAD of a manifest or a blob: the cache
+  listing,      // GET or HEAD of tags/list or referrers
+  push,         // an upload, a manifest PUT, a DELETE of a manifest or a blob
+  token,        // the appliance's token endpoint (GET, or POST of a form)
+  passthrough,  // anything else on the registry's host, passed upstream as it is
+};
+
 struct CheckedRequest {
-  std::optional<Route> route;  // set when the request passed
-  Refusal refusal;             // otherwise
+  bool passed = false;
+  RequestKind kind = RequestKind::passthrough;  // when passed
+  std::optional<Route> route;                   // when passed and the path is an API route
+  Refusal refusal;                              // when not passed
 };
 
 // `has_body`: the request announced a body (a non-zero Content-Length, or chunked).

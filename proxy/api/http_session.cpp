@@ -1,7 +1,10 @@
 #include "proxy/api/http_session.hpp"
 
+#include <limits>
 #include <span>
 
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/buffer_body.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -65,13 +68,14 @@ asio::awaitable<void> HttpSession::run(const Handler& handle) {
     version_ = request.version();
     keep_alive_ = request.keep_alive() && !connection_.stopping();
     head_request_ = request.method() == http::verb::head;
+    body_unread_ = (parser.content_length() && *parser.content_length() > 0) || parser.chunked();
     if (!co_await handle(*this, parser)) {
       // The response is incomplete, and a client that stopped reading would not take a
       // close_notify either.
       abort();
       co_return;
     }
-    if (!keep_alive_) break;
+    if (!keep_alive()) break;
   }
   co_await close_politely();
 }
@@ -81,7 +85,7 @@ asio::awaitable<void> HttpSession::run(const Handler& handle) {
 template <typename Body>
 void HttpSession::common_fields(http::response<Body>& response) const {
   response.version(version_);
-  response.keep_alive(keep_alive_);
+  response.keep_alive(keep_alive());
   response.set(http::field::server, "pullthrough");
   response.set("Docker-Distribution-API-Version", kApiVersion);
 }
@@ -149,6 +153,125 @@ asio::awaitable<StreamStatus> HttpSession::send_body(BlobReader& reader, std::ui
     co_return !ec;
   };
   co_return co_await stream_range(reader, from, to, chunk_, sink, fetch);
+}
+
+// --- request bodies -------------------------------------------------------------------------
+
+class HttpSession::ClientBody final : public BodySource {
+ public:
+  ClientBody(HttpSession& session, Parser& header_parser, bool expect_continue)
+      : session_(session), parser_(std::move(header_parser)), expect_continue_(expect_continue) {
+    // Uploads are GiBs: what bounds them is the per-read timeout, not a size. Not boost::none,
+    // which Beast 1.74 compares as smaller than any Content-Length.
+    parser_.body_limit(std::numeric_limits<std::uint64_t>::max());
+  }
+
+  asio::awaitable<BodyRead> read_some(std::span<std::uint8_t> out) override {
+    if (parser_.is_done()) co_return BodyRead{};
+    if (error_) co_return BodyRead{0, error_};
+    if (out.empty()) co_return BodyRead{0, asio::error::invalid_argument};
+    if (expect_continue_) {
+      // RFC 9110 10.1.1: the client may wait for this before it sends the body.
+      expect_continue_ = false;
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      error_code ec;
+      session_.tcp_.expires_after(session_.limits_.write_timeout);
+      co_await asio::async_write(session_.stream_, asio::buffer(kContinue),
+                                 asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) co_return fail(ec);
+    }
+    auto& body = parser_.get().body();
+    for (;;) {
+      body.data = out.data();
+      body.size = out.size();
+      error_code ec;
+      session_.tcp_.expires_after(session_.limits_.request_timeout);
+      co_await http::async_read_some(session_.stream_, session_.buffer_, parser_,
+                                     asio::redirect_error(asio::use_awaitable, ec));
+      // The buffer is full: all this read can take, not an error.
+      if (ec == http::error::need_buffer) ec = {};
+      std::size_t bytes = out.size() - body.size;
+      body.data = nullptr;
+      body.size = 0;
+      if (ec) {
+        // The bytes that did arrive are handed out; the error comes with the next read.
+        if (bytes > 0) {
+          error_ = ec;
+          co_return BodyRead{bytes, {}};
+        }
+        co_return fail(ec);
+      }
+      if (parser_.is_done()) session_.body_unread_ = false;
+      if (bytes > 0 || parser_.is_done()) co_return BodyRead{bytes, {}};
+    }
+  }
+
+  std::optional<std::uint64_t> content_length() const override {
+    auto length = parser_.content_length();
+    return length ? std::optional<std::uint64_t>(*length) : std::nullopt;
+  }
+
+ private:
+  BodyRead fail(const error_code& ec) {
+    error_ = ec;
+    return BodyRead{0, ec};
+  }
+
+  HttpSession& session_;
+  http::request_parser<http::buffer_body> parser_;
+  bool expect_continue_;
+  error_code error_;
+};
+
+std::unique_ptr<BodySource> HttpSession::request_body(Parser& parser) {
+  if (!body_unread_) return nullptr;
+  const auto& header = parser.get();
+  bool expect_continue =
+      header.version() >= 11 && beast::iequals(header[http::field::expect], "100-continue");
+  return std::make_unique<ClientBody>(*this, parser, expect_continue);
+}
+
+// --- relaying -------------------------------------------------------------------------------
+
+asio::awaitable<bool> HttpSession::relay(http::response_header<> header, BodySource* body) {
+  header.version(version_);
+  const unsigned status = header.result_int();
+  const bool bodiless = status / 100 == 1 || status == 204 || status == 304;
+  error_code ec;
+  if (head_request_ || bodiless || body == nullptr) {
+    http::response<http::empty_body> message{std::move(header)};
+    message.keep_alive(keep_alive());
+    // A HEAD keeps the Content-Length a GET would get; an empty answer says it is empty.
+    if (!head_request_ && !bodiless && !message.has_content_length()) message.content_length(0);
+    co_return co_await write_header(message);
+  }
+  http::response<http::buffer_body> message{std::move(header)};
+  message.keep_alive(keep_alive());
+  if (!message.has_content_length()) message.chunked(true);
+  message.body().data = nullptr;
+  message.body().more = true;
+  http::response_serializer<http::buffer_body> serializer(message);
+  tcp_.expires_after(limits_.write_timeout);
+  co_await http::async_write_header(stream_, serializer,
+                                    asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) co_return false;
+  if (chunk_.size() < limits_.chunk_bytes) chunk_.resize(limits_.chunk_bytes);
+  for (;;) {
+    BodyRead read = co_await body->read_some(chunk_);
+    if (read.error) {
+      log_.debug("{}: upstream body broke off while relaying: {}", connection_.peer.to_string(),
+                 read.error.message());
+      co_return false;
+    }
+    message.body().data = read.bytes > 0 ? chunk_.data() : nullptr;
+    message.body().size = read.bytes;
+    message.body().more = read.bytes > 0;
+    tcp_.expires_after(limits_.write_timeout);
+    co_await http::async_write(stream_, serializer, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec && ec != http::error::end_of_stream) co_return false;
+    if (read.bytes == 0) co_return true;
+  }
 }
 
 // --- closing --------------------------------------------------------------------------------

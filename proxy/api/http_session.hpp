@@ -1,5 +1,6 @@
 // One TLS connection's HTTP/1.1 exchange with a client: the read loop with its header limit and
-// request timeout, the writes with their write timeout, and how the connection ends: a polite
+// request timeout, request bodies read as the handler consumes them, the writes with their write
+// timeout, upstream responses relayed as they arrive, and how the connection ends: a polite
 // close_notify, or a reset after a response that could not be completed. It speaks the OCI error
 // format but knows no endpoint: each request header goes to the handler it runs with.
 #pragma once
@@ -26,6 +27,7 @@
 #include "proxy/blob_fetches.hpp"
 #include "proxy/front_door.hpp"
 #include "proxy/oci_error.hpp"
+#include "proxy/upstream/registry_upstream.hpp"
 
 namespace pullthrough::proxy {
 
@@ -45,7 +47,7 @@ class HttpSession {
   using Parser = http::request_parser<http::empty_body>;
   // Answers one request. False when its response could not be completed (a write failed or
   // timed out, a transfer was cut off): the connection is then reset.
-  using Handler = std::function<asio::awaitable<bool>(HttpSession&, const Parser&)>;
+  using Handler = std::function<asio::awaitable<bool>(HttpSession&, Parser&)>;
 
   // `limits`, `malformed` (counts requests that are not HTTP or exceed the header limit) and `log`
   // must outlive the session.
@@ -58,6 +60,13 @@ class HttpSession {
   const TlsConnection& connection() const { return connection_; }
   // The connection closes after the response in hand (for a request whose body went unread).
   void close_after_response() { keep_alive_ = false; }
+
+  // The request's body, read from the client as the returned source is read: each read waits at
+  // most the request timeout for bytes (a 5 GiB upload has no deadline of its own, a stalled one
+  // ends), and answers `Expect: 100-continue` first. Null when the request has no body. Call at
+  // most once per request, before writing its response; the source is valid until the handler
+  // returns. A body not read to its end closes the connection after the response.
+  std::unique_ptr<BodySource> request_body(Parser& parser);
 
   // Responses carrying the session's HTTP version, keep-alive and the registry API's fields.
   http::response<http::string_body> response(http::status status) const;
@@ -74,12 +83,20 @@ class HttpSession {
   asio::awaitable<StreamStatus> send_body(BlobReader& reader, std::uint64_t from, std::uint64_t to,
                                           BlobFetch* fetch, core::Counter& sent);
 
+  // Relays an upstream response: `header`'s status and fields (the caller has already chosen
+  // them) with the session's version and keep-alive, then `body` streamed as it arrives, with
+  // Content-Length when `header` has one, else chunked. No body for HEAD, 1xx, 204 and 304. False
+  // when a write failed or the body broke off (the client then sees the response cut short).
+  asio::awaitable<bool> relay(http::response_header<> header, BodySource* body);
+
   // Cuts the connection off with a reset, so the client sees an incomplete response as one.
   void abort();
 
  private:
+  class ClientBody;
   template <typename Body>
   void common_fields(http::response<Body>& response) const;
+  bool keep_alive() const { return keep_alive_ && !body_unread_; }
   asio::awaitable<error_code> skip_empty_lines();
   asio::awaitable<void> end_unread(const error_code& ec);
   asio::awaitable<void> close_politely();
@@ -97,6 +114,8 @@ class HttpSession {
   unsigned version_ = 11;
   bool keep_alive_ = true;
   bool head_request_ = false;
+  // The request in hand announced a body that has not been read to its end.
+  bool body_unread_ = false;
   // Waiting for the next request with nothing of it read yet: stopping may end the connection.
   bool idle_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

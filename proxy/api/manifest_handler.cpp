@@ -12,6 +12,17 @@ std::string joined_accept(const http::request_header<>& header) {
   return out;
 }
 
+asio::awaitable<bool> send_client_refused(HttpSession& session, const ApiRequest& request,
+                                          AccessCheck& access, std::string message) {
+  access.revoke(request);
+  Clearance refused;
+  refused.status = 401;
+  refused.error = OciError::unauthorized;
+  refused.message = std::move(message);
+  refused.challenges = access.known_challenges(request);
+  co_return co_await AccessCheck::send(session, refused);
+}
+
 asio::awaitable<bool> ManifestHandler::serve(HttpSession& session, const ApiRequest& request) {
   ManifestRequest wanted;
   wanted.registry = &request.registry;
@@ -21,8 +32,13 @@ asio::awaitable<bool> ManifestHandler::serve(HttpSession& session, const ApiRequ
   wanted.by_digest = request.route.reference_is_digest;
   wanted.accept = joined_accept(request.header);
   wanted.want_body = !request.head;
+  wanted.credentials = request.credentials;
   ManifestAnswer answer = co_await manifests_.get(std::move(wanted));
   if (!answer.found) {
+    if (answer.error == OciError::unauthorized &&
+        request.credentials.auth == UpstreamAuth::client) {
+      co_return co_await send_client_refused(session, request, access_, answer.message);
+    }
     if (answer.error == OciError::unavailable) counters_.upstream_unavailable.add();
     co_return co_await session.send_error(answer.error, answer.message, 0, answer.retry_after);
   }

@@ -1,5 +1,8 @@
 #include "proxy/api/check_request.hpp"
 
+#include <utility>
+#include <vector>
+
 #include <gtest/gtest.h>
 
 #include "config/loader.hpp"
@@ -54,7 +57,8 @@ TEST_F(CheckRequestTest, APullOfEachEndpointPassesWithItsRoute) {
                         Case{"/v2/org/app/referrers/" + kDigest, ApiEndpoint::referrers}}) {
     for (auto method : {http::verb::get, http::verb::head}) {
       auto checked = check(request(method, c.target, "quay.io"));
-      ASSERT_TRUE(checked.route) << c.target << ": " << checked.refusal.message;
+      ASSERT_TRUE(checked.passed) << c.target << ": " << checked.refusal.message;
+      ASSERT_TRUE(checked.route) << c.target;
       EXPECT_EQ(checked.route->endpoint, c.endpoint) << c.target;
     }
   }
@@ -97,18 +101,20 @@ TEST_F(CheckRequestTest, HttpOneOneNeedsAHostAndHttpOneZeroDoesNot) {
   EXPECT_TRUE(check(request(http::verb::get, "/v2/", "", 10)).route);
 }
 
-TEST_F(CheckRequestTest, ABodyIsRefusedBeforeThePathIsLookedAt) {
-  auto pull = check(request(http::verb::get, "/v2/org/app/manifests/latest", "quay.io"), true);
-  ASSERT_FALSE(pull.route);
-  EXPECT_EQ(pull.refusal.status, 400U);
-  EXPECT_TRUE(pull.refusal.close);
+TEST_F(CheckRequestTest, ABodyOnAReadIsRefusedAndClosesTheConnection) {
+  for (const char* target : {"/v2/org/app/manifests/latest", "/v2/", "/v2/org/app/tags/list"}) {
+    auto pull = check(request(http::verb::get, target, "quay.io"), true);
+    ASSERT_FALSE(pull.passed) << target;
+    EXPECT_EQ(pull.refusal.status, 400U) << target;
+    EXPECT_TRUE(pull.refusal.close) << target;
+  }
+  // A push carries one, and a path outside the API is passed on as it is.
   auto push = check(request(http::verb::put, "/v2/org/app/manifests/latest", "quay.io"), true);
-  ASSERT_FALSE(push.route);
-  EXPECT_EQ(push.refusal.error, OciError::unsupported);
-  EXPECT_EQ(push.refusal.status, 405U);
-  EXPECT_TRUE(push.refusal.close);
-  // Even a path outside the API: the unread body already decides the answer.
-  EXPECT_EQ(check(request(http::verb::get, "/etc/passwd", "quay.io"), true).refusal.status, 400U);
+  ASSERT_TRUE(push.passed) << push.refusal.message;
+  EXPECT_EQ(push.kind, RequestKind::push);
+  auto other = check(request(http::verb::post, "/api/v1/thing", "quay.io"), true);
+  ASSERT_TRUE(other.passed);
+  EXPECT_EQ(other.kind, RequestKind::passthrough);
 }
 
 TEST_F(CheckRequestTest, PathErrorsTakeTheRouteGrammarsAnswers) {
@@ -122,25 +128,106 @@ TEST_F(CheckRequestTest, PathErrorsTakeTheRouteGrammarsAnswers) {
         Case{"/v2/org/app/blobs/sha256:xyz", OciError::blob_unknown, 404},
         Case{"/v2/Org/app/manifests/latest", OciError::name_invalid, 400},
         Case{"/v2/org/../etc/manifests/latest", OciError::name_invalid, 400},
-        Case{"/v3/", OciError::not_found, 404}}) {
-    auto checked = check(request(http::verb::get, c.target, "quay.io"));
-    ASSERT_FALSE(checked.route) << c.target;
-    EXPECT_EQ(checked.refusal.error, c.error) << c.target;
-    EXPECT_EQ(checked.refusal.status, c.status) << c.target;
-    EXPECT_FALSE(checked.refusal.close) << c.target;  // the connection is still in step
+        Case{"/v2/org/../etc/blobs/uploads/", OciError::name_invalid, 400}}) {
+    for (auto method : {http::verb::get, http::verb::post, http::verb::put}) {
+      auto checked = check(request(method, c.target, "quay.io"));
+      ASSERT_FALSE(checked.passed) << c.target;
+      EXPECT_FALSE(checked.route) << c.target;
+      EXPECT_EQ(checked.refusal.error, c.error) << c.target;
+      EXPECT_EQ(checked.refusal.status, c.status) << c.target;
+      EXPECT_FALSE(checked.refusal.close) << c.target;  // the connection is still in step
+    }
   }
 }
 
-TEST_F(CheckRequestTest, OnlyPullsAreServed) {
-  for (auto method : {http::verb::post, http::verb::put, http::verb::delete_, http::verb::patch}) {
-    auto checked = check(request(method, "/v2/org/app/manifests/latest", "quay.io"));
-    ASSERT_FALSE(checked.route);
-    EXPECT_EQ(checked.refusal.error, OciError::unsupported);
-    EXPECT_FALSE(checked.refusal.close);
+TEST_F(CheckRequestTest, PathsOutsideTheApiArePassedThrough) {
+  // quay.io's token realm, ghcr.io's, the catalog, another API version: upstream answers them.
+  for (const char* target :
+       {"/v2/auth?service=quay.io&scope=repository:a/b:pull", "/token?scope=x", "/v2/_catalog",
+        "/v3/", "/"}) {
+    for (auto method : {http::verb::get, http::verb::post, http::verb::head}) {
+      auto checked = check(request(method, target, "quay.io"));
+      ASSERT_TRUE(checked.passed) << target << ": " << checked.refusal.message;
+      EXPECT_EQ(checked.kind, RequestKind::passthrough) << target;
+      EXPECT_FALSE(checked.route) << target;
+    }
   }
-  auto upload = check(request(http::verb::get, "/v2/org/app/blobs/uploads/", "quay.io"));
-  ASSERT_FALSE(upload.route);
-  EXPECT_EQ(upload.refusal.error, OciError::unsupported);
+}
+
+TEST_F(CheckRequestTest, EachRequestGetsItsKind) {
+  struct Case {
+    http::verb method;
+    std::string target;
+    RequestKind kind;
+  };
+  const std::string upload = "/v2/org/app/blobs/uploads/6f1c-a_b.C=";
+  for (const Case& c : {
+           Case{http::verb::get, "/v2/", RequestKind::base},
+           Case{http::verb::head, "/v2/", RequestKind::base},
+           Case{http::verb::get, "/v2/org/app/manifests/latest", RequestKind::pull},
+           Case{http::verb::head, "/v2/org/app/blobs/" + kDigest, RequestKind::pull},
+           Case{http::verb::get, "/v2/org/app/tags/list?n=10", RequestKind::listing},
+           Case{http::verb::get, "/v2/org/app/referrers/" + kDigest, RequestKind::listing},
+           // Every step of a push.
+           Case{http::verb::post, "/v2/org/app/blobs/uploads/", RequestKind::push},
+           Case{http::verb::post, "/v2/org/app/blobs/uploads/?digest=" + kDigest,
+                RequestKind::push},
+           Case{http::verb::post, "/v2/org/app/blobs/uploads/?mount=" + kDigest + "&from=a/b",
+                RequestKind::push},
+           Case{http::verb::patch, upload, RequestKind::push},
+           Case{http::verb::put, upload + "?_state=xyz&digest=" + kDigest, RequestKind::push},
+           Case{http::verb::get, upload, RequestKind::push},
+           Case{http::verb::delete_, upload, RequestKind::push},
+           Case{http::verb::put, "/v2/org/app/manifests/latest", RequestKind::push},
+           Case{http::verb::delete_, "/v2/org/app/manifests/" + kDigest, RequestKind::push},
+           Case{http::verb::delete_, "/v2/org/app/blobs/" + kDigest, RequestKind::push},
+           // Methods the API does not define there: upstream says what it makes of them.
+           Case{http::verb::post, "/v2/org/app/manifests/latest", RequestKind::passthrough},
+           Case{http::verb::put, "/v2/org/app/tags/list", RequestKind::passthrough},
+           Case{http::verb::get, "/v2/_pullthrough/token?service=quay.io", RequestKind::token},
+           Case{http::verb::post, "/v2/_pullthrough/token", RequestKind::token},
+       }) {
+    auto checked = check(request(c.method, c.target, "quay.io"));
+    ASSERT_TRUE(checked.passed) << c.target << ": " << checked.refusal.message;
+    EXPECT_EQ(checked.kind, c.kind) << http::to_string(c.method) << " " << c.target;
+  }
+  auto upload_route = check(request(http::verb::patch, upload, "quay.io")).route;
+  ASSERT_TRUE(upload_route);
+  EXPECT_EQ(upload_route->endpoint, ApiEndpoint::upload);
+  EXPECT_EQ(upload_route->repository, "org/app");
+  // The token endpoint takes GET and POST only.
+  auto put_token = check(request(http::verb::put, "/v2/_pullthrough/token", "quay.io"));
+  ASSERT_FALSE(put_token.passed);
+  EXPECT_EQ(put_token.refusal.status, 405U);
+}
+
+TEST_F(CheckRequestTest, WithPushDeniedWritesAreRefusedSayingWhereToPush) {
+  config::Config config = *config::load_string(
+                               "registries:\n"
+                               "  - {host: quay.io, push: deny}\n",
+                               "t.yaml")
+                               .config;
+  const config::RegistryConfig* quay = config.find_registry("quay.io");
+  auto checked_with = [&](http::verb method, std::string_view target, bool body) {
+    return check_request(request(method, target, "quay.io"), body, config, quay, "quay.io");
+  };
+  for (auto [method, target] : std::vector<std::pair<http::verb, std::string>>{
+           {http::verb::post, "/v2/org/app/blobs/uploads/"},
+           {http::verb::put, "/v2/org/app/manifests/v1"},
+           {http::verb::delete_, "/v2/org/app/blobs/" + kDigest},
+           {http::verb::post, "/api/v1/anything"}}) {
+    auto refused = checked_with(method, target, false);
+    ASSERT_FALSE(refused.passed) << target;
+    EXPECT_EQ(refused.refusal.error, OciError::unsupported) << target;
+    EXPECT_EQ(refused.refusal.status, 405U) << target;
+    EXPECT_NE(refused.refusal.message.find("https://quay.io"), std::string::npos)
+        << refused.refusal.message;
+  }
+  // With a body the connection closes: the body is never read.
+  EXPECT_TRUE(checked_with(http::verb::patch, "/v2/org/app/blobs/uploads/x", true).refusal.close);
+  // Pulls and token requests still pass.
+  EXPECT_TRUE(checked_with(http::verb::get, "/v2/org/app/manifests/v1", false).passed);
+  EXPECT_TRUE(checked_with(http::verb::post, "/v2/_pullthrough/token", true).passed);
 }
 
 TEST(HostOfTest, TakesTheHostPartInLowerCase) {

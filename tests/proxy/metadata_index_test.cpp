@@ -289,10 +289,55 @@ TEST_F(MetadataIndexTest, TagMappingSurvivesReopen) {
   EXPECT_TRUE(index->linked(kDockerHub, "library/alpine", kDigestB));
 }
 
-TEST_F(MetadataIndexTest, NewDatabaseUsesWalAndSchemaVersionTwo) {
+TEST_F(MetadataIndexTest, NewDatabaseUsesWalAndSchemaVersionThree) {
   open_index();
   EXPECT_EQ(pragma_raw("journal_mode"), "wal");
-  EXPECT_EQ(pragma_raw("user_version"), "2");
+  EXPECT_EQ(pragma_raw("user_version"), "3");
+}
+
+TEST_F(MetadataIndexTest, VisibilityIsKeptPerRepositoryAndOverwritten) {
+  {
+    auto index = open_index();
+    EXPECT_FALSE(index->visibility(kDockerHub, "library/alpine"));
+    index->put_visibility(kDockerHub, "library/alpine", true, 100);
+    index->put_visibility(kDockerHub, "org/private", false, 200);
+    index->put_visibility(kDockerHub, "org/private", true, 300);
+  }
+  auto index = open_index();  // kept across a restart
+  auto alpine = index->visibility(kDockerHub, "library/alpine");
+  ASSERT_TRUE(alpine);
+  EXPECT_TRUE(alpine->is_public);
+  EXPECT_EQ(alpine->checked_at, 100);
+  auto moved = index->visibility(kDockerHub, "org/private");
+  ASSERT_TRUE(moved);
+  EXPECT_TRUE(moved->is_public);
+  EXPECT_EQ(moved->checked_at, 300);
+  EXPECT_FALSE(index->visibility("quay.io", "library/alpine"));
+}
+
+TEST_F(MetadataIndexTest, ABaseAnswerKeepsItsChallengesInOrder) {
+  const std::vector<std::string> challenges = {
+      R"(Bearer realm="https://auth.docker.io/token",service="registry.docker.io")",
+      R"(Basic realm="x")"};
+  {
+    auto index = open_index();
+    EXPECT_FALSE(index->base_answer(kDockerHub));
+    index->put_base_answer(kDockerHub, BaseAnswerRecord{401, challenges, 77});
+    index->put_base_answer("quay.io", BaseAnswerRecord{200, {}, 78});
+    EXPECT_THROW(index->put_base_answer("ghcr.io", BaseAnswerRecord{401, {"a\nb"}, 1}),
+                 std::runtime_error);
+  }
+  auto index = open_index();
+  auto hub = index->base_answer(kDockerHub);
+  ASSERT_TRUE(hub);
+  EXPECT_EQ(hub->status, 401U);
+  EXPECT_EQ(hub->challenges, challenges);
+  EXPECT_EQ(hub->seen_at, 77);
+  auto quay = index->base_answer("quay.io");
+  ASSERT_TRUE(quay);
+  EXPECT_EQ(quay->status, 200U);
+  EXPECT_TRUE(quay->challenges.empty());
+  EXPECT_FALSE(index->base_answer("ghcr.io"));
 }
 
 TEST_F(MetadataIndexTest, ATagHasAMappingPerSetOfAcceptedTypes) {
@@ -338,8 +383,9 @@ TEST_F(MetadataIndexTest, SchemaVersionOneIsMigratedWithItsTags) {
     EXPECT_EQ(tag->confirmed_at, 1234);
     index->put_tag(kDockerHub, "library/alpine", "latest", kDigestB, 5, 0b0100);
   }
-  EXPECT_EQ(pragma_raw("user_version"), "2");
+  EXPECT_EQ(pragma_raw("user_version"), "3");
   auto index = open_index();  // a migrated file opens again as it is
+  EXPECT_FALSE(index->visibility(kDockerHub, "library/alpine"));
   EXPECT_EQ(index->tag(kDockerHub, "library/alpine", "latest", 0b0100)->digest, kDigestB);
 }
 
