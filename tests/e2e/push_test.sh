@@ -41,6 +41,9 @@ hit() {
   local authz=$1 method=$2 url=$3 a=()
   shift 3
   [ -z "$authz" ] || a=(-H "Authorization: $authz")
+  rm -f "$E2E_WORK/body" "$E2E_WORK/header"
+  : >"$E2E_WORK/body"
+  : >"$E2E_WORK/header"
   e2e_curl -o "$E2E_WORK/body" -D "$E2E_WORK/header" -w '%{http_code}' -X "$method" "${a[@]}" \
     -H "Accept: $E2E_MANIFEST_TYPES" "$@" "$url" 2>"$E2E_WORK/curl.err" || cat "$E2E_WORK/curl.err" >&2
 }
