@@ -1,7 +1,8 @@
 # shellcheck shell=bash
-# End-to-end test bed for pullthrough: real upstream registries (Debian's docker-registry), a real
-# token service (nginx serving a static RS256 JWT), real DNS (dnsmasq) and real clients (skopeo,
-# podman, ctr, docker), all in ONE private network namespace that only uses 127.0.0.0/8.
+# End-to-end test bed for pullthrough: real upstream registries (Debian's docker-registry), real
+# token services (nginx serving a static RS256 JWT, or telling users apart by their credentials),
+# real DNS (dnsmasq) and real clients (skopeo, podman, ctr, docker), all in ONE private network
+# namespace that only uses 127.0.0.0/8.
 # Shared by the end-to-end tests (tests/e2e/) and the benchmarks (scripts/bench-proxy,
 # scripts/bench-dns). Source it from bash (set -u safe, does not set -e), then call e2e_init.
 # Needs root.
@@ -33,9 +34,20 @@ E2E_UPSTREAMS=(
   quay.io=127.0.1.10      # anonymous registry
   ghcr.io=127.0.1.12      # token-auth registry
   auth.ghcr.io=127.0.1.13 # its token service (realm https://auth.ghcr.io/token)
+  gcr.io=127.0.1.14       # user-aware registry behind nginx, realm on its own host (e2e_start_registry_own_realm)
 )
 # Repositories the static JWT grants pull and push on (the token registry checks every scope).
 E2E_TOKEN_REPOS=(e2e/private e2e/small e2e/multi e2e/corrupt e2e/pushed e2e/scratch)
+# The user-aware registries (e2e_start_registry NAME ADDR users, e2e_start_registry_own_realm): a
+# client without credentials gets a token for pull on E2E_PUBLIC_REPOS only; user E2E_USER with
+# password E2E_PASSWORD gets pull and push on E2E_PUBLIC_REPOS and E2E_PRIVATE_REPOS; any other
+# credentials get 401. The registry checks every scope against the token's claims.
+E2E_PUBLIC_REPOS=(e2e/public)
+E2E_PRIVATE_REPOS=(e2e/private e2e/private-docker e2e/pushed-docker e2e/pushed-podman
+  e2e/pushed-skopeo e2e/pushed-down e2e/bench)
+E2E_USER=${E2E_USER:-tester}
+E2E_PASSWORD=${E2E_PASSWORD:-pt-e2e-Tester-7f3c}
+export E2E_USER E2E_PASSWORD
 # Size of each random layer of the seeded images, in KiB.
 E2E_LAYER_KIB=${E2E_LAYER_KIB:-2048}
 # Poll timeout for a peer to come up, in seconds.
@@ -426,56 +438,102 @@ e2e_dns_set() {
 
 # --- Upstream registries and token service -------------------------------------------------------
 
-# e2e_start_registry NAME ADDR [token]: docker-registry (distribution 2.8) serving https://NAME on
-# ADDR:443 with a certificate from the upstream CA, storage in $E2E_WORK/registry/NAME/data. With
-# `token`, it requires bearer tokens from https://auth.NAME/token (started here, see
+# e2e_start_registry NAME ADDR [token|users]: docker-registry (distribution 2.8) serving https://NAME
+# on ADDR:443 with a certificate from the upstream CA, storage in $E2E_WORK/registry/NAME/data.
+# With `token`, it requires bearer tokens from https://auth.NAME/token (started here, see
 # e2e_start_token_service), and the function checks the 401 challenge and that the token works.
+# With `users`, the token service at https://auth.NAME/token tells users apart (see
+# e2e_start_users_token_service), and the function checks the challenge, that the anonymous token
+# opens /v2/ and that a wrong password gets no token.
 e2e_start_registry() {
   local name=$1 addr=$2 mode=${3:-} dir=$E2E_WORK/registry/$1
   mkdir -p "$dir/data"
   e2e_make_cert "$E2E_WORK/upstream-ca" "$dir/tls" "$name" || return 1
-  cat >"$dir/config.yml" <<EOF
+  {
+    _e2e_registry_config "$name" "$addr:443"
+    echo "  tls: {certificate: $dir/tls.pem, key: $dir/tls.key}"
+  } >"$dir/config.yml"
+  case $mode in
+    token) e2e_start_token_service "$name" || return 1 ;;
+    users) e2e_start_users_token_service "$name" || return 1 ;;
+    "") ;;
+    *) e2e_err "unknown registry mode '$mode'"; return 1 ;;
+  esac
+  [ -z "$mode" ] || _e2e_registry_auth "$name" "https://auth.$name/token" >>"$dir/config.yml"
+  _e2e_bg "registry-$name" ns env -i PATH="$PATH" docker-registry serve "$dir/config.yml"
+  local want=200
+  [ -n "$mode" ] && want=401
+  e2e_wait_ready "registry-$name" _e2e_http_status "$want" --resolve "$name:443:$addr" \
+    "https://$name/v2/" || return 1
+  case $mode in
+    token)
+      _e2e_challenged "$name" "https://auth.$name/token" --resolve "$name:443:$addr" || return 1
+      _e2e_http_status 200 --resolve "$name:443:$addr" -H "Authorization: Bearer $(e2e_token "$name")" \
+        "https://$name/v2/" ||
+        { e2e_err "registry $name rejects the static token"; e2e_log_tail "registry-$name"; return 1; }
+      ;;
+    users)
+      _e2e_users_registry_works "$name" "https://auth.$name/token" --resolve "$name:443:$addr" \
+        --resolve "auth.$name:443:$(e2e_addr "auth.$name")" || return 1
+      ;;
+  esac
+  e2e_log "registry https://$name on $addr:443${mode:+ ($mode auth)}"
+}
+
+# _e2e_registry_config NAME LISTEN [HOST_URL]: docker-registry's configuration up to its http
+# section (addr LISTEN, http.host HOST_URL if given); TLS and auth are appended by the caller.
+_e2e_registry_config() {
+  cat <<EOF
 version: 0.1
 log:
   level: info
   formatter: text
   accesslog: {disabled: false}
 storage:
-  filesystem: {rootdirectory: $dir/data}
+  filesystem: {rootdirectory: $E2E_WORK/registry/$1/data}
   delete: {enabled: true}
   maintenance: {uploadpurging: {enabled: false}}
 http:
-  addr: $addr:443
+  addr: $2
   secret: pullthrough-e2e-not-a-secret
-  tls: {certificate: $dir/tls.pem, key: $dir/tls.key}
 EOF
-  if [ "$mode" = token ]; then
-    e2e_start_token_service "$name" || return 1
-    cat >>"$dir/config.yml" <<EOF
+  [ -z "${3:-}" ] || echo "  host: $3"
+}
+
+# _e2e_registry_auth NAME REALM: docker-registry's auth section: bearer tokens from REALM signed by
+# $E2E_WORK/token-NAME/signer.pem's key.
+_e2e_registry_auth() {
+  cat <<EOF
 auth:
   token:
-    realm: https://auth.$name/token
-    service: $name
+    realm: $2
+    service: $1
     issuer: pullthrough-e2e-token-issuer
-    rootcertbundle: $E2E_WORK/token-$name/signer.pem
+    rootcertbundle: $E2E_WORK/token-$1/signer.pem
 EOF
-  fi
-  _e2e_bg "registry-$name" ns env -i PATH="$PATH" docker-registry serve "$dir/config.yml"
-  local want=200
-  [ "$mode" = token ] && want=401
-  e2e_wait_ready "registry-$name" _e2e_http_status "$want" --resolve "$name:443:$addr" \
-    "https://$name/v2/" || return 1
-  if [ "$mode" = token ]; then
-    local hdr
-    hdr=$(e2e_ns curl -sS -o /dev/null -D - --cacert "$E2E_UPSTREAM_CA" --resolve "$name:443:$addr" \
-      "https://$name/v2/")
-    grep -qi "^www-authenticate: Bearer realm=\"https://auth.$name/token\"" <<<"$hdr" ||
-      { e2e_err "registry $name: no Bearer challenge in: $hdr"; return 1; }
-    _e2e_http_status 200 --resolve "$name:443:$addr" -H "Authorization: Bearer $(e2e_token "$name")" \
-      "https://$name/v2/" ||
-      { e2e_err "registry $name rejects the static token"; e2e_log_tail "registry-$name"; return 1; }
-  fi
-  e2e_log "registry https://$name on $addr:443${mode:+ ($mode auth)}"
+}
+
+# _e2e_challenged NAME REALM CURL_ARGS...: true when registry NAME's anonymous /v2/ answers with a
+# Bearer challenge naming REALM and service NAME.
+_e2e_challenged() {
+  local name=$1 realm=$2 hdr
+  shift 2
+  hdr=$(e2e_ns curl -sS -o /dev/null -D - --max-time 10 --cacert "$E2E_UPSTREAM_CA" "$@" "https://$name/v2/")
+  grep -qi "^www-authenticate: Bearer realm=\"$realm\",service=\"$name\"" <<<"$hdr" ||
+    { e2e_err "registry $name: no Bearer challenge for $realm in: $hdr"; return 1; }
+}
+
+# _e2e_users_registry_works NAME REALM CURL_ARGS...: the user-aware registry NAME challenges with
+# REALM, whose anonymous token opens /v2/, and which refuses a wrong password.
+_e2e_users_registry_works() {
+  local name=$1 realm=$2
+  shift 2
+  _e2e_challenged "$name" "$realm" "$@" || return 1
+  _e2e_http_status 200 "$@" -H "Authorization: Bearer $(e2e_user_token "$name" anonymous)" \
+    "https://$name/v2/" ||
+    { e2e_err "registry $name rejects the anonymous token"; e2e_log_tail "registry-$name"; return 1; }
+  _e2e_http_status 401 "$@" -u "$E2E_USER:wrong-$E2E_PASSWORD" "$realm?service=$name" ||
+    { e2e_err "token service $realm does not refuse a wrong password"; return 1; }
 }
 
 # _e2e_http_status CODE CURL_ARGS...: true when an upstream-CA-trusting GET answers CODE.
@@ -492,63 +550,218 @@ _e2e_b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
 # e2e_token NAME: the static JWT that the token service of registry NAME hands out.
 e2e_token() { cat "$E2E_WORK/token-$1/token.jwt"; }
 
+# _e2e_signer PREFIX: an RSA key PREFIX.key and its self-signed certificate PREFIX.pem to sign tokens.
+_e2e_signer() {
+  openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 30 -keyout "$1.key" -out "$1.pem" \
+    -subj "/CN=pullthrough e2e token signer" 2>"$1.log" ||
+    { cat "$1.log" >&2; e2e_err "cannot create the token signer $1"; }
+}
+
+# _e2e_access ACTIONS_JSON REPO...: a token's access claim: ACTIONS (e.g. '["pull"]') on each REPO.
+_e2e_access() {
+  local actions=$1
+  shift
+  [ "$#" -gt 0 ] || { echo '[]'; return 0; }
+  printf '%s\n' "$@" | jq -R --argjson a "$actions" '{type: "repository", name: ., actions: $a}' | jq -cs .
+}
+
+# _e2e_jwt SIGNER_PREFIX AUD SUB ACCESS_JSON NBF EXP: an RS256 JWT (iss pullthrough-e2e-token-issuer,
+# iat = NBF, times in seconds since the epoch) signed with SIGNER_PREFIX.key, whose header carries
+# SIGNER_PREFIX.pem in x5c (docker-registry accepts it when that certificate is in its
+# rootcertbundle).
+_e2e_jwt() {
+  local x5c header claims input sig
+  x5c=$(openssl x509 -in "$1.pem" -outform DER | openssl base64 -A) || return 1
+  header=$(jq -cn --arg x5c "$x5c" '{typ: "JWT", alg: "RS256", x5c: [$x5c]}')
+  claims=$(jq -cn --arg aud "$2" --arg sub "$3" --argjson access "$4" --argjson nbf "$5" \
+    --argjson exp "$6" --arg jti "pullthrough-e2e-$(openssl rand -hex 8)" \
+    '{iss: "pullthrough-e2e-token-issuer", sub: $sub, aud: $aud, exp: $exp, nbf: $nbf, iat: $nbf,
+      jti: $jti, access: $access}')
+  input="$(printf %s "$header" | _e2e_b64url).$(printf %s "$claims" | _e2e_b64url)"
+  sig=$(printf %s "$input" | openssl dgst -sha256 -sign "$1.key" | _e2e_b64url) || return 1
+  printf %s "$input.$sig"
+}
+
+# _e2e_token_json JWT: the token service's answer for JWT.
+_e2e_token_json() { jq -cn --arg t "$1" '{token: $t, access_token: $t, expires_in: 300}'; }
+
 # e2e_start_token_service NAME: nginx on the address of auth.NAME:443 answering GET /token with a
 # static RS256 JWT {"token": JWT, "access_token": JWT, "expires_in": 300}. The JWT (iss
 # pullthrough-e2e-token-issuer, aud NAME, nbf/iat now - 60 s, exp in 10 years) grants pull and
 # push on every E2E_TOKEN_REPOS repository; its header carries the signing certificate in x5c.
 e2e_start_token_service() {
-  local name=$1 auth=auth.$1 dir=$E2E_WORK/token-$1 addr
+  local name=$1 auth=auth.$1 dir=$E2E_WORK/token-$1 addr now jwt
   addr=$(e2e_addr "$auth") || return 1
   mkdir -p "$dir/tmp"
-  openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 30 -keyout "$dir/signer.key" \
-    -out "$dir/signer.pem" -subj "/CN=pullthrough e2e token signer" 2>"$dir/signer.log" ||
-    { cat "$dir/signer.log" >&2; e2e_err "cannot create the token signer"; return 1; }
+  _e2e_signer "$dir/signer" || return 1
   e2e_make_cert "$E2E_WORK/upstream-ca" "$dir/tls" "$auth" || return 1
-  local now x5c access header claims input sig
   now=$(date +%s)
-  x5c=$(openssl x509 -in "$dir/signer.pem" -outform DER | openssl base64 -A)
-  access=$(printf '%s\n' "${E2E_TOKEN_REPOS[@]}" |
-    jq -R '{type: "repository", name: ., actions: ["pull", "push"]}' | jq -cs .)
-  header=$(jq -cn --arg x5c "$x5c" '{typ: "JWT", alg: "RS256", x5c: [$x5c]}')
-  claims=$(jq -cn --arg aud "$name" --argjson now "$now" --argjson access "$access" \
-    '{iss: "pullthrough-e2e-token-issuer", sub: "", aud: $aud, exp: ($now + 315360000),
-      nbf: ($now - 60), iat: ($now - 60), jti: "pullthrough-e2e-\($now)", access: $access}')
-  input="$(printf %s "$header" | _e2e_b64url).$(printf %s "$claims" | _e2e_b64url)"
-  sig=$(printf %s "$input" | openssl dgst -sha256 -sign "$dir/signer.key" | _e2e_b64url) || return 1
-  printf %s "$input.$sig" >"$dir/token.jwt"
-  jq -cn --arg t "$input.$sig" '{token: $t, access_token: $t, expires_in: 300}' >"$dir/token.json"
-  cat >"$dir/nginx.conf" <<EOF
-daemon off;
-master_process on;
-worker_processes 1;
-user root;
-pid $dir/nginx.pid;
-error_log $E2E_WORK/logs/nginx-$auth.log info;
-events { worker_connections 256; }
-http {
-  access_log $E2E_WORK/logs/nginx-$auth.log;
-  client_body_temp_path $dir/tmp/body;
-  proxy_temp_path $dir/tmp/proxy;
-  fastcgi_temp_path $dir/tmp/fastcgi;
-  uwsgi_temp_path $dir/tmp/uwsgi;
-  scgi_temp_path $dir/tmp/scgi;
-  server {
-    listen $addr:443 ssl;
-    server_name $auth;
-    ssl_certificate $dir/tls.pem;
-    ssl_certificate_key $dir/tls.key;
+  jwt=$(_e2e_jwt "$dir/signer" "$name" "" "$(_e2e_access '["pull", "push"]' "${E2E_TOKEN_REPOS[@]}")" \
+    "$((now - 60))" "$((now + 315360000))") || return 1
+  printf %s "$jwt" >"$dir/token.jwt"
+  _e2e_token_json "$jwt" >"$dir/token.json"
+  _e2e_nginx_conf "$auth" "$dir" "$addr:443" "" "
     location = /token {
       default_type application/json;
       alias $dir/token.json;
     }
-    location / { return 404; }
-  }
-}
-EOF
+    location / { return 404; }" >"$dir/nginx.conf"
   _e2e_bg "nginx-$auth" ns nginx -p "$dir" -e "$E2E_WORK/logs/nginx-$auth.log" -c "$dir/nginx.conf"
   e2e_wait_ready "nginx-$auth" _e2e_http_status 200 --resolve "$auth:443:$addr" \
     "https://$auth/token?service=$name&scope=repository:e2e/private:pull" || return 1
   e2e_log "token service https://$auth/token on $addr:443"
+}
+
+# _e2e_nginx_conf SERVER_NAME DIR LISTEN HTTP_EXTRA SERVER_BODY: an nginx configuration with one TLS
+# server SERVER_NAME on LISTEN (certificate DIR/tls.{pem,key}), pid and temporary files under DIR,
+# both logs to $E2E_WORK/logs/nginx-SERVER_NAME.log; HTTP_EXTRA goes in the http block,
+# SERVER_BODY in the server block.
+_e2e_nginx_conf() {
+  cat <<EOF
+daemon off;
+master_process on;
+worker_processes 1;
+user root;
+pid $2/nginx.pid;
+error_log $E2E_WORK/logs/nginx-$1.log info;
+events { worker_connections 256; }
+http {
+  access_log $E2E_WORK/logs/nginx-$1.log;
+  client_body_temp_path $2/tmp/body;
+  proxy_temp_path $2/tmp/proxy;
+  fastcgi_temp_path $2/tmp/fastcgi;
+  uwsgi_temp_path $2/tmp/uwsgi;
+  scgi_temp_path $2/tmp/scgi;$4
+  server {
+    listen $3 ssl;
+    server_name $1;
+    ssl_certificate $2/tls.pem;
+    ssl_certificate_key $2/tls.key;$5
+  }
+}
+EOF
+}
+
+# e2e_basic_auth PASSWORD: the Basic credentials of E2E_USER with PASSWORD, base64 as in an
+# Authorization field.
+e2e_basic_auth() { printf '%s:%s' "$E2E_USER" "$1" | openssl base64 -A; }
+
+# e2e_user_token NAME anonymous|user|forged|expired: a JWT for the user-aware registry NAME (see
+# _e2e_users_tokens).
+e2e_user_token() { cat "$E2E_WORK/token-$1/$2.jwt"; }
+
+# _e2e_users_tokens NAME: the tokens of a user-aware registry, in $E2E_WORK/token-NAME: the signer
+# the registry trusts (signer.pem); anonymous.jwt (pull on E2E_PUBLIC_REPOS); user.jwt (sub
+# E2E_USER, pull and push on E2E_PUBLIC_REPOS and E2E_PRIVATE_REPOS); forged.jwt (user.jwt's claims
+# signed by another key, whose certificate, same subject, is in its x5c); expired.jwt (user.jwt's
+# claims and signer, expired an hour ago). tokens/{anonymous,user}.json are the token service's
+# answers. All valid tokens live 10 years, so the test bed needs no clock.
+_e2e_users_tokens() {
+  local name=$1 dir=$E2E_WORK/token-$1 now public all jwt
+  mkdir -p "$dir/tmp" "$dir/tokens"
+  _e2e_signer "$dir/signer" && _e2e_signer "$dir/forger" || return 1
+  now=$(date +%s)
+  public=$(_e2e_access '["pull"]' "${E2E_PUBLIC_REPOS[@]}")
+  all=$(_e2e_access '["pull", "push"]' "${E2E_PUBLIC_REPOS[@]}" "${E2E_PRIVATE_REPOS[@]}")
+  jwt=$(_e2e_jwt "$dir/signer" "$name" "" "$public" "$((now - 60))" "$((now + 315360000))") || return 1
+  printf %s "$jwt" >"$dir/anonymous.jwt"
+  _e2e_token_json "$jwt" >"$dir/tokens/anonymous.json"
+  jwt=$(_e2e_jwt "$dir/signer" "$name" "$E2E_USER" "$all" "$((now - 60))" "$((now + 315360000))") ||
+    return 1
+  printf %s "$jwt" >"$dir/user.jwt"
+  _e2e_token_json "$jwt" >"$dir/tokens/user.json"
+  _e2e_jwt "$dir/forger" "$name" "$E2E_USER" "$all" "$((now - 60))" "$((now + 315360000))" \
+    >"$dir/forged.jwt" || return 1
+  _e2e_jwt "$dir/signer" "$name" "$E2E_USER" "$all" "$((now - 7200))" "$((now - 3600))" \
+    >"$dir/expired.jwt" || return 1
+}
+
+# _e2e_users_token_http NAME: the http-block part of a user-aware token service: the identity of
+# the client by its Authorization field (no field: anonymous; E2E_USER's right Basic value: user;
+# anything else: denied). A map value may not exceed about 4 KiB: it names a file, not a token.
+_e2e_users_token_http() {
+  # shellcheck disable=SC2016 # $http_authorization and $e2e_identity are nginx variables
+  printf '\n  map $http_authorization $e2e_identity {\n    default denied;\n    "" anonymous;\n    "Basic %s" user;\n  }' \
+    "$(e2e_basic_auth "$E2E_PASSWORD")"
+}
+
+# _e2e_users_token_locations NAME: the server-block part of a user-aware token service: GET /token
+# answers anonymous.json or user.json by identity, or 401 with a JSON error body. POST /token (the
+# OAuth form containerd tries first when it has credentials) gets 405, on which containerd falls
+# back to GET with Basic.
+_e2e_users_token_locations() {
+  local dir=$E2E_WORK/token-$1
+  cat <<EOF
+
+    location = /token {
+      if (\$request_method = POST) { return 405; }
+      rewrite ^ /_tokens/\$e2e_identity.json last;
+    }
+    location = /_tokens/denied.json {
+      internal;
+      default_type application/json;
+      return 401 '{"errors":[{"code":"UNAUTHORIZED","message":"incorrect username or password"}]}';
+    }
+    location /_tokens/ {
+      internal;
+      default_type application/json;
+      alias $dir/tokens/;
+    }
+EOF
+}
+
+# e2e_start_users_token_service NAME: nginx on the address of auth.NAME:443, the user-aware token
+# service of registry NAME (tokens: _e2e_users_tokens; answers: _e2e_users_token_locations).
+e2e_start_users_token_service() {
+  local name=$1 auth=auth.$1 dir=$E2E_WORK/token-$1 addr
+  addr=$(e2e_addr "$auth") || return 1
+  _e2e_users_tokens "$name" || return 1
+  e2e_make_cert "$E2E_WORK/upstream-ca" "$dir/tls" "$auth" || return 1
+  _e2e_nginx_conf "$auth" "$dir" "$addr:443" "$(_e2e_users_token_http)" \
+    "$(_e2e_users_token_locations "$name")
+    location / { return 404; }" >"$dir/nginx.conf"
+  _e2e_bg "nginx-$auth" ns nginx -p "$dir" -e "$E2E_WORK/logs/nginx-$auth.log" -c "$dir/nginx.conf"
+  e2e_wait_ready "nginx-$auth" _e2e_http_status 200 --resolve "$auth:443:$addr" \
+    "https://$auth/token?service=$name&scope=repository:e2e/public:pull" || return 1
+  e2e_log "user-aware token service https://$auth/token on $addr:443"
+}
+
+# e2e_start_registry_own_realm NAME BACKEND_ADDR: a user-aware registry whose token realm is on
+# its own host, as ghcr.io's and quay.io's are: nginx on NAME's E2E_UPSTREAMS address, port 443,
+# answers /token as e2e_start_users_token_service does and proxies everything else (request
+# buffering off, no body size limit) to docker-registry on http://BACKEND_ADDR:5000, whose http.host
+# is https://NAME so that its Location headers name NAME. Peers nginx-NAME and registry-NAME (an
+# outage of registry and token service: stop both). Logs: nginx-NAME.log, registry-NAME.log.
+e2e_start_registry_own_realm() {
+  local name=$1 backend=$2 dir=$E2E_WORK/registry/$1 tdir=$E2E_WORK/token-$1 addr
+  addr=$(e2e_addr "$name") || return 1
+  mkdir -p "$dir/data"
+  _e2e_users_tokens "$name" || return 1
+  {
+    _e2e_registry_config "$name" "$backend:5000" "https://$name"
+    _e2e_registry_auth "$name" "https://$name/token"
+  } >"$dir/config.yml"
+  _e2e_bg "registry-$name" ns env -i PATH="$PATH" docker-registry serve "$dir/config.yml"
+  e2e_wait_ready "registry-$name" _e2e_http_status 401 "http://$backend:5000/v2/" || return 1
+  e2e_make_cert "$E2E_WORK/upstream-ca" "$tdir/tls" "$name" || return 1
+  _e2e_nginx_conf "$name" "$tdir" "$addr:443" "$(_e2e_users_token_http)" \
+    "$(_e2e_users_token_locations "$name")
+    client_max_body_size 0;
+    location / {
+      proxy_pass http://$backend:5000;
+      proxy_http_version 1.1;
+      proxy_request_buffering off;
+      proxy_buffering off;
+      proxy_set_header Host \$http_host;
+      proxy_set_header X-Forwarded-Proto https;
+      proxy_read_timeout 600s;
+      proxy_send_timeout 600s;
+    }" >"$tdir/nginx.conf"
+  _e2e_bg "nginx-$name" ns nginx -p "$tdir" -e "$E2E_WORK/logs/nginx-$name.log" -c "$tdir/nginx.conf"
+  e2e_wait_ready "nginx-$name" _e2e_http_status 401 --resolve "$name:443:$addr" "https://$name/v2/" ||
+    return 1
+  _e2e_users_registry_works "$name" "https://$name/token" --resolve "$name:443:$addr" || return 1
+  e2e_log "registry https://$name (users auth, realm https://$name/token) on $addr:443, backend $backend:5000"
 }
 
 # --- Images --------------------------------------------------------------------------------------
@@ -822,3 +1035,141 @@ e2e_docker() {
 
 # e2e_docker_pull REF: docker pull REF through the test bed's dockerd.
 e2e_docker_pull() { e2e_docker pull --quiet "$1"; }
+
+# --- Credentials and pushes ----------------------------------------------------------------------
+# Every client keeps its credentials under $E2E_WORK: docker in $E2E_WORK/home/.docker/config.json,
+# podman and skopeo in $E2E_WORK/etc/auth.json (REGISTRY_AUTH_FILE, shared by both); skopeo
+# (--src-creds, --dest-creds) and ctr (--user) also take them per command.
+
+# The manifest types a client accepts (for curl).
+E2E_MANIFEST_TYPES='application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json'
+
+# e2e_creds: E2E_USER:E2E_PASSWORD, as skopeo's --src-creds/--dest-creds and ctr's --user take it.
+e2e_creds() { printf '%s:%s' "$E2E_USER" "$E2E_PASSWORD"; }
+
+# e2e_docker_login REGISTRY [PASSWORD]: docker login REGISTRY as E2E_USER, the password (default
+# E2E_PASSWORD) on stdin. The daemon checks it against the registry's /v2/ and token service.
+# Prints docker's output (stdout) without the warning about an unencrypted config file.
+e2e_docker_login() {
+  local out rc
+  out=$(printf '%s\n' "${2:-$E2E_PASSWORD}" |
+    e2e_docker login --username "$E2E_USER" --password-stdin "$1" 2>&1)
+  rc=$?
+  # Not news here: the config file lives in $E2E_WORK.
+  grep -vE 'WARNING! Your credentials are stored|credential helper|credential-store|^$' <<<"$out"
+  return "$rc"
+}
+
+# e2e_docker_logout REGISTRY: forgets docker's credentials for REGISTRY.
+e2e_docker_logout() { e2e_docker logout "$1"; }
+
+# e2e_docker_load LAYOUT TAG REF: loads TAG of the OCI layout LAYOUT into dockerd as REF (through a
+# docker-archive that skopeo writes).
+e2e_docker_load() {
+  local archive=$E2E_WORK/tmp/docker-load.tar rc
+  rm -f "$archive"
+  e2e_skopeo copy --quiet "oci:$1:$2" "docker-archive:$archive:$3" || return 1
+  e2e_docker load --quiet --input "$archive" >/dev/null
+  rc=$?
+  rm -f "$archive"
+  return "$rc"
+}
+
+# e2e_docker_push REF: docker push REF (with the credentials docker login stored); records the
+# pushed manifest digest in $E2E_WORK/push.digest, the output in $E2E_WORK/logs/docker-push.log.
+e2e_docker_push() {
+  local out rc
+  rm -f "$E2E_WORK/push.digest"
+  out=$(e2e_docker push "$1" 2>&1)
+  rc=$?
+  printf '%s\n' "$out" >>"$E2E_WORK/logs/docker-push.log"
+  [ "$rc" -eq 0 ] || { tail -n 5 <<<"$out" >&2; e2e_err "docker push $1 failed"; return 1; }
+  sed -nE 's/.*digest: (sha256:[0-9a-f]{64}) size.*/\1/p' <<<"$out" | tail -n 1 >"$E2E_WORK/push.digest"
+  [ -s "$E2E_WORK/push.digest" ] || { e2e_err "docker push $1 printed no digest: $out"; return 1; }
+}
+
+# e2e_podman_login REGISTRY [PASSWORD]: podman login REGISTRY as E2E_USER (password on stdin;
+# stored in $E2E_WORK/etc/auth.json, which skopeo reads too).
+e2e_podman_login() {
+  printf '%s\n' "${2:-$E2E_PASSWORD}" | e2e_podman login --username "$E2E_USER" --password-stdin "$1"
+}
+
+# e2e_podman_logout REGISTRY: forgets podman's (and skopeo's) stored credentials for REGISTRY.
+e2e_podman_logout() { e2e_podman logout "$1"; }
+
+# e2e_podman_push LAYOUT TAG DEST: podman loads TAG of the OCI layout LAYOUT into its storage (as
+# localhost/e2e/push:TAG, through a docker-archive: podman 4.3 names an image pulled from oci: after
+# the layout's path, which may not be a valid name) and pushes it to docker://DEST with the
+# credentials podman login stored; records the pushed manifest digest in $E2E_WORK/push.digest.
+e2e_podman_push() {
+  local archive=$E2E_WORK/tmp/podman-load.tar local_ref=localhost/e2e/push:$2 rc
+  rm -f "$archive" "$E2E_WORK/push.digest"
+  e2e_skopeo copy --quiet "oci:$1:$2" "docker-archive:$archive:$local_ref" || return 1
+  e2e_podman load --quiet --input "$archive" >/dev/null
+  rc=$?
+  rm -f "$archive"
+  [ "$rc" -eq 0 ] || return 1
+  e2e_podman push --quiet --digestfile "$E2E_WORK/push.digest" "$local_ref" "docker://$3"
+}
+
+# e2e_skopeo_push LAYOUT TAG DEST [SKOPEO_COPY_ARGS...]: skopeo copy oci:LAYOUT:TAG docker://DEST as
+# a client (client trust and DNS; credentials e.g. --dest-creds "$(e2e_creds)"); records the pushed
+# manifest digest in $E2E_WORK/push.digest.
+e2e_skopeo_push() {
+  local src=oci:$1:$2 dst=$3
+  shift 3
+  _e2e_client_env
+  rm -f "$E2E_WORK/push.digest"
+  e2e_skopeo copy --quiet --retry-times 0 --digestfile "$E2E_WORK/push.digest" "$@" "$src" "docker://$dst"
+}
+
+# e2e_upstream_image_intact NAME REPO DIGEST LAYOUT TAG: fetches the manifest DIGEST of REPO
+# straight from the upstream registry NAME (with E2E_USER's token when NAME is a user-aware
+# registry, with no credentials otherwise) and checks:
+# its bytes hash to DIGEST; every blob it names (config, layers) is there with the digest and size
+# the manifest gives; the config's diff_ids are those of TAG in the OCI layout LAYOUT (the image
+# that was pushed, whatever compression the client chose); each layer, decompressed, hashes to its
+# diff_id. Says what differs.
+e2e_upstream_image_intact() {
+  local name=$1 repo=$2 digest=$3 layout=$4 tag=$5 dir cred_args got want d size mt i=0 src
+  dir=$(mktemp -d "$E2E_WORK/tmp/verify.XXXXXX") || return 1
+  cred_args=()
+  if [ -s "$E2E_WORK/token-$name/user.jwt" ]; then
+    cred_args=(-H "Authorization: Bearer $(e2e_user_token "$name" user)")
+  fi
+  e2e_upstream_curl "$name" "${cred_args[@]}" -H "Accept: $E2E_MANIFEST_TYPES" \
+    -o "$dir/manifest" "https://$name/v2/$repo/manifests/$digest" ||
+    { e2e_err "upstream $name has no manifest $repo@$digest"; return 1; }
+  got=sha256:$(sha256sum <"$dir/manifest" | cut -d' ' -f1)
+  [ "$got" = "$digest" ] || { e2e_err "upstream's manifest $repo@$digest hashes to $got"; return 1; }
+  src=$(e2e_oci_manifest "$layout" "$tag" | jq -r .digest) || return 1
+  src=$(e2e_oci_blob "$layout" "$src" | jq -r .config.digest) || return 1
+  want=$(e2e_oci_blob "$layout" "$src" | jq -c .rootfs.diff_ids) || return 1
+  jq -r '.config, .layers[] | "\(.digest) \(.size) \(.mediaType)"' "$dir/manifest" >"$dir/blobs" ||
+    { e2e_err "upstream's manifest $repo@$digest is not an image manifest"; return 1; }
+  while read -r d size mt; do
+    e2e_upstream_curl "$name" "${cred_args[@]}" -o "$dir/blob" \
+      "https://$name/v2/$repo/blobs/$d" </dev/null || { e2e_err "upstream $name has no blob $repo@$d"; return 1; }
+    got=sha256:$(sha256sum <"$dir/blob" | cut -d' ' -f1)
+    [ "$got" = "$d" ] || { e2e_err "upstream's blob $d hashes to $got"; return 1; }
+    [ "$(stat -c %s "$dir/blob")" = "$size" ] ||
+      { e2e_err "upstream's blob $d has $(stat -c %s "$dir/blob") bytes, the manifest says $size"; return 1; }
+    if [ "$i" -eq 0 ]; then
+      got=$(jq -c .rootfs.diff_ids "$dir/blob")
+      [ "$got" = "$want" ] || { e2e_err "pushed config's diff_ids $got, pushed image's $want"; return 1; }
+    else
+      case $mt in
+        *gzip) got=$(gzip -dc <"$dir/blob" | sha256sum) ;;
+        *zstd) got=$(zstd -dcq <"$dir/blob" | sha256sum) ;;
+        *) got=$(sha256sum <"$dir/blob") ;;
+      esac
+      got=sha256:${got%% *}
+      [ "$got" = "$(jq -r --argjson i "$((i - 1))" '.[$i]' <<<"$want")" ] ||
+        { e2e_err "layer $((i - 1)) ($d, $mt) decompresses to $got, not the pushed image's layer"; return 1; }
+    fi
+    i=$((i + 1))
+  done <"$dir/blobs"
+  [ "$i" -eq "$(($(jq length <<<"$want") + 1))" ] ||
+    { e2e_err "upstream's manifest names $((i - 1)) layers, the pushed image has $(jq length <<<"$want")"; return 1; }
+  rm -rf "$dir"
+}
