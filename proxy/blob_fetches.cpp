@@ -184,8 +184,8 @@ BlobFetches::Joined BlobFetches::join(const std::string& digest, const std::stri
     table_->fetches.emplace(digest, fetch);
   }
   counters_.fetches_started.add();
-  core::spawn_logged(asio::make_strand(io_), run(fetch, registry_host, repository, upstream, credentials),
-                     log_,
+  core::spawn_logged(asio::make_strand(io_),
+                     run(fetch, registry_host, repository, upstream, credentials), log_,
                      "blob fetch failed");
   return {fetch, false};
 }

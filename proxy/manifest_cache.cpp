@@ -299,11 +299,11 @@ ManifestAnswer ManifestCache::refused(const ManifestRequest& request, unsigned s
     answer.message = "manifest " + what + " is not known upstream";
   } else if (status == 401) {
     answer.error = OciError::unauthorized;
-    answer.message = "upstream " + host + " refused " +
-                     (request.credentials.auth == UpstreamAuth::client
-                          ? "this client's credentials"
-                          : "the appliance's credentials") +
-                     " for " + request.repository;
+    answer.message =
+        "upstream " + host + " refused " +
+        (request.credentials.auth == UpstreamAuth::client ? "this client's credentials"
+                                                          : "the appliance's credentials") +
+        " for " + request.repository;
   } else if (status == 403) {
     answer.error = OciError::denied;
     answer.message = "upstream " + host + " denied access to " + request.repository;

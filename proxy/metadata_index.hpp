@@ -2,8 +2,9 @@
 // content-addressed behind the storage interface): which digest a tag named when upstream last
 // confirmed it, each manifest's media type and size, each blob's size and access times, and which
 // repository referenced which digest, and what upstream said about access (which repositories
-// anonymous access can read, how each registry challenges clients). The proxy asks it per request; it can also say which
-// blobs were used least recently and how many bytes the cache holds, for eviction (not built yet).
+// anonymous access can read, how each registry challenges clients). The proxy asks it per request;
+// it can also say which blobs were used least recently and how many bytes the cache holds, for
+// eviction (not built yet).
 //
 // Backed by SQLite 3 because it gives atomic transactions, survives a crash of the process or the
 // machine without corruption (WAL journal), keeps everything in one file next to the store, can

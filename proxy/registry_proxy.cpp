@@ -47,15 +47,15 @@ asio::awaitable<bool> RegistryProxy::handle(HttpSession& session, HttpSession::P
   }
   static const Route kNoRoute;
   auto host_field = header.find(http::field::host);
-  ApiRequest request{header,
-                     checked.route ? *checked.route : kNoRoute,
-                     header.method() == http::verb::head,
-                     *connection.registry,
-                     *upstream->second,
-                     host_field != header.end() ? std::string(host_field->value())
-                                                : connection.server_name,
-                     header[http::field::authorization],
-                     {}};
+  ApiRequest request{
+      header,
+      checked.route ? *checked.route : kNoRoute,
+      header.method() == http::verb::head,
+      *connection.registry,
+      *upstream->second,
+      host_field != header.end() ? std::string(host_field->value()) : connection.server_name,
+      header[http::field::authorization],
+      {}};
   switch (checked.kind) {
     case RequestKind::base:
       co_return co_await base_.serve(session, request);

@@ -30,14 +30,14 @@ UpstreamRequest probe_of(const ApiRequest& request, UpstreamCredentials credenti
   return probe;
 }
 
-OciError error_for(unsigned status) {
+OciError error_for(unsigned status, ApiEndpoint endpoint) {
   switch (status) {
     case 401:
       return OciError::unauthorized;
     case 403:
       return OciError::denied;
     case 404:
-      return OciError::name_unknown;
+      return endpoint == ApiEndpoint::blob ? OciError::blob_unknown : OciError::manifest_unknown;
     case 429:
       return OciError::too_many_requests;
     default:
@@ -54,12 +54,10 @@ RepositoryAccess::Known AccessBooks::visibility(const std::string& host,
   if (known.visibility != Visibility::unknown || index_ == nullptr) return known;
   try {
     if (auto stored = index_->visibility(host, repository)) {
-      known.visibility =
-          stored->is_public ? Visibility::public_repository : Visibility::restricted;
+      known.visibility = stored->is_public ? Visibility::public_repository : Visibility::restricted;
     }
   } catch (const std::exception& e) {
-    core::logger("proxy")->error("reading the visibility of {}/{}: {}", host, repository,
-                                 e.what());
+    core::logger("proxy")->error("reading the visibility of {}/{}: {}", host, repository, e.what());
   }
   return known;
 }
@@ -99,11 +97,11 @@ void AccessBooks::record_base_answer(const std::string& host, RealmBook::BaseAns
   bool changed = !known || known->status != answer.status || known->challenges != answer.challenges;
   if (changed && index_ != nullptr) {
     try {
-      index_->put_base_answer(host, BaseAnswerRecord{answer.status, answer.challenges,
-                                                     std::chrono::duration_cast<std::chrono::seconds>(
-                                                         std::chrono::system_clock::now()
-                                                             .time_since_epoch())
-                                                         .count()});
+      index_->put_base_answer(
+          host, BaseAnswerRecord{answer.status, answer.challenges,
+                                 std::chrono::duration_cast<std::chrono::seconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count()});
     } catch (const std::exception& e) {
       core::logger("proxy")->error("recording the /v2/ answer of {}: {}", host, e.what());
     }
@@ -123,8 +121,8 @@ ClientCredentials credentials_of(const AccessBooks& books, std::string_view auth
   }
   if (holder) {
     client.identity = holder->identity;
-    auto left = std::chrono::duration_cast<std::chrono::seconds>(holder->expires -
-                                                                  books.clock.now());
+    auto left =
+        std::chrono::duration_cast<std::chrono::seconds>(holder->expires - books.clock.now());
     client.lifetime = std::max(left, std::chrono::seconds(0));
     return client;
   }
@@ -140,8 +138,7 @@ asio::awaitable<Clearance> AccessCheck::clear(const ApiRequest& request) {
 
   const std::string& host = registry.host;
   const std::string& repository = request.route.repository;
-  RepositoryAccess::Known known =
-      books_.visibility(host, repository, registry.manifest_ttl);
+  RepositoryAccess::Known known = books_.visibility(host, repository, registry.manifest_ttl);
   if (known.visibility == Visibility::public_repository && known.fresh) co_return cleared;
 
   if (!known.fresh) {
@@ -200,8 +197,9 @@ asio::awaitable<Clearance> AccessCheck::verify_client(const ApiRequest& request,
     counters_.upstream_unavailable.add();
     refused.status = 503;
     refused.error = OciError::unavailable;
-    refused.message = "upstream " + host + " cannot be reached to confirm this client's access to " +
-                      repository + " (" + checked.error + ")";
+    refused.message = "upstream " + host +
+                      " cannot be reached to confirm this client's access to " + repository + " (" +
+                      checked.error + ")";
     co_return refused;
   }
   const auto& header = checked.response->header;
@@ -223,7 +221,7 @@ asio::awaitable<Clearance> AccessCheck::verify_client(const ApiRequest& request,
   counters_.access_refused.add();
   books_.repositories.revoke(client.identity, host, repository);
   refused.status = status;
-  refused.error = error_for(status);
+  refused.error = error_for(status, request.route.endpoint);
   refused.message = "upstream " + host + " answered " + std::to_string(status) + " for " +
                     repository + " with this client's credentials";
   if (status == 401) {

@@ -20,24 +20,24 @@
 
 namespace pullthrough::proxy {
 
-#define PULLTHROUGH_REGISTRY_COUNTERS(COUNTER)                                                \
-  COUNTER(requests, "registry API requests from clients (not health checks)")                 \
-  COUNTER(health_checks, "GET /v2/ requests from a DNS side's health check")                  \
-  COUNTER(requests_rejected, "requests refused: malformed, bad path, wrong Host, a body")     \
-  COUNTER(blob_hits, "blob requests answered from the cache")                                 \
-  COUNTER(blob_misses, "blob requests that needed an upstream fetch (leaders and followers)") \
-  COUNTER(bytes_from_cache, "blob bytes sent to clients from the cache")                      \
-  COUNTER(bytes_while_fetching, "blob bytes sent to clients while their fetch was running")   \
-  COUNTER(transfers_aborted, "blob transfers cut off because the fetch failed")               \
-  COUNTER(client_disconnects, "blob transfers the client gave up on")                         \
+#define PULLTHROUGH_REGISTRY_COUNTERS(COUNTER)                                                  \
+  COUNTER(requests, "registry API requests from clients (not health checks)")                   \
+  COUNTER(health_checks, "GET /v2/ requests from a DNS side's health check")                    \
+  COUNTER(requests_rejected, "requests refused: malformed, bad path, wrong Host, a body")       \
+  COUNTER(blob_hits, "blob requests answered from the cache")                                   \
+  COUNTER(blob_misses, "blob requests that needed an upstream fetch (leaders and followers)")   \
+  COUNTER(bytes_from_cache, "blob bytes sent to clients from the cache")                        \
+  COUNTER(bytes_while_fetching, "blob bytes sent to clients while their fetch was running")     \
+  COUNTER(transfers_aborted, "blob transfers cut off because the fetch failed")                 \
+  COUNTER(client_disconnects, "blob transfers the client gave up on")                           \
   COUNTER(passthrough_requests, "requests passed upstream as sent (listings, other paths)")     \
-  COUNTER(push_requests, "push requests (uploads, manifest PUT, DELETE) passed upstream")      \
-  COUNTER(push_bytes, "request body bytes of pushes passed upstream")                         \
-  COUNTER(token_requests, "token requests forwarded to a registry's token realm")             \
-  COUNTER(offline_tokens, "tokens issued by the appliance: the token realm was unreachable")  \
-  COUNTER(visibility_checks, "anonymous HEADs upstream to tell whether a repository is public")\
-  COUNTER(access_checks, "HEADs upstream with a client's credentials to check its access")    \
-  COUNTER(access_refused, "cache requests refused: upstream did not accept the client")       \
+  COUNTER(push_requests, "push requests (uploads, manifest PUT, DELETE) passed upstream")       \
+  COUNTER(push_bytes, "request body bytes of pushes passed upstream")                           \
+  COUNTER(token_requests, "token requests forwarded to a registry's token realm")               \
+  COUNTER(offline_tokens, "tokens issued by the appliance: the token realm was unreachable")    \
+  COUNTER(visibility_checks, "anonymous HEADs upstream to tell whether a repository is public") \
+  COUNTER(access_checks, "HEADs upstream with a client's credentials to check its access")      \
+  COUNTER(access_refused, "cache requests refused: upstream did not accept the client")         \
   COUNTER(upstream_unavailable, "requests answered 503 because upstream was unreachable")
 
 struct RegistryCounters {

@@ -53,15 +53,14 @@ asio::awaitable<bool> BaseHandler::serve(HttpSession& session, const ApiRequest&
   const unsigned status = upstream.header.result_int();
   std::vector<std::string> challenges = challenge_values(upstream.header);
   for (const auto& value : challenges) {
-    if (auto rewritten = rewrite_challenges(value, request.client_host); rewritten &&
-                                                                          rewritten->realm) {
+    if (auto rewritten = rewrite_challenges(value, request.client_host);
+        rewritten && rewritten->realm) {
       books_.realms.record_realm(host, *rewritten->realm);
       break;
     }
   }
   if (request.authorization.empty() && (status == 200 || status == 401)) {
-    books_.record_base_answer(host,
-                              RealmBook::BaseAnswer{status, challenges, books_.clock.now()});
+    books_.record_base_answer(host, RealmBook::BaseAnswer{status, challenges, books_.clock.now()});
   }
   std::string body;
   if (upstream.body) {
@@ -118,24 +117,25 @@ asio::awaitable<bool> BaseHandler::send_upstream_down(HttpSession& session,
   }
   if (client.offline) {
     auto response = session.response(http::status::unauthorized);
-    for (const auto& challenge : rewritten_challenges(
-             books_.base_answer(host) ? books_.base_answer(host)->challenges
-                                      : std::vector<std::string>{},
-             request.client_host)) {
+    for (const auto& challenge :
+         rewritten_challenges(books_.base_answer(host) ? books_.base_answer(host)->challenges
+                                                       : std::vector<std::string>{},
+                              request.client_host)) {
       response.insert(http::field::www_authenticate, challenge);
     }
     response.set(http::field::content_type, "application/json");
     response.body() =
         error_body(OciError::unauthorized, "the token service of " + host +
                                                " cannot be reached, so these credentials cannot "
-                                               "be checked now (" + why + ")");
+                                               "be checked now (" +
+                                               why + ")");
     response.prepare_payload();
     co_return co_await session.write(response);
   }
   counters_.upstream_unavailable.add();
   co_return co_await session.send_error(
-      OciError::unavailable, "upstream " + host + " cannot be reached to check these credentials (" +
-                                 why + ")");
+      OciError::unavailable,
+      "upstream " + host + " cannot be reached to check these credentials (" + why + ")");
 }
 
 asio::awaitable<bool> BaseHandler::send_health(HttpSession& session) {

@@ -43,8 +43,7 @@ class BaseHandler {
   asio::awaitable<bool> send_remembered(HttpSession& session, const ApiRequest& request,
                                         const RealmBook::BaseAnswer& answer);
   asio::awaitable<bool> send_upstream_down(HttpSession& session, const ApiRequest& request,
-                                           const ClientCredentials& client,
-                                           const std::string& why);
+                                           const ClientCredentials& client, const std::string& why);
 
   AccessBooks& books_;
   RegistryCounters& counters_;

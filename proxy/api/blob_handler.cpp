@@ -183,9 +183,8 @@ asio::awaitable<bool> BlobHandler::send_fetch_failure(HttpSession& session,
 
 asio::awaitable<bool> BlobHandler::head_upstream(HttpSession& session, const ApiRequest& request) {
   const Route& route = request.route;
-  UpstreamResult result =
-      co_await head_upstream_blob(request.upstream, route.repository, route.reference,
-                                  request.credentials);
+  UpstreamResult result = co_await head_upstream_blob(request.upstream, route.repository,
+                                                      route.reference, request.credentials);
   if (!result.response) {
     counters_.upstream_unavailable.add();
     co_return co_await session.send_error(OciError::unavailable,

@@ -37,7 +37,7 @@ RequestKind kind_of(ApiEndpoint endpoint, http::verb method) {
     case ApiEndpoint::manifest:
       if (is_read(method)) return RequestKind::pull;
       return method == http::verb::put || method == http::verb::delete_ ? RequestKind::push
-                                                                         : RequestKind::passthrough;
+                                                                        : RequestKind::passthrough;
     case ApiEndpoint::blob:
       if (is_read(method)) return RequestKind::pull;
       return method == http::verb::delete_ ? RequestKind::push : RequestKind::passthrough;
@@ -137,8 +137,8 @@ CheckedRequest check_request(const http::request_header<>& request, bool has_bod
       return checked;
     }
   }
-  const bool reads_only = *kind == RequestKind::base || *kind == RequestKind::pull ||
-                          *kind == RequestKind::listing;
+  const bool reads_only =
+      *kind == RequestKind::base || *kind == RequestKind::pull || *kind == RequestKind::listing;
   if (has_body && reads_only) {
     // The body is not read, so the connection is out of step with the client: close it.
     checked.route.reset();
@@ -147,12 +147,12 @@ CheckedRequest check_request(const http::request_header<>& request, bool has_bod
   }
   if (registry != nullptr && registry->push == config::PushMode::deny && writes(*kind, method)) {
     checked.route.reset();
-    checked.refusal = refuse(
-        OciError::unsupported,
-        "this registry cache does not pass pushes to " + registry->host +
-            " through (registries[].push: deny); push to " + registry->upstream.to_string() +
-            " from a machine whose DNS does not point " + registry->host + " at the cache",
-        405, has_body);
+    checked.refusal =
+        refuse(OciError::unsupported,
+               "this registry cache does not pass pushes to " + registry->host +
+                   " through (registries[].push: deny); push to " + registry->upstream.to_string() +
+                   " from a machine whose DNS does not point " + registry->host + " at the cache",
+               405, has_body);
     return checked;
   }
   if (checked.route && checked.route->endpoint == ApiEndpoint::upload) {

@@ -100,25 +100,24 @@ asio::awaitable<bool> ForwardHandler::push_manifest(HttpSession& session,
                                                     ForwardRequest forward) {
   // Manifests are small (the distribution registry's limit is 4 MiB): held whole, so that what
   // upstream accepted can be verified and cached.
-  const std::string media_type = media_type_of(std::string(request.header[http::field::content_type]));
+  const std::string media_type =
+      media_type_of(std::string(request.header[http::field::content_type]));
   const Route route = request.route;
   std::unique_ptr<BodySource> body = session.request_body(parser);
   std::string bytes;
   if (body) {
     if (auto length = body->content_length(); length && *length > kMaxManifestBytes) {
       session.close_after_response();
-      co_return co_await session.send_error(OciError::manifest_invalid,
-                                            "manifest larger than " +
-                                                std::to_string(kMaxManifestBytes) + " bytes",
-                                            413);
+      co_return co_await session.send_error(
+          OciError::manifest_invalid,
+          "manifest larger than " + std::to_string(kMaxManifestBytes) + " bytes", 413);
     }
     WholeBody whole = co_await read_whole_body(*body, kMaxManifestBytes);
     if (whole.error == http::error::body_limit) {
       session.close_after_response();
-      co_return co_await session.send_error(OciError::manifest_invalid,
-                                            "manifest larger than " +
-                                                std::to_string(kMaxManifestBytes) + " bytes",
-                                            413);
+      co_return co_await session.send_error(
+          OciError::manifest_invalid,
+          "manifest larger than " + std::to_string(kMaxManifestBytes) + " bytes", 413);
     }
     if (whole.error) co_return false;  // the client's body broke off
     bytes = std::move(whole.bytes);
@@ -129,9 +128,10 @@ asio::awaitable<bool> ForwardHandler::push_manifest(HttpSession& session,
   UpstreamResult result = co_await request.upstream.forward(std::move(forward));
   if (result.response && result.response->header.result_int() == 201 && !media_type.empty()) {
     std::string named = field(result.response->header, "Docker-Content-Digest");
-    std::string algorithm = route.reference_is_digest ? std::string(digest_algorithm(route.reference))
-                            : !named.empty()          ? std::string(digest_algorithm(named))
-                                                      : std::string("sha256");
+    std::string algorithm = route.reference_is_digest
+                                ? std::string(digest_algorithm(route.reference))
+                            : !named.empty() ? std::string(digest_algorithm(named))
+                                             : std::string("sha256");
     if (algorithm == "sha256" || algorithm == "sha512") {
       Digester digester(algorithm);
       digester.update(std::span<const std::uint8_t>(

@@ -10,7 +10,7 @@ namespace pullthrough::proxy {
 namespace {
 
 constexpr std::array<std::string_view, 9> kHopByHop = {
-    "connection", "keep-alive", "proxy-connection", "te",  "trailer", "transfer-encoding",
+    "connection", "keep-alive",         "proxy-connection",   "te", "trailer", "transfer-encoding",
     "upgrade",    "proxy-authenticate", "proxy-authorization"};
 
 std::string_view trimmed(std::string_view text) {
@@ -77,8 +77,7 @@ std::vector<std::string> rewritten_challenges(const std::vector<std::string>& va
 }
 
 RelayedHeader relayed_response_header(const http::response_header<>& upstream,
-                                      const Origin& upstream_origin,
-                                      std::string_view client_host) {
+                                      const Origin& upstream_origin, std::string_view client_host) {
   RelayedHeader out;
   out.header.result(upstream.result_int());
   out.header.reason(upstream.reason());

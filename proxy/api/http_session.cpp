@@ -3,11 +3,11 @@
 #include <limits>
 #include <span>
 
-#include <boost/beast/core/string.hpp>
-#include <boost/beast/http/buffer_body.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
@@ -48,6 +48,10 @@ asio::awaitable<void> HttpSession::run(const Handler& handle) {
   for (;;) {
     Parser parser;
     parser.header_limit(static_cast<std::uint32_t>(limits_.max_header_bytes));
+    // Beast checks a Content-Length against the body limit (1 MiB by default for requests) as
+    // soon as the header is parsed. An upload's size is not limited (each read of it has a
+    // timeout instead), and what reads a body whole sets its own bound.
+    parser.body_limit(std::numeric_limits<std::uint64_t>::max());
     tcp_.expires_after(limits_.request_timeout);
     idle_ = buffer_.size() == 0;
     if (idle_ && connection_.stopping() && nothing_arriving()) {

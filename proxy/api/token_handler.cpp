@@ -126,10 +126,9 @@ asio::awaitable<bool> TokenHandler::serve(HttpSession& session, HttpSession::Par
   if (response.body) {
     WholeBody whole = co_await read_whole_body(*response.body, kMaxTokenBytes);
     if (whole.error) {
-      co_return co_await session.send_error(OciError::upstream_error,
-                                            "the token service's answer broke off or is too long: " +
-                                                whole.error.message(),
-                                            502);
+      co_return co_await session.send_error(
+          OciError::upstream_error,
+          "the token service's answer broke off or is too long: " + whole.error.message(), 502);
     }
     answer = std::move(whole.bytes);
   }
@@ -178,16 +177,14 @@ asio::awaitable<std::optional<Location>> TokenHandler::realm_of(const ApiRequest
   co_return std::nullopt;
 }
 
-asio::awaitable<bool> TokenHandler::send_offline(HttpSession& session,
-                                                 const ClientIdentity& holder,
+asio::awaitable<bool> TokenHandler::send_offline(HttpSession& session, const ClientIdentity& holder,
                                                  const std::string& host, const std::string& why) {
   counters_.offline_tokens.add();
   log_.warn("token service of {} unavailable ({}): issuing an offline token to client {}", host,
             why, holder.log_text());
   std::string token = books_.tokens.issue_offline(holder, kOfflineLifetime);
-  nlohmann::json body = {{"token", token},
-                         {"access_token", token},
-                         {"expires_in", kOfflineLifetime.count()}};
+  nlohmann::json body = {
+      {"token", token}, {"access_token", token}, {"expires_in", kOfflineLifetime.count()}};
   auto reply = session.response(http::status::ok);
   reply.set(http::field::content_type, "application/json");
   reply.body() = body.dump();

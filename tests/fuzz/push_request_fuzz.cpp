@@ -49,8 +49,8 @@ void request(std::string_view input) {
     const auto* registry = config().find_registry(name);
     CheckedRequest checked = check_request(header, has_body, config(), registry, name);
     if (!checked.passed) {
-      check(checked.refusal.status == 0 || (checked.refusal.status >= 400 &&
-                                            checked.refusal.status < 600),
+      check(checked.refusal.status == 0 ||
+                (checked.refusal.status >= 400 && checked.refusal.status < 600),
             "a refusal is an error status");
       continue;
     }

@@ -1,6 +1,7 @@
 #include "proxy/api/check_request.hpp"
 
 #include <utility>
+
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -142,9 +143,8 @@ TEST_F(CheckRequestTest, PathErrorsTakeTheRouteGrammarsAnswers) {
 
 TEST_F(CheckRequestTest, PathsOutsideTheApiArePassedThrough) {
   // quay.io's token realm, ghcr.io's, the catalog, another API version: upstream answers them.
-  for (const char* target :
-       {"/v2/auth?service=quay.io&scope=repository:a/b:pull", "/token?scope=x", "/v2/_catalog",
-        "/v3/", "/"}) {
+  for (const char* target : {"/v2/auth?service=quay.io&scope=repository:a/b:pull", "/token?scope=x",
+                             "/v2/_catalog", "/v3/", "/"}) {
     for (auto method : {http::verb::get, http::verb::post, http::verb::head}) {
       auto checked = check(request(method, target, "quay.io"));
       ASSERT_TRUE(checked.passed) << target << ": " << checked.refusal.message;
@@ -240,9 +240,15 @@ TEST_F(CheckRequestTest, AnUploadChunkMustNameItsBytesAndCarryThatMany) {
   EXPECT_TRUE(patch("0-99", "100").passed);
   EXPECT_TRUE(patch("100-100", "1").passed);
   EXPECT_TRUE(patch("", "").passed);  // docker: neither field, a chunked body
-  for (auto [range, length] : std::vector<std::pair<std::string, std::string>>{
-           {"bytes 0-99/100", "100"}, {"99-0", "100"}, {"0-99", "99"}, {"-5", "5"},
-           {"0-", "1"}, {"a-b", "2"}, {"0-99999999999999999999", "1"}, {"0-99", "101"}}) {
+  for (auto [range, length] :
+       std::vector<std::pair<std::string, std::string>>{{"bytes 0-99/100", "100"},
+                                                        {"99-0", "100"},
+                                                        {"0-99", "99"},
+                                                        {"-5", "5"},
+                                                        {"0-", "1"},
+                                                        {"a-b", "2"},
+                                                        {"0-99999999999999999999", "1"},
+                                                        {"0-99", "101"}}) {
     auto checked = patch(range, length);
     ASSERT_FALSE(checked.passed) << range << " / " << length;
     EXPECT_EQ(checked.refusal.error, OciError::range_invalid) << range;

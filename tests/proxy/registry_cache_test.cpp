@@ -182,6 +182,8 @@ TEST_F(RegistryCacheTest, BlobsStoredByAnEarlierRunAreServedWithoutUpstream) {
     auto index = MetadataIndex::open(store_path() + "/metadata.db");
     index->put_blob(digest, blob.size(), 1'800'000'000);
     index->link("quay.io", "team/app", digest);
+    // It was public then: anonymous access could read it.
+    index->put_visibility("quay.io", "team/app", true, 1'800'000'000);
   }
 
   auto& cache = start();
@@ -192,7 +194,9 @@ TEST_F(RegistryCacheTest, BlobsStoredByAnEarlierRunAreServedWithoutUpstream) {
   EXPECT_TRUE(response.body() == blob) << response.body().size() << " bytes";
   EXPECT_EQ(cache.counters().blob_hits.value(), 1U);
   EXPECT_EQ(cache.counters().blob_misses.value(), 0U);
-  EXPECT_EQ(resolver_.calls(), 0);
+  // Visibility read back from the index counts as old: one attempt to recheck it upstream
+  // (unresolvable here), then the recorded answer stands.
+  EXPECT_LE(resolver_.calls(), 1);
 }
 
 TEST_F(RegistryCacheTest, ACaFileThatCannotBeLoadedIsAnErrorNamingIt) {

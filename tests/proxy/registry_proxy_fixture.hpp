@@ -3,8 +3,6 @@
 // clients that speak raw HTTP/1.1 over TLS.
 #pragma once
 
-#include "proxy/registry_proxy.hpp"
-
 #include "core/asio.hpp"
 
 #include <array>
@@ -29,6 +27,7 @@
 #include "proxy/front_door.hpp"
 #include "proxy/local_blob_store.hpp"
 #include "proxy/media_types.hpp"
+#include "proxy/registry_proxy.hpp"
 #include "tests/core/eventually.hpp"
 #include "tests/core/fake_clock.hpp"
 #include "tests/proxy/scripted_upstream.hpp"
