@@ -132,11 +132,14 @@ now() { echo "${EPOCHREALTIME:-$(date +%s.%N)}"; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
 # between T LOW HIGH: LOW <= T <= HIGH.
 between() { awk -v t="$1" -v lo="$2" -v hi="$3" 'BEGIN { exit !(t >= lo && t <= hi) }'; }
-# v2_leaving: the Pullthrough-Leaving field of a 200 answer to GET /v2/ ("" when there is none);
-# fails when there is no 200 answer, so a dead cache cannot pass for one that is not leaving.
+# v2_leaving: the Pullthrough-Leaving field of a 200 answer to GET /v2/ as the DNS side's health
+# check asks it (its User-Agent: clients get upstream's answer to /v2/, without the field); ""
+# when there is none. Fails when there is no 200 answer, so a dead cache cannot pass for one that
+# is not leaving.
 v2_leaving() {
   local out
-  out=$(curl -sSk --max-time 5 -D - -o /dev/null --resolve "quay.io:$tls:127.0.0.1" \
+  out=$(curl -sSk --max-time 5 -A pullthrough-health-check -D - -o /dev/null \
+    --resolve "quay.io:$tls:127.0.0.1" \
     "https://quay.io:$tls/v2/" | tr -d '\r') || return 1
   head -n 1 <<<"$out" | grep -q '^HTTP/1.1 200 ' || return 1
   awk 'tolower($1) == "pullthrough-leaving:" { print $2 }' <<<"$out"
