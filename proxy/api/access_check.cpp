@@ -9,13 +9,6 @@
 namespace pullthrough::proxy {
 namespace {
 
-std::vector<std::string> challenge_values(const http::response_header<>& header) {
-  std::vector<std::string> out;
-  auto [first, last] = header.equal_range(http::field::www_authenticate);
-  for (auto it = first; it != last; ++it) out.emplace_back(it->value());
-  return out;
-}
-
 // The HEAD that tells whether someone may read what `request` asks for.
 UpstreamRequest probe_of(const ApiRequest& request, UpstreamCredentials credentials) {
   UpstreamRequest probe;

@@ -8,13 +8,6 @@ namespace {
 
 constexpr std::size_t kMaxBaseBody = std::size_t{64} * 1024;
 
-std::vector<std::string> challenge_values(const http::response_header<>& header) {
-  std::vector<std::string> out;
-  auto [first, last] = header.equal_range(http::field::www_authenticate);
-  for (auto it = first; it != last; ++it) out.emplace_back(it->value());
-  return out;
-}
-
 }  // namespace
 
 bool is_health_check(const http::request_header<>& request) {
@@ -117,10 +110,10 @@ asio::awaitable<bool> BaseHandler::send_upstream_down(HttpSession& session,
   }
   if (client.offline) {
     auto response = session.response(http::status::unauthorized);
-    for (const auto& challenge :
-         rewritten_challenges(books_.base_answer(host) ? books_.base_answer(host)->challenges
-                                                       : std::vector<std::string>{},
-                              request.client_host)) {
+    // One read of the remembered answer (it may come from the index).
+    std::vector<std::string> remembered;
+    if (auto base = books_.base_answer(host)) remembered = std::move(base->challenges);
+    for (const auto& challenge : rewritten_challenges(remembered, request.client_host)) {
       response.insert(http::field::www_authenticate, challenge);
     }
     response.set(http::field::content_type, "application/json");

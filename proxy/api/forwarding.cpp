@@ -65,6 +65,13 @@ std::string rewritten_location(std::string_view location, const Origin& upstream
   return "https://" + std::string(client_host) + parsed->target;
 }
 
+std::vector<std::string> challenge_values(const http::response_header<>& header) {
+  std::vector<std::string> out;
+  auto [first, last] = header.equal_range(http::field::www_authenticate);
+  for (auto it = first; it != last; ++it) out.emplace_back(it->value());
+  return out;
+}
+
 std::vector<std::string> rewritten_challenges(const std::vector<std::string>& values,
                                               std::string_view client_host) {
   std::vector<std::string> out;

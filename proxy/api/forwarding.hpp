@@ -44,6 +44,9 @@ struct RelayedHeader {
 RelayedHeader relayed_response_header(const http::response_header<>& upstream,
                                       const Origin& upstream_origin, std::string_view client_host);
 
+// The WWW-Authenticate values of a response, in order.
+std::vector<std::string> challenge_values(const http::response_header<>& header);
+
 // WWW-Authenticate values as upstream sent them, rewritten for `client_host` (those that cannot
 // be are dropped).
 std::vector<std::string> rewritten_challenges(const std::vector<std::string>& values,
