@@ -25,7 +25,7 @@ struct Stall {
 
 }  // namespace
 
-DirectTlsWriter::DirectTlsWriter(TlsStream& stream) : stream_(stream) {
+DirectTlsWriter::DirectTlsWriter(DirectTlsStream& stream) : stream_(stream) {
   SSL* ssl = stream_.native_handle();
   auto fd = beast::get_lowest_layer(stream_).socket().native_handle();
   // Asio's engine gives the SSL one BIO for both directions, holding a reference per slot, so

@@ -1,8 +1,9 @@
-// Writing a response body with OpenSSL straight to the socket. Asio's TLS stream has OpenSSL
-// encrypt into a memory BIO pair and then copies the records out into a buffer of its own before
-// writing them: two copies of every byte that nginx (OpenSSL on the socket) does not make. For blob
-// bodies, hundreds of MiB per pull, those copies are a measurable share of the server's CPU, so
-// while the body is written the SSL object's write BIO is a socket BIO, and it is put back after.
+// Writing a message body with OpenSSL straight to the socket: a blob's response to a client, an
+// upload's body to upstream. Asio's TLS stream has OpenSSL encrypt into a memory BIO pair and then
+// copies the records out into a buffer of its own before writing them: two copies of every byte
+// that nginx (OpenSSL on the socket) does not make. For blob bodies, hundreds of MiB per pull or
+// push, those copies are a measurable share of the server's CPU, so while the body is written the
+// SSL object's write BIO is a socket BIO, and it is put back after.
 #pragma once
 
 #include "core/asio.hpp"
@@ -12,18 +13,21 @@
 #include <span>
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/system/error_code.hpp>
 
-#include "proxy/front_door.hpp"
-
 namespace pullthrough::proxy {
+
+// A TLS connection as the front door and the upstream connector make it.
+using DirectTlsStream = boost::beast::ssl_stream<boost::beast::tcp_stream>;
 
 class DirectTlsWriter {
  public:
   // Swaps the write BIO. Only between messages: no Asio operation on `stream` may be in progress,
   // and the last Asio write must have completed (so nothing is left in Asio's buffers). The
   // coroutines using it must run on the stream's executor (a strand).
-  explicit DirectTlsWriter(TlsStream& stream);
+  explicit DirectTlsWriter(DirectTlsStream& stream);
   // Puts Asio's BIO back; the stream can then be used by Asio again.
   ~DirectTlsWriter();
   DirectTlsWriter(const DirectTlsWriter&) = delete;
@@ -38,7 +42,7 @@ class DirectTlsWriter {
                                                           std::chrono::milliseconds timeout);
 
  private:
-  TlsStream& stream_;
+  DirectTlsStream& stream_;
   BIO* direct_ = nullptr;
   // Tells a timeout handler still queued after the writer is gone to leave the socket alone.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

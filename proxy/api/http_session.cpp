@@ -11,6 +11,7 @@
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
+#include <openssl/ssl.h>
 
 #include "proxy/direct_tls_writer.hpp"
 
@@ -170,6 +171,11 @@ class HttpSession::ClientBody final : public BodySource {
     parser_.body_limit(std::numeric_limits<std::uint64_t>::max());
   }
 
+  ~ClientBody() override {
+    // An upload's read buffer is not kept for the requests that follow on the connection.
+    session_.buffer_.shrink_to_fit();
+  }
+
   asio::awaitable<BodyRead> read_some(std::span<std::uint8_t> out) override {
     if (parser_.is_done()) co_return BodyRead{};
     if (error_) co_return BodyRead{0, error_};
@@ -184,29 +190,37 @@ class HttpSession::ClientBody final : public BodySource {
                                  asio::redirect_error(asio::use_awaitable, ec));
       if (ec) co_return fail(ec);
     }
+    // A read of the TLS stream yields one record (16 KiB at most): the piece is filled with the
+    // records that have already arrived, so that an upload goes upstream in pieces of the size
+    // asked for and not one write per record. Nothing waits for bytes that are not there yet.
+    if (session_.buffer_.capacity() < out.size()) session_.buffer_.reserve(out.size());
     auto& body = parser_.get().body();
+    std::size_t filled = 0;
     for (;;) {
-      body.data = out.data();
-      body.size = out.size();
+      body.data = out.data() + filled;
+      body.size = out.size() - filled;
       error_code ec;
       session_.tcp_.expires_after(session_.limits_.request_timeout);
       co_await http::async_read_some(session_.stream_, session_.buffer_, parser_,
                                      asio::redirect_error(asio::use_awaitable, ec));
       // The buffer is full: all this read can take, not an error.
       if (ec == http::error::need_buffer) ec = {};
-      std::size_t bytes = out.size() - body.size;
+      filled = out.size() - body.size;
       body.data = nullptr;
       body.size = 0;
       if (ec) {
         // The bytes that did arrive are handed out; the error comes with the next read.
-        if (bytes > 0) {
+        if (filled > 0) {
           error_ = ec;
-          co_return BodyRead{bytes, {}};
+          co_return BodyRead{filled, {}};
         }
         co_return fail(ec);
       }
-      if (parser_.is_done()) session_.body_unread_ = false;
-      if (bytes > 0 || parser_.is_done()) co_return BodyRead{bytes, {}};
+      if (parser_.is_done()) {
+        session_.body_unread_ = false;
+        co_return BodyRead{filled, {}};
+      }
+      if (filled == out.size() || (filled > 0 && !more_arrived())) co_return BodyRead{filled, {}};
     }
   }
 
@@ -216,6 +230,13 @@ class HttpSession::ClientBody final : public BodySource {
   }
 
  private:
+  // Bytes of the body are readable without waiting: decrypted and buffered, or still in the TLS
+  // layer or the socket.
+  bool more_arrived() {
+    return session_.buffer_.size() > 0 || SSL_pending(session_.stream_.native_handle()) > 0 ||
+           !session_.nothing_arriving();
+  }
+
   BodyRead fail(const error_code& ec) {
     error_ = ec;
     return BodyRead{0, ec};

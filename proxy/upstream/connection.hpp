@@ -6,12 +6,15 @@
 
 #include <chrono>
 #include <cstddef>
+#include <span>
 #include <string>
+#include <type_traits>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/buffer_body.hpp>
@@ -23,6 +26,7 @@
 #include <boost/system/error_code.hpp>
 
 #include "core/clock.hpp"
+#include "proxy/direct_tls_writer.hpp"
 #include "proxy/upstream/url.hpp"
 
 namespace pullthrough::proxy {
@@ -61,6 +65,12 @@ class Connection {
   virtual boost::asio::awaitable<void> write_part(UpstreamRequestSerializer& serializer,
                                                   std::chrono::milliseconds timeout,
                                                   boost::system::error_code& ec) = 0;
+  // Writes `bytes` as they are, after a write_part() that left the serializer wanting more: the
+  // rest of a body, framed by the caller. Over TLS, OpenSSL writes the records to the socket
+  // itself (DirectTlsWriter), without Asio's two copies and one operation per record.
+  virtual boost::asio::awaitable<void> write_raw(std::span<const std::uint8_t> bytes,
+                                                 std::chrono::milliseconds timeout,
+                                                 boost::system::error_code& ec) = 0;
   virtual boost::asio::awaitable<void> read_header(UpstreamParser& parser,
                                                    std::chrono::milliseconds timeout,
                                                    boost::system::error_code& ec) = 0;
@@ -105,6 +115,12 @@ class StreamConnection final : public Connection {
                                    write_part_on_strand(serializer, timeout, ec),
                                    boost::asio::use_awaitable);
   }
+  boost::asio::awaitable<void> write_raw(std::span<const std::uint8_t> bytes,
+                                         std::chrono::milliseconds timeout,
+                                         boost::system::error_code& ec) override {
+    co_await boost::asio::co_spawn(stream_.get_executor(), write_raw_on_strand(bytes, timeout, ec),
+                                   boost::asio::use_awaitable);
+  }
   boost::asio::awaitable<void> read_header(UpstreamParser& parser,
                                            std::chrono::milliseconds timeout,
                                            boost::system::error_code& ec) override {
@@ -134,6 +150,21 @@ class StreamConnection final : public Connection {
     boost::beast::get_lowest_layer(stream_).expires_after(timeout);
     co_await boost::beast::http::async_write(
         stream_, serializer, boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+    boost::beast::get_lowest_layer(stream_).expires_never();
+  }
+  boost::asio::awaitable<void> write_raw_on_strand(std::span<const std::uint8_t> bytes,
+                                                   std::chrono::milliseconds timeout,
+                                                   boost::system::error_code& ec) {
+    if constexpr (std::is_same_v<Stream, UpstreamTlsStream>) {
+      DirectTlsWriter direct(stream_);
+      if (direct.usable()) {
+        ec = co_await direct.write(bytes, timeout);
+        co_return;
+      }
+    }
+    boost::beast::get_lowest_layer(stream_).expires_after(timeout);
+    co_await boost::asio::async_write(stream_, boost::asio::buffer(bytes.data(), bytes.size()),
+                                      boost::asio::redirect_error(boost::asio::use_awaitable, ec));
     boost::beast::get_lowest_layer(stream_).expires_never();
   }
   boost::asio::awaitable<void> read_on_strand(UpstreamParser& parser, bool header,

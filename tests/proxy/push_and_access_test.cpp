@@ -143,6 +143,25 @@ TEST_F(RegistryProxyTest, AChunkWithALengthArrivesWholeOnAConnectionThatCarriedA
   EXPECT_EQ(sha256_of(forwarded[1].body), sha256_of(layer));
 }
 
+TEST_F(RegistryProxyTest, AnUploadIsReadInPiecesOfManyRecordsWhenTheyHaveArrived) {
+  // A TLS record carries 16 KiB at most. What has arrived fills the reader's whole buffer, so an
+  // upload goes upstream in large writes, not one per record.
+  constexpr std::size_t kPiece = std::size_t{64} * 1024;
+  const std::string layer = pattern(std::size_t{256} * 1024);
+  upstream_.set_forward_reads(kPiece, std::chrono::milliseconds(300));
+  upstream_.set_forward_script([](const ForwardedRequest&) { return reply(202); });
+  auto client = connect();
+  client->send(
+      "PATCH /v2/org/app/blobs/uploads/u1?_state=s1 HTTP/1.1\r\nHost: quay.io\r\n"
+      "Content-Length: " +
+      std::to_string(layer.size()) + "\r\n\r\n" + layer);
+  EXPECT_EQ(client->response().result_int(), 202);
+  auto forwarded = upstream_.forwarded();
+  ASSERT_EQ(forwarded.size(), 1U);
+  EXPECT_EQ(sha256_of(forwarded[0].body), sha256_of(layer));
+  EXPECT_EQ(forwarded[0].largest_read, kPiece);
+}
+
 TEST_F(RegistryProxyTest, ExpectContinueIsAnsweredBeforeTheBodyIsSent) {
   upstream_.set_forward_script(
       [](const ForwardedRequest& request) { return reply(request.body == "layer" ? 201 : 400); });

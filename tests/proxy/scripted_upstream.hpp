@@ -5,6 +5,7 @@
 
 #include "core/asio.hpp"
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -104,6 +105,7 @@ struct ForwardedRequest {
   bool had_body = false;
   std::string body;
   boost::system::error_code body_error;  // the body source's error, if it failed
+  std::size_t largest_read = 0;          // the most bytes one read of the source gave
   std::optional<Origin> origin;
 };
 
@@ -136,7 +138,18 @@ class ScriptedUpstream final : public RegistryUpstream {
     if (request.body != nullptr) {
       seen.had_body = true;
       seen.announced_length = request.body->content_length();
-      std::array<std::uint8_t, 8192> buffer{};
+      std::size_t read_bytes = 8192;
+      std::chrono::milliseconds wait{0};
+      {
+        std::lock_guard lock(mutex_);
+        read_bytes = forward_read_bytes_;
+        wait = forward_wait_;
+      }
+      if (wait.count() > 0) {
+        boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor, wait);
+        co_await timer.async_wait(boost::asio::use_awaitable);
+      }
+      std::vector<std::uint8_t> buffer(read_bytes);
       for (;;) {
         BodyRead read = co_await request.body->read_some(buffer);
         if (read.error) {
@@ -144,6 +157,7 @@ class ScriptedUpstream final : public RegistryUpstream {
           break;
         }
         if (read.bytes == 0) break;
+        seen.largest_read = std::max(seen.largest_read, read.bytes);
         seen.body.append(reinterpret_cast<const char*>(buffer.data()), read.bytes);
       }
     }
@@ -172,6 +186,13 @@ class ScriptedUpstream final : public RegistryUpstream {
     std::lock_guard lock(mutex_);
     forward_script_ = std::move(script);
   }
+  // forward() reads bodies `bytes` at a time, after waiting `first` (so that what the client
+  // sent has arrived).
+  void set_forward_reads(std::size_t bytes, std::chrono::milliseconds first) {
+    std::lock_guard lock(mutex_);
+    forward_read_bytes_ = bytes;
+    forward_wait_ = first;
+  }
   std::size_t count(boost::beast::http::verb method) const {
     std::lock_guard lock(mutex_);
     std::size_t n = 0;
@@ -196,6 +217,8 @@ class ScriptedUpstream final : public RegistryUpstream {
   ForwardScript forward_script_;
   std::vector<UpstreamRequest> seen_;
   std::vector<ForwardedRequest> forwarded_;
+  std::size_t forward_read_bytes_ = 8192;
+  std::chrono::milliseconds forward_wait_{0};
 };
 
 // What a well-behaved registry answers for a manifest.

@@ -1313,6 +1313,32 @@ TEST_F(UpstreamClientTest, ForwardSendsABodyOfUnknownLengthChunked) {
   EXPECT_EQ(seen[0].body_digest, body_digest(kLength));
 }
 
+TEST_F(UpstreamClientTest, ForwardOverPlainHttpStreamsBothFramings) {
+  // The pieces after the first are framed by the relay and written as they are: over a plain
+  // connection that is Asio's write, not OpenSSL's.
+  TestServer server(TestServer::Mode::plain, nullptr,
+                    [](const Seen&) { return respond(http::status::accepted); });
+  make_client(server.port(), test_limits(), "http");
+  constexpr std::uint64_t kLength = std::uint64_t{700} * 1024 + 3;
+  for (bool announce : {true, false}) {
+    ClientBody body(kLength, announce);
+    body.piece = 50000;
+    Fetched fetched =
+        forward(forward_request(http::verb::patch, "/v2/library/alpine/blobs/uploads/u", &body));
+    ASSERT_TRUE(fetched.result.response) << fetched.result.error;
+    EXPECT_EQ(fetched.status(), 202U);
+  }
+  auto seen = server.seen();
+  ASSERT_EQ(seen.size(), 2U);
+  for (const auto& request : seen) {
+    EXPECT_TRUE(request.body_complete);
+    EXPECT_EQ(request.body_bytes, kLength);
+    EXPECT_EQ(request.body_digest, body_digest(kLength));
+  }
+  EXPECT_EQ(seen[0].fields[http::field::content_length], std::to_string(kLength));
+  EXPECT_EQ(seen[1].fields[http::field::transfer_encoding], "chunked");
+}
+
 TEST_F(UpstreamClientTest, ForwardWithoutABodySaysContentLengthOnlyWhereTheMethodHasOne) {
   auto server = tls_server([](const Seen&) { return respond(http::status::no_content); });
   make_client(server->port());
