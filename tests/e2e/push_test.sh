@@ -30,6 +30,13 @@ start_appliance() {
   _e2e_bg pullthrough ns "$pt_bin" serve --config "$E2E_WORK/pt.yaml"
   e2e_wait_ready pullthrough _e2e_http_status 200 http://127.0.0.1:9090/healthz
 }
+# stop_appliance: SIGTERM; true when it exits 0 within 15 s with no sanitizer report in its log.
+stop_appliance() {
+  local pid
+  pid=$(e2e_pid pullthrough) || { e2e_err "pullthrough is not running"; return 1; }
+  kill -TERM "$pid"
+  e2e_exited pullthrough 15
+}
 # upstream_gets REGISTRY PATTERN: how many GETs matching PATTERN the registry has served so far.
 upstream_gets() {
   grep -cE "\"GET [^\"]*$2[^\"]* HTTP" "$E2E_WORK/logs/registry-$1.log"
@@ -395,6 +402,119 @@ if passes "via: docker pushes quay.io/e2e/anon-docker:v1 with no credentials" ti
   check "via: ... the pushed manifest ($served)" test "$served" = "$(cat "$E2E_WORK/push.digest")"
 fi
 
+# --- Abandoned uploads: 10,000 sessions opened and left, 100 bodies cut off ----------------------
+# The appliance keeps nothing per upload session (upstream does), so its memory must not grow with
+# them; a body cut off mid-way must close both connections it used.
+echo "== abandoned uploads"
+pt_pid=$(e2e_pid pullthrough)
+abandoned=https://quay.io/v2/e2e/abandoned/blobs/uploads/
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$pt_pid/status"; }
+open_fds() { find "/proc/$pt_pid/fd" -mindepth 1 -maxdepth 1 | wc -l; }
+# metric SAMPLE: SAMPLE's value in the appliance's /metrics (0 when it is not there yet).
+metric() {
+  e2e_ns curl -sS --max-time 5 http://127.0.0.1:9090/metrics | awk -v n="$1" '$1 == n { v = $2 } END { print v + 0 }'
+}
+# open_sessions N [CLIENTS]: N upload POSTs from CLIENTS (1) clients at once, each on one keep-alive
+# connection (curl's URL range); prints how many of them got each status, as "CODE:COUNT ...".
+open_sessions() {
+  local clients=${2:-1} c
+  {
+    for c in $(seq "$clients"); do
+      e2e_ns curl -sS --max-time 600 --cacert "$E2E_CLIENT_CA" -X POST -H 'Content-Length: 0' \
+        -o /dev/null -w '%{http_code}\n' "$abandoned?c=$c&n=[1-$(($1 / clients))]" &
+    done
+    wait
+  } | sort | uniq -c | awk '{ printf "%s:%s ", $2, $1 }'
+}
+check "abandoned: 1,000 upload sessions opened to quay.io as a warm-up (202 each)" \
+  test "$(open_sessions 1000)" = "202:1000 "
+rss0=$(rss_kib)
+fds0=$(open_fds)
+t0=$(e2e_now)
+opened=$(open_sessions 10000 4)
+took=$(e2e_since "$t0")
+check "abandoned: 10,000 more opened by 4 clients at once and left (202 each; $opened in ${took}s)" test "$opened" = "202:10000 "
+rss1=$(rss_kib)
+echo "  10,000 upload sessions in ${took}s; the appliance's RSS ${rss0} KiB before, ${rss1} KiB after"
+check "abandoned: ... the appliance's memory did not grow with them (RSS ${rss0} KiB, then ${rss1} KiB)" \
+  test "$((rss1 - rss0))" -lt 8192
+# cut_off: opens a session, then sends a 512 KiB PATCH at 32 KiB/s and gives up after 1 s (curl
+# exit 28); true when it did give up mid-body.
+head -c 524288 /dev/urandom >"$E2E_WORK/abandon.bin"
+cut_off() {
+  local location rc
+  location=$(e2e_curl -X POST -H 'Content-Length: 0' -o /dev/null -D - "$abandoned" |
+    tr -d '\r' | awk 'tolower($1) == "location:" { print $2 }')
+  [ -n "$location" ] || return 1
+  e2e_ns curl -sS --max-time 1 --limit-rate 32k --cacert "$E2E_CLIENT_CA" -X PATCH \
+    -H 'Content-Type: application/octet-stream' --data-binary @"$E2E_WORK/abandon.bin" \
+    -o /dev/null "$location" 2>/dev/null
+  rc=$?
+  [ "$rc" -eq 28 ]
+}
+broken_metric='pullthrough_upstream_failures_request_body_total{registry="quay.io"}'
+broken0=$(metric "$broken_metric")
+t0=$(e2e_now)
+gave_up=0
+for _ in 1 2 3 4; do # 25 at a time: 4 s, well under the per-client connection limit
+  pids=()
+  for _ in $(seq 25); do
+    cut_off &
+    pids+=($!)
+  done
+  for pid in "${pids[@]}"; do wait "$pid" && gave_up=$((gave_up + 1)); done
+done
+check "abandoned: 100 clients gave up mid-body ($gave_up did)" test "$gave_up" -eq 100
+echo "  100 bodies cut off in $(e2e_since "$t0")s"
+broken=$(($(metric "$broken_metric") - broken0))
+check "abandoned: 100 PATCH bodies cut off mid-way each counted as a broken request body ($broken)" \
+  test "$broken" -eq 100
+fds_back() { [ "$(open_fds)" -le "$((fds0 + 2))" ]; }
+check "abandoned: ... and the appliance closed their connections (descriptors: $fds0 before)" \
+  wait_until 10 fds_back
+code=$(hit "" GET https://quay.io/v2/)
+check "abandoned: the appliance still answers quay.io/v2/ (200)" is 200
+
+# --- Operator choices: push deny and share_private on ghcr.io -------------------------------------
+echo "== push: deny and share_private: true on ghcr.io"
+printf '%s' "$E2E_PASSWORD" >"$E2E_WORK/ghcr.password"
+chmod 600 "$E2E_WORK/ghcr.password"
+ghcr_line='^(  - \{host: ghcr.io, .*)\}$'
+operator_config() {
+  sed -E -i "s|$ghcr_line|\\1, push: deny, share_private: true, credentials: {username: $E2E_USER, password_file: \"$E2E_WORK/ghcr.password\"}}|" "$E2E_WORK/pt.yaml"
+}
+setup "stop the appliance" stop_appliance
+cp "$E2E_WORK/pt.yaml" "$E2E_WORK/pt.yaml.orig"
+operator_config
+check "operator: the configuration says push: deny and share_private for ghcr.io" \
+  grep -qE 'host: ghcr.io, .*push: deny, share_private: true, credentials' "$E2E_WORK/pt.yaml"
+warnings0=$(grep -c 'share_private' "$E2E_WORK/logs/pullthrough.log")
+setup "pullthrough with the operator's choices" start_appliance
+check "operator: the appliance warns at start that ghcr.io's private repositories are shared" \
+  test "$(grep 'share_private' "$E2E_WORK/logs/pullthrough.log" | grep -c 'ghcr.io')" -gt "$warnings0"
+posts_before=$(grep -cE '"POST /v2/e2e/pushed-denied/' "$E2E_WORK/logs/registry-ghcr.io.log")
+code=$(hit "Bearer $user_tok" POST "$ghcr/e2e/pushed-denied/blobs/uploads/" -H 'Content-Length: 0')
+check "operator: an upload POST with $E2E_USER's token gets 405" is 405
+check "operator: ... an OCI UNSUPPORTED error saying where to push instead" \
+  jq -e '.errors[0].code == "UNSUPPORTED" and (.errors[0].message | test("push: deny.*push to https://ghcr.io"))' \
+  "$E2E_WORK/body"
+check "operator: skopeo's push to ghcr.io fails naming the refusal" fails_with 'deny|UNSUPPORTED|unsupported|405' \
+  e2e_skopeo_push "$img/push" skopeo ghcr.io/e2e/pushed-denied:v1 --dest-creds "$creds"
+check "operator: ... and upstream saw no upload of it" \
+  test "$(grep -cE '"POST /v2/e2e/pushed-denied/' "$E2E_WORK/logs/registry-ghcr.io.log")" = "$posts_before"
+code=$(hit "" GET "$ghcr/e2e/private/manifests/v1")
+check "operator: an anonymous client gets the cached private manifest (shared)" is 200
+check "operator: ... the seeded one" cmp -s "$E2E_WORK/body" "$E2E_WORK/private.manifest"
+check "operator: skopeo without credentials copies ghcr.io/e2e/private:v1 (shared)" \
+  e2e_skopeo_copy ghcr.io/e2e/private:v1 "$oci/shared-private:v1" --src-no-creds
+check "operator: ... the seeded manifest" test "$(oci_digest "$oci/shared-private" 2>/dev/null)" = "$private"
+setup "stop the appliance" stop_appliance
+cp "$E2E_WORK/pt.yaml.orig" "$E2E_WORK/pt.yaml"
+setup "pullthrough as before" start_appliance
+code=$(hit "" GET "$ghcr/e2e/private/manifests/v1")
+check "operator: without share_private the anonymous client is refused again" is 401 403 404
+check "operator: ... and the answer holds none of it" no_private_bytes "$E2E_WORK/private.manifest"
+
 # --- Outage: the user-aware registries and their token services stopped --------------------------
 echo "== registries and token services stopped"
 public=$(seeded ghcr.io/e2e/public:v1)
@@ -448,12 +568,6 @@ for secret in "$E2E_PASSWORD" "$(e2e_basic_auth "$E2E_PASSWORD")" "$user_tok" "$
     fails grep -qF -- "$secret" "$E2E_WORK/logs/pullthrough.log"
 done
 check "pullthrough is still running" kill -0 "$(e2e_pid pullthrough)"
-stop_appliance() {
-  local pid
-  pid=$(e2e_pid pullthrough) || { e2e_err "pullthrough is not running"; return 1; }
-  kill -TERM "$pid"
-  e2e_exited pullthrough 15
-}
 check "the appliance stops on SIGTERM: exit 0, no sanitizer report in its log" stop_appliance
 echo "total $(e2e_since "$t_start")s"
 finish

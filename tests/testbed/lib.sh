@@ -44,7 +44,7 @@ E2E_TOKEN_REPOS=(e2e/private e2e/small e2e/multi e2e/corrupt e2e/pushed e2e/scra
 # credentials get 401. The registry checks every scope against the token's claims.
 E2E_PUBLIC_REPOS=(e2e/public)
 E2E_PRIVATE_REPOS=(e2e/private e2e/private-docker e2e/pushed-docker e2e/pushed-podman
-  e2e/pushed-skopeo e2e/pushed-down e2e/bench)
+  e2e/pushed-skopeo e2e/pushed-down e2e/pushed-denied e2e/bench)
 E2E_USER=${E2E_USER:-tester}
 E2E_PASSWORD=${E2E_PASSWORD:-pt-e2e-Tester-7f3c}
 export E2E_USER E2E_PASSWORD
