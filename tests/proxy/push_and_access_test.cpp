@@ -162,6 +162,37 @@ TEST_F(RegistryProxyTest, AnUploadIsReadInPiecesOfManyRecordsWhenTheyHaveArrived
   EXPECT_EQ(forwarded[0].largest_read, kPiece);
 }
 
+TEST_F(RegistryProxyTest, BytesPastAnUploadsContentLengthNeverGoUpstreamAndAreRefused) {
+  upstream_.set_forward_script([](const ForwardedRequest&) { return reply(202); });
+  auto client = connect();
+  client->send(
+      "PATCH /v2/org/app/blobs/uploads/u1?_state=s1 HTTP/1.1\r\nHost: quay.io\r\n"
+      "Content-Length: 5\r\n\r\nabcdeMORE BYTES THAN ANNOUNCED\r\n\r\n");
+  EXPECT_EQ(client->response().result_int(), 202);
+  // What follows the body is read as the next request, and is none.
+  auto refused = client->response();
+  EXPECT_EQ(refused.result_int(), 400);
+  EXPECT_EQ(client->ending(), "close_notify");
+  auto forwarded = upstream_.forwarded();
+  ASSERT_EQ(forwarded.size(), 1U);
+  EXPECT_EQ(forwarded[0].body, "abcde");
+  EXPECT_EQ(counters_.push_bytes.value(), 5U);
+}
+
+TEST_F(RegistryProxyTest, AChunkLongerThanItsSizeBreaksTheUploadOffBeforeUpstreamHasItWhole) {
+  upstream_.set_forward_script([](const ForwardedRequest&) { return reply(202); });
+  auto client = connect();
+  client->send(
+      "PATCH /v2/org/app/blobs/uploads/u1?_state=s1 HTTP/1.1\r\nHost: quay.io\r\n"
+      "Transfer-Encoding: chunked\r\n\r\n5\r\nabcdefgh\r\n0\r\n\r\n");
+  // No answer: the upload is cut off, and so is the connection.
+  EXPECT_EQ(client->ending(), "cut");
+  auto forwarded = upstream_.forwarded();
+  ASSERT_EQ(forwarded.size(), 1U);
+  EXPECT_TRUE(forwarded[0].body_error);
+  EXPECT_NE(forwarded[0].body, "abcdefgh");
+}
+
 TEST_F(RegistryProxyTest, ExpectContinueIsAnsweredBeforeTheBodyIsSent) {
   upstream_.set_forward_script(
       [](const ForwardedRequest& request) { return reply(request.body == "layer" ? 201 : 400); });
