@@ -5,13 +5,10 @@
 
 #include "core/text.hpp"
 #include "proxy/access/challenges.hpp"
+#include "proxy/upstream/hop_fields.hpp"
 
 namespace pullthrough::proxy {
 namespace {
-
-constexpr std::array<std::string_view, 9> kHopByHop = {
-    "connection", "keep-alive",         "proxy-connection",   "te", "trailer", "transfer-encoding",
-    "upgrade",    "proxy-authenticate", "proxy-authorization"};
 
 std::string_view trimmed(std::string_view text) {
   while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
@@ -37,9 +34,8 @@ std::vector<std::string> connection_options(const http::fields& fields) {
 }
 
 bool hop_by_hop(std::string_view name, const std::vector<std::string>& options) {
-  std::string lower = core::ascii_lower(name);
-  if (std::find(kHopByHop.begin(), kHopByHop.end(), lower) != kHopByHop.end()) return true;
-  return std::find(options.begin(), options.end(), lower) != options.end();
+  if (is_hop_by_hop(name)) return true;
+  return std::find(options.begin(), options.end(), core::ascii_lower(name)) != options.end();
 }
 
 }  // namespace

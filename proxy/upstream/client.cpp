@@ -17,6 +17,7 @@
 #include "proxy/upstream/auth_challenge.hpp"
 #include "proxy/upstream/authorizer.hpp"
 #include "proxy/upstream/connector.hpp"
+#include "proxy/upstream/hop_fields.hpp"
 #include "proxy/upstream/pool.hpp"
 #include "proxy/upstream/request_relay.hpp"
 #include "proxy/upstream/url.hpp"
@@ -45,29 +46,21 @@ constexpr std::chrono::milliseconds kEarlyResponseWait{1000};
 // Interim (1xx) responses skipped before the final one; an upstream sending more is broken.
 constexpr int kMaxInterimResponses = 8;
 
-// Fields a forwarded request never carries as the caller gave them: the framing and the host are
-// this hop's (RFC 9112 6, RFC 9110 7.2), and the rest are hop-by-hop (RFC 9110 7.6.1). Expect is
-// among them because the body is sent without waiting for a 100 Continue.
-constexpr http::field kHopFields[] = {
-    http::field::host,       http::field::content_length, http::field::transfer_encoding,
-    http::field::connection, http::field::keep_alive,     http::field::proxy_connection,
-    http::field::te,         http::field::trailer,        http::field::upgrade,
-    http::field::expect,
-};
-
 // A request without a body still says Content-Length: 0 when its method defines a body, as user
 // agents do (RFC 9110 8.6); some servers answer 411 otherwise.
 bool method_has_body(http::verb method) {
   return method == http::verb::put || method == http::verb::post || method == http::verb::patch;
 }
 
+// Copies the fields a forwarded request carries as the caller gave them: not the framing and the
+// host, which are this hop's (RFC 9112 6, RFC 9110 7.2), nor the hop-by-hop ones; nor Expect,
+// since the body is sent without waiting for a 100 Continue.
 template <typename Message>
 void copy_forwarded_fields(const http::fields& from, Message& to) {
-  // Beast names every field it knows on insertion, whatever its case, so these compare by enum.
   for (const auto& field : from) {
-    bool hop = std::find(std::begin(kHopFields), std::end(kHopFields), field.name()) !=
-               std::end(kHopFields);
-    if (!hop) to.insert(field.name_string(), field.value());
+    bool own = field.name() == http::field::host || field.name() == http::field::content_length ||
+               field.name() == http::field::expect || is_hop_by_hop(field.name_string());
+    if (!own) to.insert(field.name_string(), field.value());
   }
 }
 
