@@ -85,6 +85,19 @@ std::optional<RealmBook::BaseAnswer> AccessBooks::base_answer(const std::string&
   return std::nullopt;
 }
 
+std::optional<Location> AccessBooks::learn_realm(const std::string& host,
+                                                 const std::vector<std::string>& challenges,
+                                                 std::string_view client_host) {
+  for (const auto& value : challenges) {
+    auto rewritten = rewrite_challenges(value, client_host);
+    if (rewritten && rewritten->realm) {
+      realms.record_realm(host, *rewritten->realm);
+      return rewritten->realm;
+    }
+  }
+  return std::nullopt;
+}
+
 void AccessBooks::record_base_answer(const std::string& host, RealmBook::BaseAnswer answer) {
   auto known = realms.base(host);
   bool changed = !known || known->status != answer.status || known->challenges != answer.challenges;

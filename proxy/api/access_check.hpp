@@ -47,6 +47,11 @@ struct AccessBooks {
   void record_visibility(const std::string& host, const std::string& repository, bool is_public);
   std::optional<RealmBook::BaseAnswer> base_answer(const std::string& host) const;
   void record_base_answer(const std::string& host, RealmBook::BaseAnswer answer);
+  // Records the real realm of the first of `challenges` (WWW-Authenticate values from `host`'s
+  // upstream) that names one, and returns it.
+  std::optional<Location> learn_realm(const std::string& host,
+                                      const std::vector<std::string>& challenges,
+                                      std::string_view client_host);
 
   const core::Clock& clock;
   IdentityHasher identities;

@@ -45,13 +45,7 @@ asio::awaitable<bool> BaseHandler::serve(HttpSession& session, const ApiRequest&
   UpstreamResponse& upstream = *result.response;
   const unsigned status = upstream.header.result_int();
   std::vector<std::string> challenges = challenge_values(upstream.header);
-  for (const auto& value : challenges) {
-    if (auto rewritten = rewrite_challenges(value, request.client_host);
-        rewritten && rewritten->realm) {
-      books_.realms.record_realm(host, *rewritten->realm);
-      break;
-    }
-  }
+  books_.learn_realm(host, challenges, request.client_host);
   if (request.authorization.empty() && (status == 200 || status == 401)) {
     books_.record_base_answer(host, RealmBook::BaseAnswer{status, challenges, books_.clock.now()});
   }

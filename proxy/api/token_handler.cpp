@@ -152,12 +152,8 @@ asio::awaitable<std::optional<Location>> TokenHandler::realm_of(const ApiRequest
   if (auto known = books_.realms.realm(host)) co_return known;
   // Learnt from the last answer to GET /v2/ kept from before a restart, else asked for now.
   if (auto remembered = books_.base_answer(host)) {
-    for (const auto& value : remembered->challenges) {
-      auto rewritten = rewrite_challenges(value, request.client_host);
-      if (rewritten && rewritten->realm) {
-        books_.realms.record_realm(host, *rewritten->realm);
-        co_return rewritten->realm;
-      }
+    if (auto realm = books_.learn_realm(host, remembered->challenges, request.client_host)) {
+      co_return realm;
     }
   }
   UpstreamRequest ping;
@@ -166,15 +162,8 @@ asio::awaitable<std::optional<Location>> TokenHandler::realm_of(const ApiRequest
   ping.credentials = UpstreamCredentials{UpstreamAuth::client, {}};
   UpstreamResult result = co_await request.upstream.send(std::move(ping));
   if (!result.response) co_return std::nullopt;
-  auto [first, last] = result.response->header.equal_range(http::field::www_authenticate);
-  for (auto it = first; it != last; ++it) {
-    auto rewritten = rewrite_challenges(it->value(), request.client_host);
-    if (rewritten && rewritten->realm) {
-      books_.realms.record_realm(host, *rewritten->realm);
-      co_return rewritten->realm;
-    }
-  }
-  co_return std::nullopt;
+  const std::vector<std::string> challenges = challenge_values(result.response->header);
+  co_return books_.learn_realm(host, challenges, request.client_host);
 }
 
 asio::awaitable<bool> TokenHandler::send_offline(HttpSession& session, const ClientIdentity& holder,

@@ -6,9 +6,9 @@ namespace pullthrough::proxy {
 namespace {
 
 TEST(HopFieldsTest, TheConnectionsOwnFieldsAreHopByHopInAnyCase) {
-  for (const char* name : {"Connection", "keep-alive", "Proxy-Connection", "TE", "Trailer",
-                           "TRANSFER-ENCODING", "Upgrade", "Proxy-Authenticate",
-                           "proxy-authorization"}) {
+  for (const char* name :
+       {"Connection", "keep-alive", "Proxy-Connection", "TE", "Trailer", "TRANSFER-ENCODING",
+        "Upgrade", "Proxy-Authenticate", "proxy-authorization"}) {
     EXPECT_TRUE(is_hop_by_hop(name)) << name;
   }
 }
