@@ -54,6 +54,20 @@ std::string chunked(const std::string& bytes, std::size_t piece) {
   return out + "0\r\n\r\n";
 }
 
+// Pushes kManifest as org/app:v1, then asks for org/app:v1 back as an OCI manifest: the two
+// answers.
+std::pair<http::response<http::string_body>, http::response<http::string_body>> push_then_pull(
+    testing::TlsClient& client) {
+  client.request("PUT", "/v2/org/app/manifests/v1",
+                 "Content-Type: " + std::string(kOciManifest) +
+                     "\r\nContent-Length: " + std::to_string(kManifest.size()) + "\r\n");
+  client.send(kManifest);
+  auto pushed = client.response();
+  client.request("GET", "/v2/org/app/manifests/v1",
+                 "Accept: " + std::string(kOciManifest) + "\r\n");
+  return {std::move(pushed), client.response()};
+}
+
 // --- push -----------------------------------------------------------------------------------
 
 TEST_F(RegistryProxyTest, AnUploadGoesUpstreamWithTheClientsCredentialsAndBody) {
@@ -249,14 +263,8 @@ TEST_F(RegistryProxyTest, APushedManifestThatUpstreamAcceptedIsPulledFromTheCach
     return status_reply(request.target == "/v2/" ? 200 : 500);
   });
   auto client = connect();
-  client->request("PUT", "/v2/org/app/manifests/v1",
-                  "Content-Type: " + std::string(kOciManifest) +
-                      "\r\nContent-Length: " + std::to_string(kManifest.size()) + "\r\n");
-  client->send(kManifest);
-  EXPECT_EQ(client->response().result_int(), 201);
-  client->request("GET", "/v2/org/app/manifests/v1",
-                  "Accept: " + std::string(kOciManifest) + "\r\n");
-  auto pulled = client->response();
+  auto [pushed, pulled] = push_then_pull(*client);
+  EXPECT_EQ(pushed.result_int(), 201);
   EXPECT_EQ(pulled.result_int(), 200);
   EXPECT_EQ(pulled.body(), kManifest);
   EXPECT_EQ(pulled["Docker-Content-Digest"], digest);
@@ -272,14 +280,9 @@ TEST_F(RegistryProxyTest, APushedManifestWhoseDigestUpstreamDisputesIsNotCached)
     return request.target == "/v2/" ? status_reply(200) : status_reply(404);
   });
   auto client = connect();
-  client->request("PUT", "/v2/org/app/manifests/v1",
-                  "Content-Type: " + std::string(kOciManifest) +
-                      "\r\nContent-Length: " + std::to_string(kManifest.size()) + "\r\n");
-  client->send(kManifest);
-  EXPECT_EQ(client->response().result_int(), 201);
-  client->request("GET", "/v2/org/app/manifests/v1",
-                  "Accept: " + std::string(kOciManifest) + "\r\n");
-  EXPECT_EQ(client->response().result_int(), 404);  // asked upstream, which has nothing
+  auto [pushed, pulled] = push_then_pull(*client);
+  EXPECT_EQ(pushed.result_int(), 201);
+  EXPECT_EQ(pulled.result_int(), 404);  // asked upstream, which has nothing
   EXPECT_EQ(upstream_.count(http::verb::get), 1U);
 }
 
