@@ -129,7 +129,10 @@ TEST_F(CheckRequestTest, PathErrorsTakeTheRouteGrammarsAnswers) {
         Case{"/v2/org/app/blobs/sha256:xyz", OciError::blob_unknown, 404},
         Case{"/v2/Org/app/manifests/latest", OciError::name_invalid, 400},
         Case{"/v2/org/../etc/manifests/latest", OciError::name_invalid, 400},
-        Case{"/v2/org/../etc/blobs/uploads/", OciError::name_invalid, 400}}) {
+        Case{"/v2/org/../etc/blobs/uploads/", OciError::name_invalid, 400},
+        Case{"/v2/org/%2e%2e/etc/blobs/uploads/", OciError::name_invalid, 400},
+        Case{"/v2/org/..%2Fetc/blobs/uploads/u1?_state=x", OciError::name_invalid, 400},
+        Case{"/v2//etc/blobs/uploads/", OciError::name_invalid, 400}}) {
     for (auto method : {http::verb::get, http::verb::post, http::verb::put}) {
       auto checked = check(request(method, c.target, "quay.io"));
       ASSERT_FALSE(checked.passed) << c.target;
