@@ -409,7 +409,10 @@ echo "== abandoned uploads"
 pt_pid=$(e2e_pid pullthrough)
 abandoned=https://quay.io/v2/e2e/abandoned/blobs/uploads/
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$pt_pid/status"; }
-open_fds() { find "/proc/$pt_pid/fd" -mindepth 1 -maxdepth 1 | wc -l; }
+# upstream_conns: the appliance's connections to quay.io's registry.
+upstream_conns() {
+  e2e_ns ss -Htn state established dst "$(e2e_addr quay.io)" dport = :443 | grep -c .
+}
 # metric SAMPLE: SAMPLE's value in the appliance's /metrics (0 when it is not there yet).
 metric() {
   e2e_ns curl -sS --max-time 5 http://127.0.0.1:9090/metrics | awk -v n="$1" '$1 == n { v = $2 } END { print v + 0 }'
@@ -426,10 +429,11 @@ open_sessions() {
     wait
   } | sort | uniq -c | awk '{ printf "%s:%s ", $2, $1 }'
 }
+# The warm-up has the same 4 clients at once, so that the allocator's arenas and the connection
+# pool have their working size before the measurement.
 check "abandoned: 1,000 upload sessions opened to quay.io as a warm-up (202 each)" \
-  test "$(open_sessions 1000)" = "202:1000 "
+  test "$(open_sessions 1000 4)" = "202:1000 "
 rss0=$(rss_kib)
-fds0=$(open_fds)
 t0=$(e2e_now)
 opened=$(open_sessions 10000 4)
 took=$(e2e_since "$t0")
@@ -454,6 +458,7 @@ cut_off() {
 }
 broken_metric='pullthrough_upstream_failures_request_body_total{registry="quay.io"}'
 broken0=$(metric "$broken_metric")
+front0=$(metric pullthrough_proxy_connections_open)
 t0=$(e2e_now)
 gave_up=0
 for _ in 1 2 3 4; do # 25 at a time: 4 s, well under the per-client connection limit
@@ -469,9 +474,18 @@ echo "  100 bodies cut off in $(e2e_since "$t0")s"
 broken=$(($(metric "$broken_metric") - broken0))
 check "abandoned: 100 PATCH bodies cut off mid-way each counted as a broken request body ($broken)" \
   test "$broken" -eq 100
-fds_back() { [ "$(open_fds)" -le "$((fds0 + 2))" ]; }
-check "abandoned: ... and the appliance closed their connections (descriptors: $fds0 before)" \
-  wait_until 10 fds_back
+front_closed() { [ "$(metric pullthrough_proxy_connections_open)" -le "$front0" ]; }
+# Each body went upstream on a connection of its own; the pool keeps at most 16 idle ones.
+pool_only() { [ "$(upstream_conns)" -le 16 ]; }
+wait_until 10 front_closed
+wait_until 10 pool_only
+front1=$(metric pullthrough_proxy_connections_open)
+up1=$(upstream_conns)
+echo "  connections open at the front door: $front0 before the cut-offs, $front1 after; to quay.io: $up1"
+check "abandoned: ... their connections to the appliance are closed ($front0 open before, $front1 after)" \
+  test "$front1" -le "$front0"
+check "abandoned: ... and so are theirs upstream ($up1 to quay.io now, the pool's at most 16)" \
+  test "$up1" -le 16
 code=$(hit "" GET https://quay.io/v2/)
 check "abandoned: the appliance still answers quay.io/v2/ (200)" is 200
 
