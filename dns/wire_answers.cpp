@@ -91,15 +91,18 @@ void truncate(const Query& query, std::uint16_t flags, Built& out) {
   out.truncated = true;
 }
 
-// Whether a name read through any pointer-like byte pair at or after `from` touches a TTL.
-bool reads_ttl_bytes(std::span<const std::uint8_t> message, std::size_t from,
-                     const std::vector<ReplayTemplate::Ttl>& ttls) {
+// Whether a name read through any pointer-like byte pair at or after `from` touches a byte the
+// replay changes: a TTL, or anything at or after `removed_from` (the upstream's OPT, which the
+// replay drops).
+bool reads_changing_bytes(std::span<const std::uint8_t> message, std::size_t from,
+                          const std::vector<ReplayTemplate::Ttl>& ttls, std::size_t removed_from) {
   const std::uint8_t* data = message.data();
   const std::size_t size = message.size();
   std::vector<bool> ttl_byte(size, false);
   for (const auto& ttl : ttls) {
     for (std::size_t i = 0; i < 4; ++i) ttl_byte[ttl.offset + i] = true;
   }
+  for (std::size_t i = removed_from; i < size; ++i) ttl_byte[i] = true;
   constexpr int kMaxSteps = 128;  // a name has at most 127 labels
   for (std::size_t i = from; i + 1 < size; ++i) {
     if ((data[i] & 0xC0) != 0xC0) continue;
@@ -262,11 +265,12 @@ std::optional<ReplayTemplate> prepare(std::span<const std::uint8_t> upstream) {
     t.ttls.push_back({static_cast<std::uint16_t>(next + 4), read_u32(data + next + 4)});
     if (type == rrtype::kCname && i < s.ancount) cnames.push_back({std::move(*owner), rdata});
   }
-  // Replay rewrites the TTLs in place. A name compressed into a TTL field, or into a label that
-  // runs over one (legal framing, though no real encoder writes it), would change with it, so a
-  // message where anything that looks like a pointer reads TTL bytes is declined. Byte pairs in
-  // rdata that only look like pointers cost nothing but the fallback to ldns.
-  if (reads_ttl_bytes(upstream, s.question_end, t.ttls)) return std::nullopt;
+  // Replay rewrites the TTLs in place and drops a last OPT. A name compressed into a TTL field or
+  // into the OPT, or into a label that runs over one (legal framing, though no real encoder
+  // writes it), would change or dangle, so a message where anything that looks like a pointer
+  // reads such bytes is declined. Byte pairs in rdata that only look like pointers cost nothing
+  // but the fallback to ldns.
+  if (reads_changing_bytes(upstream, s.question_end, t.ttls, opt_at)) return std::nullopt;
   t.wire.assign(upstream.begin(), upstream.begin() + static_cast<std::ptrdiff_t>(opt_at));
   if (opt_at != upstream.size())
     put_u16(t.wire.data() + 10, static_cast<std::uint16_t>(s.arcount - 1));

@@ -230,6 +230,26 @@ TEST(WireAnswersTest, PrepareDeclinesANameCompressedIntoATtl) {
   EXPECT_FALSE(wire_answers::prepare(message));
 }
 
+// Found by dns_codec_fuzz: replay drops the upstream's OPT, so a name compressed into it would
+// point past the end of the relayed message.
+TEST(WireAnswersTest, PrepareDeclinesANameCompressedIntoTheOpt) {
+  const std::vector<std::uint8_t> message{
+      0x00, 0x01, 0x81, 0x80, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01,  // header
+      0x01, 'a',  0x00, 0x00, 0x01, 0x00, 0x01,                                // a. A IN
+      0xC0, 0x0C, 0x00, 0x02, 0x00, 0x01, 0x00, 0x00, 0x00, 0x3C, 0x00, 0x02,  // a. 60 NS
+      0xC0, 0x21,                                                              // -> 33
+      0x00, 0x00, 0x29, 0x10, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00};       // OPT at 33
+  ASSERT_EQ(check_message(message).error, WireError::none);
+  EXPECT_FALSE(wire_answers::prepare(message));
+  // The ldns path decompresses the name and still relays the answer.
+  auto parsed = parse_upstream(message);
+  ASSERT_TRUE(parsed);
+  auto q = query_for({.name = "a.", .type = rrtype::kA});
+  auto d = decode(relay(q.query, *parsed->answer, RelayOptions{}, 512).wire);
+  ASSERT_TRUE(d.ok);
+  EXPECT_THAT(d.authority, ::testing::ElementsAre("a. 60 IN NS ."));
+}
+
 // Found by dns_codec_fuzz: for a name near 255 octets, hostmaster.<name> is no name at all.
 TEST(WireAnswersTest, NodataForAVeryLongNameStaysWellFormed) {
   std::string name;
