@@ -2,8 +2,6 @@
 
 #include "core/asio.hpp"
 
-#include <ctime>
-
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -51,19 +49,128 @@ Json storage_json(const AdminSources& sources) {
   return out;
 }
 
-}  // namespace
-
-std::string format_rfc3339(core::WallClock::TimePoint when) {
-  auto since_epoch = when.time_since_epoch();
-  auto seconds = std::chrono::floor<std::chrono::seconds>(since_epoch);
-  auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(since_epoch - seconds);
-  std::time_t t = static_cast<std::time_t>(seconds.count());
-  std::tm utc{};
-  gmtime_r(&t, &utc);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", utc.tm_year + 1900,
-                     utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
-                     millis.count());
+std::string intercept_clients(const config::InterceptConfig& intercept) {
+  if (intercept.all_clients) return "all";
+  std::string out;
+  if (intercept.enrolled) out = "enrolled";
+  for (const auto& network : intercept.networks) {
+    out += (out.empty() ? "" : ", ") + network.to_string();
+  }
+  return out;
 }
+
+Json bypassed_json(const core::IpAddress& client, core::SystemTime since, core::SystemTime until,
+                   health::CertificateAlert alert) {
+  return Json{{"address", client.to_string()},
+              {"since", format_rfc3339(since)},
+              {"until", format_rfc3339(until)},
+              {"alert", std::string(health::to_string(alert))}};
+}
+
+// The clients part of /healthz: who is intercepted, and who is not for now and why.
+Json clients_json(const AdminSources& sources) {
+  const auto& intercept = sources.config->dns.intercept;
+  Json out{{"intercept", intercept_clients(intercept)},
+           {"untrusted_bypass", core::format_duration(intercept.untrusted_bypass)}};
+  if (sources.scope != nullptr) {
+    auto status = sources.scope->status();
+    Json bypassed = Json::array();
+    for (const auto& b : status.bypassed) {
+      bypassed.push_back(bypassed_json(b.client, b.since, b.until, b.alert));
+    }
+    out["bypassed"] = std::move(bypassed);
+    out["enrolled"] = status.enrolled.size();
+    out["intercepted_last_hour"] = status.intercepted;
+  } else if (sources.trust != nullptr) {
+    // A cache alone keeps no scope: it lists the clients it reported to the DNS side.
+    Json untrusted = Json::array();
+    for (const auto& u : sources.trust->untrusted_now()) {
+      untrusted.push_back(bypassed_json(u.client, u.since, u.until, u.alert));
+    }
+    out["reported_untrusted"] = std::move(untrusted);
+  }
+  return out;
+}
+
+Json enrolled_json(const health::EnrolledClients::Entry& entry) {
+  return Json{{"address", entry.client.to_string()},
+              {"since", format_rfc3339(entry.since)},
+              {"via", entry.via}};
+}
+
+void text(core::HttpResponse& response, http::status status, std::string body) {
+  response.result(status);
+  response.set(http::field::content_type, "text/plain; charset=utf-8");
+  response.set(http::field::cache_control, "no-store");
+  response.body() = std::move(body);
+}
+
+// /clients and /clients/<address>. Enrolling writes the set to state_dir (a small file, fsynced)
+// on this thread: rare, and only from admin.allow.
+void serve_clients(const AdminSources& sources, const core::HttpRequest& request,
+                   std::string_view path, core::HttpResponse& response) {
+  if (sources.scope == nullptr) {
+    text(response, http::status::not_found,
+         "this process runs no DNS role: the enrolled set is kept by the DNS side (--role dns "
+         "or all)\n");
+    return;
+  }
+  auto method = request.method();
+  if (path == "/clients") {
+    if (method != http::verb::get && method != http::verb::head) {
+      response.set(http::field::allow, "GET, HEAD");
+      text(response, http::status::method_not_allowed, "GET /clients lists the clients\n");
+      return;
+    }
+    auto status = sources.scope->status();
+    Json enrolled = Json::array();
+    for (const auto& entry : status.enrolled) enrolled.push_back(enrolled_json(entry));
+    Json bypassed = Json::array();
+    for (const auto& b : status.bypassed) {
+      bypassed.push_back(bypassed_json(b.client, b.since, b.until, b.alert));
+    }
+    const auto& intercept = sources.config->dns.intercept;
+    Json out{{"intercept", intercept_clients(intercept)},
+             {"untrusted_bypass", core::format_duration(intercept.untrusted_bypass)},
+             {"enrolled", std::move(enrolled)},
+             {"bypassed", std::move(bypassed)},
+             {"intercepted_last_hour", status.intercepted}};
+    response.set(http::field::content_type, "application/json");
+    response.set(http::field::cache_control, "no-store");
+    response.body() = out.dump(2) + "\n";
+    return;
+  }
+  auto address = core::parse_ip(path.substr(std::string_view("/clients/").size()));
+  if (!address) {
+    text(response, http::status::bad_request, "not an IP address: /clients/<address>\n");
+    return;
+  }
+  auto client = core::unmapped(*address).to_string();
+  if (method == http::verb::put) {
+    auto result = sources.scope->enroll(*address, "admin");
+    if (!result.ok) {
+      text(response, http::status::internal_server_error, "not enrolled: " + result.error + "\n");
+    } else {
+      text(response, http::status::ok,
+           (result.added ? "enrolled " + client : client + " was enrolled already") +
+               (result.bypass_cleared ? "; its bypass is cleared\n" : "\n"));
+    }
+  } else if (method == http::verb::delete_) {
+    auto result = sources.scope->remove(*address);
+    if (!result.ok) {
+      text(response, http::status::internal_server_error, "not removed: " + result.error + "\n");
+    } else if (!result.removed) {
+      text(response, http::status::not_found, client + " is not enrolled\n");
+    } else {
+      text(response, http::status::ok, "removed " + client + "\n");
+    }
+  } else {
+    response.set(http::field::allow, "PUT, DELETE");
+    text(response, http::status::method_not_allowed, "PUT enrolls the client, DELETE removes it\n");
+  }
+}
+
+}  // namespace
 
 HealthReport health_report(const AdminSources& sources) {
   HealthReport report;
@@ -84,6 +191,7 @@ HealthReport health_report(const AdminSources& sources) {
     out["storage"] = storage_json(sources);
     if (sources.health == nullptr) report.healthy = out["storage"]["ok"].get<bool>();
   }
+  out["clients"] = clients_json(sources);
   bool leaving = sources.leaving && sources.leaving();
   if (leaving) report.healthy = false;
   out["status"] = leaving ? "leaving" : report.healthy ? "ok" : "unhealthy";
@@ -97,7 +205,9 @@ core::HttpHandler make_admin_handler(AdminSources sources) {
     core::HttpResponse response{http::status::ok, request.version()};
     auto target = request.target();
     auto path = target.substr(0, target.find('?'));
-    if (request.method() != http::verb::get && request.method() != http::verb::head) {
+    if (path == "/clients" || path.starts_with("/clients/")) {
+      serve_clients(sources, request, path, response);
+    } else if (request.method() != http::verb::get && request.method() != http::verb::head) {
       response.result(http::status::method_not_allowed);
       response.set(http::field::allow, "GET, HEAD");
       response.set(http::field::content_type, "text/plain; charset=utf-8");
@@ -115,7 +225,7 @@ core::HttpHandler make_admin_handler(AdminSources sources) {
     } else {
       response.result(http::status::not_found);
       response.set(http::field::content_type, "text/plain; charset=utf-8");
-      response.body() = "not found: the admin listener serves /healthz and /metrics\n";
+      response.body() = "not found: the admin listener serves /healthz, /metrics and /clients\n";
     }
     return response;
   };

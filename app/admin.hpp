@@ -1,6 +1,8 @@
-// The admin listener's two pages: `/healthz` (200 while the appliance does its job, else 503; a
-// JSON body with the gate, every cache host's last check and the storage) and `/metrics` (every
-// counter and gauge in the Prometheus text format).
+// The admin listener: `/healthz` (200 while the appliance does its job, else 503; a JSON body with
+// the gate, every cache host's last check, the storage and the clients that are not
+// intercepted), `/metrics` (every counter and gauge in the Prometheus text format), and
+// `/clients` (the enrolled set: GET lists it with the bypassed clients, PUT /clients/<address>
+// enrolls one, DELETE removes one; what `pullthrough clients` uses).
 #pragma once
 
 #include <chrono>
@@ -12,7 +14,10 @@
 #include "core/clock.hpp"
 #include "core/http_service.hpp"
 #include "core/metrics.hpp"
+#include "core/units.hpp"
+#include "health/client_scope.hpp"
 #include "health/monitor.hpp"
+#include "proxy/client_trust.hpp"
 #include "proxy/storage_monitor.hpp"
 
 namespace pullthrough::app {
@@ -26,6 +31,10 @@ struct AdminSources {
   const core::WallClock* clock = nullptr;
   // Roles proxy and all: true while the cache hands over before a stop.
   std::function<bool()> leaving;
+  // Roles dns and all: which clients are intercepted; /clients manages its enrolled set.
+  health::ClientScope* scope = nullptr;
+  // Roles proxy and all: the clients this cache reported as untrusted.
+  const proxy::ClientTrust* trust = nullptr;
 };
 
 // The /healthz answer. Healthy means: with a DNS role, the gate is open (intercepted names are
@@ -40,7 +49,6 @@ HealthReport health_report(const AdminSources& sources);
 // Everything in `sources` must outlive the handler.
 core::HttpHandler make_admin_handler(AdminSources sources);
 
-// RFC 3339 in UTC with milliseconds: "2026-11-29T10:31:09.123Z".
-std::string format_rfc3339(core::WallClock::TimePoint when);
+using core::format_rfc3339;
 
 }  // namespace pullthrough::app

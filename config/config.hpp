@@ -43,6 +43,19 @@ struct DnsCacheConfig {
   bool operator==(const DnsCacheConfig&) const = default;
 };
 
+// Which clients get the cache's addresses for intercepted names (dns.intercept). Every other client
+// in dns.allow gets the real answers, as when the health gate is closed.
+struct InterceptConfig {
+  bool all_clients = true;     // `all`: every client (then nothing else is listed)
+  bool enrolled = false;       // `enrolled`: machines that ran the installer (POST /enroll)
+  std::vector<Cidr> networks;  // and these networks
+  // How long a client whose TLS handshake showed it does not trust the CA gets the real answers;
+  // zero: never learned.
+  Duration untrusted_bypass = std::chrono::hours(1);
+  std::uint32_t max_bypassed = 4096;  // clients remembered at once; the oldest goes first
+  bool operator==(const InterceptConfig&) const = default;
+};
+
 struct DnsConfig {
   std::vector<Endpoint> listen;
   // "system": the nameservers of /etc/resolv.conf minus this appliance's own addresses.
@@ -56,6 +69,7 @@ struct DnsConfig {
   // "self": the appliance addresses.
   bool self_cache_host = true;
   std::vector<IpAddress> cache_hosts;
+  InterceptConfig intercept;
   bool operator==(const DnsConfig&) const = default;
 };
 

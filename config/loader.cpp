@@ -331,6 +331,61 @@ std::optional<std::vector<Cidr>> parse_allow(Context& ctx, const Value& v) {
   return out;
 }
 
+// dns.intercept.clients: [all], or any of `enrolled`, `private` and networks.
+bool parse_intercept_clients(Context& ctx, const Value& v, InterceptConfig& out) {
+  struct Item {
+    enum class Kind : std::uint8_t { all, enrolled, networks } kind;
+    std::vector<Cidr> networks;
+  };
+  auto items = parse_list<Item>(ctx, v, [](Context& c, const Value& item) -> std::optional<Item> {
+    if (item.node.IsScalar()) {
+      const auto& text = item.node.Scalar();
+      if (text == "all") return Item{Item::Kind::all, {}};
+      if (text == "enrolled") return Item{Item::Kind::enrolled, {}};
+      if (text == "private") return Item{Item::Kind::networks, core::private_networks()};
+      if (auto cidr = Cidr::parse(text)) return Item{Item::Kind::networks, {*cidr}};
+    }
+    c.expected(item.node, item.mark, item.path,
+               "\"all\", \"enrolled\", \"private\" or a network like \"192.0.2.0/24\" (host bits "
+               "zero)");
+    return std::nullopt;
+  });
+  if (!items) return false;
+  if (items->empty()) {
+    ctx.error(v.mark, v.path,
+              "an empty list would intercept no client: list \"enrolled\" for an opt-in rollout");
+    return false;
+  }
+  InterceptConfig parsed = out;
+  parsed.all_clients = false;
+  parsed.enrolled = false;
+  parsed.networks.clear();
+  for (const auto& item : *items) {
+    switch (item.kind) {
+      case Item::Kind::all:
+        parsed.all_clients = true;
+        break;
+      case Item::Kind::enrolled:
+        parsed.enrolled = true;
+        break;
+      case Item::Kind::networks:
+        for (const auto& cidr : item.networks) {
+          if (std::find(parsed.networks.begin(), parsed.networks.end(), cidr) ==
+              parsed.networks.end()) {
+            parsed.networks.push_back(cidr);
+          }
+        }
+        break;
+    }
+  }
+  if (parsed.all_clients && items->size() > 1) {
+    ctx.error(v.mark, v.path, "\"all\" already includes every client: list it alone");
+    return false;
+  }
+  out = std::move(parsed);
+  return true;
+}
+
 struct UpstreamList {
   bool system = false;
   std::vector<Endpoint> endpoints;
@@ -511,6 +566,21 @@ void read_dns(MapReader& m, DnsConfig& dns) {
       dns.cache_hosts = std::move(list->addresses);
     }
   }
+  m.nested("intercept", [&](MapReader& i) {
+    if (auto v = i.take("clients")) parse_intercept_clients(i.context(), *v, dns.intercept);
+    i.read("untrusted_bypass", dns.intercept.untrusted_bypass,
+           [](Context& ctx, const Value& v) -> std::optional<Duration> {
+             auto d = parse_duration_value(ctx, v);
+             if (d && *d > std::chrono::hours(24 * 30)) {
+               ctx.error(v.mark, v.path, "at most 30d (0 turns the learned bypass off)");
+               return std::nullopt;
+             }
+             return d;
+           });
+    i.read("max_bypassed", dns.intercept.max_bypassed, [](Context& ctx, const Value& v) {
+      return narrowed<std::uint32_t>(parse_count(1, 1'000'000)(ctx, v));
+    });
+  });
 }
 
 void read_proxy(MapReader& m, ProxyConfig& proxy) {

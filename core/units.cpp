@@ -1,7 +1,10 @@
 #include "core/units.hpp"
 
 #include <array>
+#include <ctime>
 #include <limits>
+
+#include <fmt/format.h>
 
 namespace pullthrough::core {
 namespace {
@@ -127,6 +130,54 @@ std::string format_size(std::uint64_t bytes) {
     }
   }
   return std::to_string(bytes) + "B";
+}
+
+std::string format_rfc3339(SystemTime when) {
+  auto since_epoch = when.time_since_epoch();
+  auto seconds = std::chrono::floor<std::chrono::seconds>(since_epoch);
+  auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(since_epoch - seconds);
+  std::time_t t = static_cast<std::time_t>(seconds.count());
+  std::tm utc{};
+  gmtime_r(&t, &utc);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", utc.tm_year + 1900,
+                     utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
+                     millis.count());
+}
+
+std::optional<SystemTime> parse_rfc3339(std::string_view text) {
+  // YYYY-MM-DDTHH:MM:SS[.mmm]Z
+  auto digits = [&text](std::size_t at, std::size_t count) -> std::optional<int> {
+    if (at + count > text.size()) return std::nullopt;
+    int value = 0;
+    for (std::size_t i = at; i < at + count; ++i) {
+      if (text[i] < '0' || text[i] > '9') return std::nullopt;
+      value = value * 10 + (text[i] - '0');
+    }
+    return value;
+  };
+  auto at = [&text](std::size_t i, char c) { return i < text.size() && text[i] == c; };
+  auto year = digits(0, 4), month = digits(5, 2), day = digits(8, 2);
+  auto hour = digits(11, 2), minute = digits(14, 2), second = digits(17, 2);
+  if (!year || !month || !day || !hour || !minute || !second || !at(4, '-') || !at(7, '-') ||
+      !at(10, 'T') || !at(13, ':') || !at(16, ':')) {
+    return std::nullopt;
+  }
+  int millis = 0;
+  std::size_t end = 19;
+  if (at(19, '.')) {
+    auto m = digits(20, 3);
+    if (!m) return std::nullopt;
+    millis = *m;
+    end = 23;
+  }
+  if (!at(end, 'Z') || end + 1 != text.size()) return std::nullopt;
+  std::chrono::year_month_day date{std::chrono::year{*year},
+                                   std::chrono::month{static_cast<unsigned>(*month)},
+                                   std::chrono::day{static_cast<unsigned>(*day)}};
+  if (!date.ok() || *hour > 23 || *minute > 59 || *second > 59) return std::nullopt;
+  return SystemTime{std::chrono::sys_days{date}.time_since_epoch() + std::chrono::hours(*hour) +
+                    std::chrono::minutes(*minute) + std::chrono::seconds(*second) +
+                    std::chrono::milliseconds(millis)};
 }
 
 }  // namespace pullthrough::core

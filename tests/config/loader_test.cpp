@@ -268,6 +268,48 @@ TEST(ConfigLoaderTest, AddressListsTakeKeywordAndAddresses) {
   EXPECT_EQ(one_error("dns: {cache_hosts: [cache.lan]}\n").key, "dns.cache_hosts[0]");
 }
 
+TEST(ConfigLoaderTest, InterceptClientsAreAllOrNetworksAndEnrolled) {
+  auto defaults_intercept = load_ok("").dns.intercept;
+  EXPECT_TRUE(defaults_intercept.all_clients);
+  EXPECT_FALSE(defaults_intercept.enrolled);
+  EXPECT_EQ(defaults_intercept.untrusted_bypass, std::chrono::hours(1));
+  EXPECT_EQ(defaults_intercept.max_bypassed, 4096U);
+
+  auto enrolled = load_ok("dns: {intercept: {clients: [enrolled], untrusted_bypass: 0}}\n");
+  EXPECT_FALSE(enrolled.dns.intercept.all_clients);
+  EXPECT_TRUE(enrolled.dns.intercept.enrolled);
+  EXPECT_TRUE(enrolled.dns.intercept.networks.empty());
+  EXPECT_EQ(enrolled.dns.intercept.untrusted_bypass, std::chrono::milliseconds(0));
+
+  auto mixed = load_ok(
+      "dns:\n  intercept:\n    clients: [10.1.0.0/16, enrolled, \"fd00::/8\", 10.1.0.0/16]\n"
+      "    max_bypassed: 10\n");
+  EXPECT_FALSE(mixed.dns.intercept.all_clients);
+  EXPECT_TRUE(mixed.dns.intercept.enrolled);
+  EXPECT_EQ(mixed.dns.intercept.networks.size(), 2U);
+  EXPECT_EQ(mixed.dns.intercept.max_bypassed, 10U);
+  EXPECT_FALSE(load_ok("dns: {intercept: {clients: [private]}}\n").dns.intercept.networks.empty());
+}
+
+TEST(ConfigLoaderTest, InterceptErrorsNameLineAndKey) {
+  auto all_and_more = one_error("dns:\n  intercept:\n    clients: [all, enrolled]\n");
+  EXPECT_EQ(all_and_more.key, "dns.intercept.clients");
+  EXPECT_EQ(all_and_more.line, 3);
+  EXPECT_THAT(all_and_more.message, HasSubstr("list it alone"));
+  auto bad_item = one_error("dns:\n  intercept:\n    clients: [all-of-them]\n");
+  EXPECT_EQ(bad_item.key, "dns.intercept.clients[0]");
+  EXPECT_THAT(bad_item.message, HasSubstr("\"enrolled\""));
+  EXPECT_EQ(one_error("dns: {intercept: {clients: [10.0.0.1/8]}}\n").key,
+            "dns.intercept.clients[0]");
+  EXPECT_THAT(one_error("dns: {intercept: {clients: []}}\n").message, HasSubstr("no client"));
+  EXPECT_EQ(one_error("dns: {intercept: {untrusted_bypass: forever}}\n").key,
+            "dns.intercept.untrusted_bypass");
+  EXPECT_THAT(one_error("dns: {intercept: {untrusted_bypass: 31d}}\n").message,
+              HasSubstr("at most 30d"));
+  EXPECT_EQ(one_error("dns: {intercept: {max_bypassed: 0}}\n").key, "dns.intercept.max_bypassed");
+  EXPECT_EQ(one_error("dns: {intercept: {client: [all]}}\n").key, "dns.intercept.client");
+}
+
 TEST(ConfigLoaderTest, ListenAddressesNeedPorts) {
   auto e = one_error("dns:\n  listen: [\"0.0.0.0:53\", \"0.0.0.0\"]\n");
   EXPECT_EQ(e.key, "dns.listen[1]");

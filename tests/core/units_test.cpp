@@ -86,5 +86,25 @@ TEST(SizeTest, FormatsLargestExactBinaryUnit) {
   EXPECT_EQ(format_size(1000), "1000B");
 }
 
+TEST(Rfc3339Test, ParsesWhatItFormats) {
+  auto when = SystemTime(std::chrono::seconds(1'800'000'000)) + std::chrono::milliseconds(42);
+  EXPECT_EQ(parse_rfc3339(format_rfc3339(when)), when);
+  EXPECT_EQ(parse_rfc3339("2027-01-15T08:00:00Z"), SystemTime(std::chrono::seconds(1'800'000'000)));
+  EXPECT_EQ(parse_rfc3339("1970-01-01T00:00:00.000Z"), SystemTime{});
+  EXPECT_EQ(parse_rfc3339("2024-02-29T23:59:59Z"),
+            SystemTime(std::chrono::sys_days(std::chrono::year(2024) / 2 / 29).time_since_epoch() +
+                       std::chrono::seconds(86399)));
+}
+
+TEST(Rfc3339Test, RejectsAnythingElse) {
+  for (const char* text : {"", "2027-01-15", "2027-01-15T08:00:00", "2027-01-15T08:00:00+00:00",
+                           "2027-01-15t08:00:00z", "2027-13-15T08:00:00Z", "2023-02-29T08:00:00Z",
+                           "2027-01-15T24:00:00Z", "2027-01-15T08:60:00Z", "2027-01-15T08:00:00.1Z",
+                           "2027-01-15T08:00:00.0000Z", "2027-01-15T08:00:00Zx",
+                           "+027-01-15T08:00:00Z", "2027-01-15 08:00:00Z"}) {
+    EXPECT_EQ(parse_rfc3339(text), std::nullopt) << text;
+  }
+}
+
 }  // namespace
 }  // namespace pullthrough::core
