@@ -72,13 +72,26 @@ CheckResult judge_answer(const http::response_header<>& answer) {
   return CheckResult{true, "GET /v2/ answered 200", {}};
 }
 
-TlsCacheProbe::TlsCacheProbe(std::string server_name, CaSource ca)
-    : server_name_(std::move(server_name)), ca_(std::move(ca)) {
+std::optional<ClientEventsAnswer> read_client_events(const http::response_header<>& answer) {
+  auto cursor_field = answer.find(kClientEventsHeader);
+  if (cursor_field == answer.end()) return std::nullopt;
+  auto cursor = parse_cursor(cursor_field->value());
+  if (!cursor) return std::nullopt;
+  ClientEventsAnswer out{*cursor, {}};
+  auto [first, last] = answer.equal_range(kClientEventHeader);
+  for (auto it = first; it != last && out.events.size() < kMaxEventsPerAnswer; ++it) {
+    if (auto event = parse_event(it->value())) out.events.push_back(std::move(*event));
+  }
+  return out;
+}
+
+TlsCacheProbe::TlsCacheProbe(std::string server_name, CaSource ca, ClientEventSink events)
+    : server_name_(std::move(server_name)), ca_(std::move(ca)), events_(std::move(events)) {
   context_ = make_context(ca_ ? ca_() : std::nullopt);
 }
 
 TlsCacheProbe::TlsCacheProbe(std::string server_name, std::optional<std::string> ca_pem)
-    : TlsCacheProbe(std::move(server_name), CaSource([ca_pem] { return ca_pem; })) {}
+    : TlsCacheProbe(std::move(server_name), CaSource([ca_pem] { return ca_pem; }), {}) {}
 
 bool TlsCacheProbe::verifies() const {
   std::lock_guard lock(mutex_);
@@ -136,6 +149,12 @@ asio::awaitable<CheckResult> TlsCacheProbe::check(const core::Endpoint& target,
   request.set(http::field::host, server_name_);
   request.set(http::field::user_agent, health::kHealthCheckUserAgent);
   request.set(http::field::connection, "close");
+  auto cache = target.to_string();
+  if (events_) {
+    std::lock_guard lock(mutex_);
+    auto seen = cursors_.find(cache);
+    if (seen != cursors_.end()) request.set(kClientEventsHeader, format_cursor(seen->second));
+  }
   co_await http::async_write(stream, request, asio::redirect_error(asio::use_awaitable, ec));
   if (ec) co_return done(false, failure("sending GET /v2/", ec, timeout));
   // The verdict needs the status line and the fields only, so the body is never read: nothing is
@@ -149,6 +168,15 @@ asio::awaitable<CheckResult> TlsCacheProbe::check(const core::Endpoint& target,
   if (ec) co_return done(false, failure("reading the answer to GET /v2/", ec, timeout));
   tcp.close();
 
+  if (events_) {
+    if (auto events = read_client_events(parser.get().base())) {
+      {
+        std::lock_guard lock(mutex_);
+        cursors_[cache] = events->cursor;
+      }
+      events_(*events, target);
+    }
+  }
   CheckResult judged = judge_answer(parser.get().base());
   judged.took = elapsed();
   co_return judged;

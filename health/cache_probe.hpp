@@ -9,14 +9,17 @@
 #include "core/asio.hpp"
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <boost/asio/ssl/context.hpp>
 #include <boost/beast/http/message.hpp>
 
+#include "health/client_events.hpp"
 #include "health/monitor.hpp"
 
 namespace pullthrough::health {
@@ -25,6 +28,21 @@ namespace pullthrough::health {
 // otherwise; failed and `leaving` when it says the cache is about to stop. `detail` is printable
 // ASCII and short, whatever the answer held.
 CheckResult judge_answer(const boost::beast::http::response_header<>& answer);
+
+// The client events in a cache's answer (health/client_events.hpp): its cursor and the events, at
+// most kMaxEventsPerAnswer of them; fields that do not parse are skipped. Nothing when the answer
+// has no valid cursor.
+struct ClientEventsAnswer {
+  EventCursor cursor;
+  std::vector<NumberedEvent> events;
+};
+std::optional<ClientEventsAnswer> read_client_events(
+    const boost::beast::http::response_header<>& answer);
+
+// Where the client events of a cache's answers go, with the cache's address for the log. Called
+// on the checking coroutine's thread.
+using ClientEventSink =
+    std::function<void(const ClientEventsAnswer& answer, const core::Endpoint& cache)>;
 
 // The bound on that answer's header (its body is never read): anything near it is not a registry.
 inline constexpr std::size_t kMaxAnswerHeaderBytes = std::size_t{16} * 1024;
@@ -40,7 +58,8 @@ class TlsCacheProbe final : public CacheProbe {
   // must chain to, for that name; while there is none the certificate is not verified (the check
   // then proves reachability only). Throws std::runtime_error on a CA that does not parse at
   // construction; one found later that does not parse fails the check, and is asked for again.
-  TlsCacheProbe(std::string server_name, CaSource ca);
+  // `events`: where the client events of the answers go; without one none are asked for.
+  TlsCacheProbe(std::string server_name, CaSource ca, ClientEventSink events = {});
   // A fixed CA, or none.
   TlsCacheProbe(std::string server_name, std::optional<std::string> ca_pem);
 
@@ -58,6 +77,9 @@ class TlsCacheProbe final : public CacheProbe {
   CaSource ca_;
   mutable std::mutex mutex_;
   std::shared_ptr<boost::asio::ssl::context> context_;  // verifies the peer once it has the CA
+  ClientEventSink events_;
+  // The last client event seen from each cache, by its endpoint.
+  std::map<std::string, EventCursor> cursors_;
 };
 
 }  // namespace pullthrough::health

@@ -38,4 +38,23 @@ void write_metrics(core::MetricsWriter& writer, const HealthMonitor& monitor) {
   }
 }
 
+void write_metrics(core::MetricsWriter& writer, const ClientScope& scope) {
+  writer.gauge("pullthrough_dns_clients_intercepted",
+               "distinct clients handed a cache's address in the last hour",
+               static_cast<double>(scope.intercepted_count()));
+  writer.gauge("pullthrough_dns_clients_bypassed",
+               "clients given the real registries' answers because they do not trust the CA",
+               static_cast<double>(scope.bypassed_count()));
+  writer.gauge("pullthrough_dns_clients_enrolled", "clients in the enrolled set",
+               static_cast<double>(scope.enrolled_count()));
+  writer.family("pullthrough_dns_bypass_events_total",
+                "bypasses started: a client's TLS handshake with a cache failed with this alert",
+                core::MetricType::counter);
+  auto events = scope.bypass_events();
+  for (auto alert : kCertificateAlerts) {
+    writer.sample(events[index_of(alert)], {{"alert", to_string(alert)}});
+  }
+  writer.counters("pullthrough_dns_clients", scope.counters());
+}
+
 }  // namespace pullthrough::health

@@ -4,11 +4,16 @@
 #pragma once
 
 #include "core/metrics.hpp"
+#include "health/client_scope.hpp"
 #include "health/monitor.hpp"
 
 namespace pullthrough::health {
 
 // From any thread: reads one snapshot of the monitor.
 void write_metrics(core::MetricsWriter& writer, const HealthMonitor& monitor);
+
+// The DNS side's clients (dns.intercept): how many are intercepted, bypassed and enrolled, the
+// bypasses started by alert, and the scope's counters. From any thread.
+void write_metrics(core::MetricsWriter& writer, const ClientScope& scope);
 
 }  // namespace pullthrough::health
