@@ -72,6 +72,12 @@ std::size_t next_rotation() {
   return rotation++;
 }
 
+// The gate as a client outside dns.intercept sees it: closed.
+const std::shared_ptr<const health::HealthGate::Addresses>& no_cache_hosts() {
+  static const auto none = std::make_shared<const health::HealthGate::Addresses>();
+  return none;
+}
+
 // The answer for a client over its rate: TC=1 with no records is never larger than the query, so
 // it amplifies nothing, and a real client retries over TCP, which costs it a handshake.
 void set_truncated(std::vector<std::uint8_t>& out) {
@@ -89,6 +95,7 @@ QueryPolicy::QueryPolicy(PolicySettings settings, health::HealthGate& health, Up
       log_(core::logger("dns")),
       intercepted_(settings.intercepted.begin(), settings.intercepted.end()),
       allow_(std::move(settings.allow)),
+      scope_(settings.scope),
       answer_ttl_(static_cast<std::uint32_t>(settings.answer_ttl.count())),
       cache_(settings.cache_entries, settings.serve_stale, clock),
       limiter_(settings.per_client_qps, clock) {}
@@ -160,15 +167,30 @@ Outcome QueryPolicy::answer(std::span<const std::uint8_t> packet, const core::En
   }
   count_type(counters_, summary.qtype);
   bool intercepted_name = summary.qclass == rrclass::kIn && is_intercepted(summary.qname);
-  const auto& healthy = healthy_now();
+  const Healthy* cache_hosts = &healthy_now();
+  // A client the cache is not for gets the real answers, as if the gate were closed: for the
+  // intercepted names, and for names whose CNAME chain leads into one.
+  if (!(*cache_hosts)->empty() && scope_ != nullptr) {
+    auto verdict = scope_->verdict(client.address);
+    if (verdict != health::ClientScope::Verdict::intercept) {
+      if (intercepted_name) {
+        (verdict == health::ClientScope::Verdict::bypassed ? counters_.client_bypassed
+                                                           : counters_.client_outside_scope)
+            .add();
+      }
+      cache_hosts = &no_cache_hosts();
+    }
+  }
+  const Healthy& healthy = *cache_hosts;
   if (intercepted_name && !healthy->empty()) {
     counters_.rewritten.add();
+    if (scope_ != nullptr) scope_->note_intercepted(client.address);
     auto built = synthesize(query, *healthy, answer_ttl_, next_rotation(), max_size);
     if (built.truncated) counters_.truncated.add();
     out = std::move(built.wire);
     return Outcome::answered;
   }
-  if (intercepted_name) counters_.intercepted_forwarded.add();
+  if (intercepted_name && cache_hosts != &no_cache_hosts()) counters_.intercepted_forwarded.add();
   return answer_forwarded(query, intercepted_name, healthy, max_size, out, defer);
 }
 

@@ -26,6 +26,7 @@
 #include "dns/ttl_cache.hpp"
 #include "dns/upstream.hpp"
 #include "dns/wire.hpp"
+#include "health/client_scope.hpp"
 #include "health/gate.hpp"
 
 namespace pullthrough::dns {
@@ -41,6 +42,10 @@ namespace pullthrough::dns {
   COUNTER(rewritten, "intercepted names answered with the cache's addresses")                  \
   COUNTER(cname_rewritten, "forwarded answers whose CNAME chain led into an intercepted name") \
   COUNTER(intercepted_forwarded, "intercepted names forwarded because the gate was closed")    \
+  COUNTER(client_outside_scope,                                                                \
+          "intercepted names forwarded because the client is outside dns.intercept.clients")   \
+  COUNTER(client_bypassed,                                                                     \
+          "intercepted names forwarded because the client does not trust the CA (learned)")    \
   COUNTER(forwarded, "queries forwarded upstream")                                             \
   COUNTER(cache_hits, "answers served from the cache")                                         \
   COUNTER(stale_served, "expired answers served because upstreams failed (RFC 8767)")          \
@@ -80,6 +85,9 @@ struct PolicySettings {
   std::size_t cache_entries = 100000;
   std::chrono::milliseconds serve_stale = std::chrono::seconds(30);  // RFC 8767
   std::chrono::seconds answer_ttl = std::chrono::seconds(10);
+  // Which clients get the cache's addresses (dns.intercept); null: every client. Must outlive
+  // the policy.
+  const health::ClientScope* scope = nullptr;
 };
 
 class QueryPolicy final : public std::enable_shared_from_this<QueryPolicy> {
@@ -137,6 +145,7 @@ class QueryPolicy final : public std::enable_shared_from_this<QueryPolicy> {
   std::shared_ptr<spdlog::logger> log_;
   std::unordered_set<std::string, NameHash, std::equal_to<>> intercepted_;
   std::vector<core::Cidr> allow_;
+  const health::ClientScope* scope_;
   std::uint32_t answer_ttl_;
   TtlCache<UpstreamAnswer> cache_;
   RateLimiter limiter_;

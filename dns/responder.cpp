@@ -10,8 +10,10 @@
 namespace pullthrough::dns {
 namespace {
 
-PolicySettings policy_settings(const config::DnsConfig& dns, std::vector<std::string> intercepted) {
+PolicySettings policy_settings(const config::DnsConfig& dns, std::vector<std::string> intercepted,
+                               const health::ClientScope* scope) {
   PolicySettings settings;
+  settings.scope = scope;
   settings.intercepted = std::move(intercepted);
   settings.allow = dns.allow;
   settings.per_client_qps = dns.per_client_qps;
@@ -46,10 +48,10 @@ struct Responder::State {
 
   State(asio::io_context& io, const config::DnsConfig& dns, std::vector<std::string> intercepted,
         health::HealthGate& health, Upstream& upstream_resolver, const core::Clock& clock,
-        TcpLimits tcp_limits)
+        const health::ClientScope* scope, TcpLimits tcp_limits)
       : upstream(upstream_resolver),
-        policy(std::make_shared<QueryPolicy>(policy_settings(dns, std::move(intercepted)), health,
-                                             upstream_resolver, clock, gate)),
+        policy(std::make_shared<QueryPolicy>(policy_settings(dns, std::move(intercepted), scope),
+                                             health, upstream_resolver, clock, gate)),
         udp(dns.listen, policy->handler(),
             {policy->counters().malformed, policy->counters().malformed_trailing_garbage,
              policy->counters().send_errors}),
@@ -58,8 +60,9 @@ struct Responder::State {
 
 Responder::Responder(asio::io_context& io, const config::DnsConfig& dns,
                      std::vector<std::string> intercepted, health::HealthGate& gate,
-                     Upstream& upstream, const core::Clock& clock, TcpLimits tcp_limits)
-    : state_(std::make_shared<State>(io, dns, std::move(intercepted), gate, upstream, clock,
+                     Upstream& upstream, const core::Clock& clock, const health::ClientScope* scope,
+                     TcpLimits tcp_limits)
+    : state_(std::make_shared<State>(io, dns, std::move(intercepted), gate, upstream, clock, scope,
                                      tcp_limits)) {}
 
 // The socket threads stop with the responder, even while a forward in flight still holds the

@@ -25,6 +25,7 @@
 #include "dns/query_policy.hpp"
 #include "dns/tcp_server.hpp"
 #include "dns/upstream.hpp"
+#include "health/client_scope.hpp"
 #include "health/gate.hpp"
 
 namespace pullthrough::dns {
@@ -38,11 +39,13 @@ class Responder final : public core::Service {
   // any io_context thread.
   using Send = dns::Send;
 
-  // `gate`, `upstream` and `clock` must outlive the responder. The responder calls
-  // upstream.shutdown() once it has drained.
+  // `gate`, `upstream`, `clock` and `scope` must outlive the responder. The responder calls
+  // upstream.shutdown() once it has drained. `scope`: which clients get the cache's addresses
+  // (health/client_scope.hpp); null: every client.
   Responder(boost::asio::io_context& io, const config::DnsConfig& dns,
             std::vector<std::string> intercepted, health::HealthGate& gate, Upstream& upstream,
-            const core::Clock& clock, TcpLimits tcp_limits = {});
+            const core::Clock& clock, const health::ClientScope* scope = nullptr,
+            TcpLimits tcp_limits = {});
   ~Responder() override;
 
   std::string_view name() const override { return "dns"; }

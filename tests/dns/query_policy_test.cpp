@@ -1,6 +1,7 @@
 #include "dns/query_policy.hpp"
 
 #include <chrono>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -10,6 +11,7 @@
 
 #include "dns/wire_format.hpp"
 #include "dns_test_support.hpp"
+#include "health/client_scope.hpp"
 #include "tests/core/fake_clock.hpp"
 
 namespace pullthrough::dns {
@@ -163,6 +165,83 @@ TEST_F(QueryPolicyTest, InterceptedNameIsRewrittenWhileOpenAndForwardedWhileClos
   EXPECT_EQ(policy_->counters().rewritten.value(), 1U);
   EXPECT_EQ(policy_->counters().intercepted_forwarded.value(), 1U);
   EXPECT_EQ(policy_->counters().forwarded.value(), 1U);
+}
+
+// dns.intercept: a client outside the scope, or bypassed because it does not trust the CA, gets
+// the real answers as if the gate were closed, while other clients keep getting the cache.
+class ScopedQueryPolicyTest : public QueryPolicyTest {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("pullthrough-scoped-policy-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    config::InterceptConfig intercept;
+    intercept.all_clients = false;
+    intercept.enrolled = true;
+    intercept.networks = {*core::Cidr::parse("192.168.2.0/24")};
+    scope_ = std::make_unique<health::ClientScope>(
+        intercept, health::EnrolledClients(dir_ / "enrolled-clients"), clock_, wall_);
+    auto settings = test_settings();
+    settings.scope = scope_.get();
+    policy_ = std::make_shared<QueryPolicy>(settings, gate_, upstream_, clock_, in_flight_);
+    upstream_.respond = [](auto query) {
+      auto name = testing::qname_text(query.subspan(12));
+      if (name == "quay.io") {
+        return answer_with({.qname = "quay.io.", .answer = {"quay.io. 300 IN A 203.0.113.5"}});
+      }
+      // A name whose CNAME leads into an intercepted one.
+      return answer_with(
+          {.qname = "cdn.example.",
+           .answer = {"cdn.example. 300 IN CNAME quay.io.", "quay.io. 300 IN A 203.0.113.5"}});
+    };
+    gate_.set({*core::parse_ip("192.0.2.10")});
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::vector<std::string> answer_for(const char* client, const char* name = "quay.io.") {
+    return decode(ask(make_query({.name = name, .type = rrtype::kA}), client).answer).answer;
+  }
+
+  std::filesystem::path dir_;
+  core::testing::FakeWallClock wall_;
+  std::unique_ptr<health::ClientScope> scope_;
+};
+
+TEST_F(ScopedQueryPolicyTest, OnlyClientsInScopeGetTheCache) {
+  EXPECT_THAT(answer_for("192.168.2.7"), ElementsAre("quay.io. 10 IN A 192.0.2.10"));
+  // Outside the scope: the real registry, with the TTL capped as when the gate is closed.
+  EXPECT_THAT(answer_for("192.168.1.20"), ElementsAre("quay.io. 10 IN A 203.0.113.5"));
+  EXPECT_THAT(answer_for("192.168.1.20", "cdn.example."),
+              ElementsAre("cdn.example. 300 IN CNAME quay.io.", "quay.io. 300 IN A 203.0.113.5"));
+  EXPECT_THAT(answer_for("192.168.2.7", "cdn.example."),
+              ElementsAre("cdn.example. 300 IN CNAME quay.io.", "quay.io. 10 IN A 192.0.2.10"));
+  EXPECT_EQ(policy_->counters().client_outside_scope.value(), 1U);
+  EXPECT_EQ(policy_->counters().rewritten.value(), 1U);
+  EXPECT_EQ(policy_->counters().intercepted_forwarded.value(), 0U);
+  EXPECT_EQ(scope_->intercepted_count(), 1U);
+
+  ASSERT_TRUE(scope_->enroll(*core::parse_ip("192.168.1.20"), "enroll").ok);
+  EXPECT_THAT(answer_for("192.168.1.20"), ElementsAre("quay.io. 10 IN A 192.0.2.10"));
+  EXPECT_EQ(scope_->intercepted_count(), 2U);
+}
+
+TEST_F(ScopedQueryPolicyTest, AClientThatDoesNotTrustTheCaGetsTheRealRegistryUntilItEnrolls) {
+  auto client = *core::parse_ip("192.168.2.7");
+  scope_->learn_untrusted(client, health::CertificateAlert::bad_certificate,
+                          std::chrono::milliseconds(0), "test");
+  EXPECT_THAT(answer_for("192.168.2.7"), ElementsAre("quay.io. 10 IN A 203.0.113.5"));
+  EXPECT_THAT(answer_for("192.168.2.8"), ElementsAre("quay.io. 10 IN A 192.0.2.10"));
+  EXPECT_EQ(policy_->counters().client_bypassed.value(), 1U);
+  scope_->enroll(client, "enroll");
+  EXPECT_THAT(answer_for("192.168.2.7"), ElementsAre("quay.io. 10 IN A 192.0.2.10"));
+}
+
+TEST_F(ScopedQueryPolicyTest, TheScopeIsNotAskedWhileTheGateIsClosed) {
+  gate_.close();
+  EXPECT_THAT(answer_for("192.168.1.20"), ElementsAre("quay.io. 10 IN A 203.0.113.5"));
+  EXPECT_EQ(policy_->counters().intercepted_forwarded.value(), 1U);
+  EXPECT_EQ(policy_->counters().client_outside_scope.value(), 0U);
 }
 
 TEST_F(QueryPolicyTest, CachedAnswerIsServedAtOnceWithItsTtlAged) {

@@ -321,7 +321,7 @@ TEST(ResponderSocketTest, TcpConnectionsAreBoundedAndIdleOnesClosed) {
   limits.idle_timeout = std::chrono::milliseconds(300);
   asio::io_context io;
   Responder responder(io, config.dns, intercepted_names(config.registries), gate, upstream, clock,
-                      limits);
+                      nullptr, limits);
   responder.start();
   std::thread worker([&] { io.run(); });
   const asio::ip::tcp::endpoint server(asio::ip::make_address("127.0.0.1"),
