@@ -33,8 +33,11 @@
 #include "dns/responder.hpp"
 #include "dns/upstream_selection.hpp"
 #include "health/cache_probe.hpp"
+#include "health/client_scope.hpp"
+#include "health/enrolled_clients.hpp"
 #include "health/gate.hpp"
 #include "health/monitor.hpp"
+#include "proxy/client_trust.hpp"
 #include "proxy/front_door.hpp"
 #include "proxy/registry_cache.hpp"
 #include "proxy/server_tls.hpp"
@@ -115,6 +118,8 @@ struct ProxyParts {
   std::unique_ptr<dns::Upstream> resolvers;
   dns::Forwarder* resolver_forwarder = nullptr;  // `resolvers`, unless there are none
   std::unique_ptr<dns::AddressResolver> resolver;
+  core::SystemWallClock wall_clock;
+  std::unique_ptr<proxy::ClientTrust> trust;
   proxy::RegistryCache* cache = nullptr;  // owned by the services
   core::HttpService* ca_page = nullptr;   // owned by the services
 };
@@ -186,8 +191,9 @@ std::optional<int> build_upstream_resolver(const config::Config& cfg, boost::asi
 }
 
 // Returns an exit status on failure.
+// `scope`: the DNS side of this process (`--role all`), else null.
 std::optional<int> build_proxy(const config::Config& cfg, boost::asio::io_context& io,
-                               bool dns_listens, ProxyParts& parts,
+                               bool dns_listens, health::ClientScope* scope, ProxyParts& parts,
                                std::vector<std::unique_ptr<core::Service>>& services) {
   auto log = core::logger("certs");
   auto now = std::chrono::system_clock::now();
@@ -216,9 +222,14 @@ std::optional<int> build_proxy(const config::Config& cfg, boost::asio::io_contex
   parts.tls = std::make_unique<proxy::ServerTls>(
       *parts.leaves, [&cfg](std::string_view name) { return cfg.find_registry(name) != nullptr; });
   if (auto failed = build_upstream_resolver(cfg, io, dns_listens, parts)) return *failed;
+  parts.trust = std::make_unique<proxy::ClientTrust>(cfg, parts.clock, parts.wall_clock, scope);
+  // This process's DNS side hears from its cache directly; the same events in the health check's
+  // answers are for other DNS sides.
+  if (scope != nullptr) scope->ignore_epoch(parts.trust->events().epoch());
   try {
     auto cache = std::make_unique<proxy::RegistryCache>(
-        io, cfg, *parts.tls, *parts.resolver, own_addresses(cfg, core::interface_addresses()));
+        io, cfg, *parts.tls, *parts.resolver, own_addresses(cfg, core::interface_addresses()),
+        parts.trust.get());
     parts.cache = cache.get();
     services.push_back(std::move(cache));
   } catch (const std::exception& e) {
@@ -239,6 +250,8 @@ std::optional<int> build_proxy(const config::Config& cfg, boost::asio::io_contex
 // after it.
 struct DnsParts {
   core::SteadyClock clock;
+  core::SystemWallClock wall_clock;
+  std::unique_ptr<health::ClientScope> scope;
   health::SwitchableHealthGate gate;
   std::unique_ptr<dns::Upstream> upstream;
   dns::Forwarder* forwarder = nullptr;  // `upstream`, unless there is none
@@ -271,9 +284,22 @@ std::optional<int> build_dns(const config::Config& cfg, boost::asio::io_context&
                                   "will get SERVFAIL (set dns.upstreams)",
                                   parts.forwarder);
   if (!parts.upstream) return kExitFailure;
+  std::vector<std::string> problems;
+  auto enrolled =
+      health::EnrolledClients::load(fs::path(cfg.state_dir) / "enrolled-clients", problems);
+  for (const auto& problem : problems) log->warn("{}", problem);
+  const auto& intercept = cfg.dns.intercept;
+  if (!intercept.all_clients) {
+    log->info("intercepting only {}{}{} ({} enrolled)",
+              intercept.enrolled ? "enrolled clients" : "",
+              intercept.enrolled && !intercept.networks.empty() ? " and " : "",
+              intercept.networks.empty() ? "" : join(intercept.networks), enrolled.size());
+  }
+  parts.scope = std::make_unique<health::ClientScope>(intercept, std::move(enrolled), parts.clock,
+                                                      parts.wall_clock);
   auto responder =
       std::make_unique<dns::Responder>(io, cfg.dns, dns::intercepted_names(cfg.registries),
-                                       parts.gate, *parts.upstream, parts.clock);
+                                       parts.gate, *parts.upstream, parts.clock, parts.scope.get());
   parts.responder = responder.get();
   services.push_back(std::move(responder));
   return std::nullopt;
@@ -330,8 +356,14 @@ std::optional<int> build_health(const config::Config& cfg, boost::asio::io_conte
   }
   std::string looked_at;
   try {
-    parts.probe = std::make_unique<health::TlsCacheProbe>(cfg.registries.front().host,
-                                                          cache_ca(cfg, proxy_parts, looked_at));
+    health::ClientEventSink events;
+    if (auto* scope = dns_parts.scope.get()) {
+      events = [scope](const health::ClientEventsAnswer& answer, const core::Endpoint& cache) {
+        scope->apply(answer.cursor.epoch, answer.events, "cache " + cache.to_string());
+      };
+    }
+    parts.probe = std::make_unique<health::TlsCacheProbe>(
+        cfg.registries.front().host, cache_ca(cfg, proxy_parts, looked_at), std::move(events));
   } catch (const std::exception& e) {
     log->critical("{} ({})", e.what(), looked_at);
     return kExitConfig;
@@ -376,7 +408,10 @@ int serve(const ServeOptions& options) {
   }
   if (options.role != Role::dns) {
     bool dns_listens = options.role == Role::all;
-    if (auto failed = build_proxy(cfg, io, dns_listens, proxy_parts, services)) return *failed;
+    if (auto failed =
+            build_proxy(cfg, io, dns_listens, dns_parts.scope.get(), proxy_parts, services)) {
+      return *failed;
+    }
   }
   if (options.role != Role::proxy) {
     if (auto failed = build_health(cfg, io, dns_parts, proxy_parts, health_parts, services)) {
@@ -391,6 +426,8 @@ int serve(const ServeOptions& options) {
   sources.metrics = &metrics;
   sources.clock = &health_parts.wall_clock;
   if (auto* cache = proxy_parts.cache) sources.leaving = [cache] { return cache->leaving(); };
+  sources.scope = dns_parts.scope.get();
+  sources.trust = proxy_parts.trust.get();
   auto admin = std::make_unique<core::HttpService>(io, "admin",
                                                    std::vector<core::Endpoint>{cfg.admin.listen},
                                                    cfg.admin.allow, make_admin_handler(sources));
@@ -400,6 +437,8 @@ int serve(const ServeOptions& options) {
   measured.forwarder = dns_parts.forwarder;
   measured.gate = &dns_parts.gate;
   measured.monitor = health_parts.monitor;
+  measured.scope = dns_parts.scope.get();
+  measured.trust = proxy_parts.trust.get();
   measured.cache = proxy_parts.cache;
   measured.tls = proxy_parts.tls.get();
   measured.resolver = proxy_parts.resolver.get();

@@ -12,6 +12,8 @@ Usage:
   pullthrough check-config FILE
   pullthrough ca export [--der] [--config FILE]
   pullthrough ca info [--config FILE]
+  pullthrough clients ls [--json] [--config FILE]
+  pullthrough clients add|rm ADDRESS [--config FILE]
   pullthrough version
   pullthrough help [COMMAND]
 
@@ -49,6 +51,24 @@ info    shows the CA's subject, SHA-256 fingerprint and validity, and the leaf c
 
   --config FILE   the configuration that names state_dir or ca.cert_file; without it, the
                   built-in defaults
+)";
+
+constexpr std::string_view kClients = R"(Usage: pullthrough clients ls [--json] [--config FILE]
+       pullthrough clients add ADDRESS [--config FILE]
+       pullthrough clients rm ADDRESS [--config FILE]
+
+Manages the enrolled clients of a running appliance through its admin listener (admin.listen of
+the configuration; ask the process that runs the DNS role). With dns.intercept.clients: [enrolled]
+only enrolled clients get the cache's addresses for the registries; /install.sh enrolls the
+machine it runs on with POST /enroll.
+
+ls   lists the enrolled clients, the clients that get the real registries for now because a TLS
+     handshake showed they do not trust the CA (until when, and the alert seen), and how many
+     clients were handed a cache's address in the last hour. --json: the admin's JSON as is.
+add  enrolls ADDRESS, and ends its bypass if it has one.
+rm   removes ADDRESS from the enrolled set.
+
+  --config FILE   the configuration that names admin.listen; without it, the built-in defaults
 )";
 
 constexpr std::string_view kVersion = R"(Usage: pullthrough version
@@ -160,6 +180,56 @@ ParsedCommandLine parse_ca(const std::vector<std::string_view>& args) {
   return ok(c);
 }
 
+ParsedCommandLine parse_clients(const std::vector<std::string_view>& args) {
+  if (args.size() < 2) {
+    return fail("clients: needs a subcommand, ls, add or rm (see pullthrough clients --help)");
+  }
+  if (is_help_flag(args[1])) return ok(help_for("clients"));
+  Command c;
+  if (args[1] == "ls") {
+    c.kind = Command::Kind::clients_ls;
+  } else if (args[1] == "add") {
+    c.kind = Command::Kind::clients_add;
+  } else if (args[1] == "rm") {
+    c.kind = Command::Kind::clients_rm;
+  } else {
+    return fail("clients: unknown subcommand \"" + std::string(args[1]) + "\" (ls, add or rm)");
+  }
+  bool config_seen = false;
+  for (std::size_t i = 2; i < args.size(); ++i) {
+    std::string_view arg = args[i];
+    if (is_help_flag(arg)) return ok(help_for("clients"));
+    if (arg == "--json" && c.kind == Command::Kind::clients_ls) {
+      c.json = true;
+      continue;
+    }
+    if (arg == "--config" || arg.starts_with("--config=")) {
+      std::string_view value;
+      if (arg == "--config") {
+        if (i + 1 >= args.size()) return fail("clients: --config needs a value");
+        value = args[++i];
+      } else {
+        value = arg.substr(9);
+      }
+      if (config_seen) return fail("clients: --config given twice");
+      if (value.empty()) return fail("clients: --config needs a file name");
+      config_seen = true;
+      c.config_file = std::string(value);
+      continue;
+    }
+    if (c.kind != Command::Kind::clients_ls && c.client.empty() && !arg.starts_with("-")) {
+      c.client = std::string(arg);
+      continue;
+    }
+    return fail("clients: unknown argument \"" + std::string(arg) +
+                "\" (see pullthrough clients --help)");
+  }
+  if (c.kind != Command::Kind::clients_ls && c.client.empty()) {
+    return fail("clients " + std::string(args[1]) + ": needs the client's IP address");
+  }
+  return ok(c);
+}
+
 }  // namespace
 
 std::string_view to_string(Role role) {
@@ -182,13 +252,14 @@ ParsedCommandLine parse_command_line(const std::vector<std::string_view>& args) 
     if (args.size() > 2) return fail("help: takes at most one command name");
     std::string_view topic = args.size() == 2 ? args[1] : "";
     if (!topic.empty() && topic != "serve" && topic != "check-config" && topic != "version" &&
-        topic != "ca" && topic != "help") {
+        topic != "ca" && topic != "clients" && topic != "help") {
       return fail("help: no command \"" + std::string(topic) + "\"");
     }
     return ok(help_for(topic == "help" ? "" : topic));
   }
   if (command == "serve") return parse_serve(args);
   if (command == "ca") return parse_ca(args);
+  if (command == "clients") return parse_clients(args);
   if (command == "check-config") {
     Command c;
     c.kind = Command::Kind::check_config;
@@ -217,6 +288,7 @@ std::string help_text(std::string_view topic) {
   if (topic == "check-config") return std::string(kCheckConfig);
   if (topic == "version") return std::string(kVersion);
   if (topic == "ca") return std::string(kCa);
+  if (topic == "clients") return std::string(kClients);
   return std::string(kOverview);
 }
 

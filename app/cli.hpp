@@ -1,4 +1,4 @@
-// The command line: `pullthrough serve|check-config|ca|version|help`, each with --help.
+// The command line: `pullthrough serve|check-config|ca|clients|version|help`, each with --help.
 #pragma once
 
 #include <optional>
@@ -13,11 +13,23 @@ enum class Role { all, dns, proxy };
 std::string_view to_string(Role role);
 
 struct Command {
-  enum class Kind { serve, check_config, version, help, ca_export, ca_info };
+  enum class Kind {
+    serve,
+    check_config,
+    version,
+    help,
+    ca_export,
+    ca_info,
+    clients_ls,
+    clients_add,
+    clients_rm
+  };
   Kind kind = Kind::help;
   std::string config_file;  // empty: the embedded default configuration
   Role role = Role::all;
   bool der = false;        // ca export --der
+  bool json = false;       // clients ls --json
+  std::string client;      // clients add|rm ADDRESS
   std::string help_topic;  // for Kind::help: "" (overview) or a command name
 };
 

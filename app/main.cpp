@@ -8,6 +8,7 @@
 #include "app/appliance.hpp"
 #include "app/ca_commands.hpp"
 #include "app/cli.hpp"
+#include "app/clients_command.hpp"
 #include "app/version.hpp"
 #include "config/embedded.hpp"
 #include "config/loader.hpp"
@@ -98,6 +99,13 @@ int main(int argc, char** argv) {
         return command.kind == Command::Kind::ca_export
                    ? pullthrough::app::ca_export(*loaded.config, command.der, std::cout, std::cerr)
                    : pullthrough::app::ca_info(*loaded.config, std::cout, std::cerr);
+      }
+      case Command::Kind::clients_ls:
+      case Command::Kind::clients_add:
+      case Command::Kind::clients_rm: {
+        auto loaded = load_config(command.config_file);
+        if (!loaded.config) return kExitUsage;
+        return pullthrough::app::clients_command(*loaded.config, command, std::cout, std::cerr);
       }
     }
   } catch (const std::exception& e) {

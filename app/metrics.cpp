@@ -28,6 +28,10 @@ void register_metrics(core::MetricsRegistry& metrics, const MetricsSources& sour
       health::write_metrics(w, *monitor);
     });
   }
+  if (sources.scope != nullptr) {
+    metrics.add(
+        [scope = sources.scope](core::MetricsWriter& w) { health::write_metrics(w, *scope); });
+  }
   if (sources.cache != nullptr) {
     metrics.add([s = sources](core::MetricsWriter& w) {
       proxy::write_metrics(w, *s.cache, *s.tls, *s.config);
@@ -37,6 +41,7 @@ void register_metrics(core::MetricsRegistry& metrics, const MetricsSources& sour
         w.counters("pullthrough_ca_page_http", s.ca_page->counters());
         w.counters("pullthrough_ca_page_listener", s.ca_page->listener_counters());
       }
+      if (s.trust != nullptr) w.counters("pullthrough_proxy_clients", s.trust->counters());
     });
   }
   metrics.add([admin = sources.admin](core::MetricsWriter& w) {

@@ -8,8 +8,10 @@
 #include "dns/address_resolver.hpp"
 #include "dns/forwarder.hpp"
 #include "dns/responder.hpp"
+#include "health/client_scope.hpp"
 #include "health/gate.hpp"
 #include "health/monitor.hpp"
+#include "proxy/client_trust.hpp"
 #include "proxy/registry_cache.hpp"
 #include "proxy/server_tls.hpp"
 
@@ -23,6 +25,7 @@ struct MetricsSources {
   const dns::Forwarder* forwarder = nullptr;
   const health::HealthGate* gate = nullptr;
   const health::HealthMonitor* monitor = nullptr;
+  const health::ClientScope* scope = nullptr;
   // The proxy role: the cache, its TLS, the resolver of upstream registries and its forwarder
   // (null without upstream resolvers), and the CA page (null when it does not listen).
   const proxy::RegistryCache* cache = nullptr;
@@ -30,6 +33,7 @@ struct MetricsSources {
   const dns::AddressResolver* resolver = nullptr;
   const dns::Forwarder* resolver_forwarder = nullptr;
   const core::HttpService* ca_page = nullptr;
+  const proxy::ClientTrust* trust = nullptr;
   const core::HttpService* admin = nullptr;  // always
 };
 

@@ -66,7 +66,7 @@ struct RegistryCache::Parts {
 
 RegistryCache::RegistryCache(boost::asio::io_context& io, const config::Config& config,
                              ServerTls& tls, core::HostResolver& resolver,
-                             const std::vector<core::IpAddress>& own_addresses)
+                             const std::vector<core::IpAddress>& own_addresses, ClientTrust* trust)
     : parts_(std::make_unique<Parts>()) {
   auto log = core::logger("proxy");
   auto& p = *parts_;
@@ -108,6 +108,7 @@ RegistryCache::RegistryCache(boost::asio::io_context& io, const config::Config& 
   proxy_parts.counters = &p.counters;
   proxy_parts.storage = p.storage.get();
   proxy_parts.leaving = &p.leaving;
+  if (trust != nullptr) proxy_parts.client_events = &trust->events();
   RegistryProxyLimits limits;
   limits.request_timeout = config.proxy.request_timeout;
   limits.write_timeout = config.proxy.write_timeout;

@@ -23,6 +23,7 @@
 #include "core/host_resolver.hpp"
 #include "core/service.hpp"
 #include "proxy/blob_fetches.hpp"
+#include "proxy/client_trust.hpp"
 #include "proxy/front_door.hpp"
 #include "proxy/manifest_cache.hpp"
 #include "proxy/registry_proxy.hpp"
@@ -37,10 +38,13 @@ class RegistryCache final : public core::Service {
   // Opens the store under storage.path (removing a crash's temp files) and the metadata index,
   // and builds an upstream client per registry. Throws std::runtime_error naming the file or
   // directory when one cannot be opened, or a registry's ca_file or password_file read.
-  // `config`, `tls` and `resolver` must outlive the service. `own_addresses`: upstreams that
-  // resolve to one of these are refused.
+  // `config`, `tls`, `resolver` and `trust` must outlive the service. `own_addresses`: upstreams
+  // that resolve to one of these are refused. `trust`: told of clients that fail the handshake
+  // because they do not trust the CA, and asked for the client events of health check answers;
+  // may be null.
   RegistryCache(boost::asio::io_context& io, const config::Config& config, ServerTls& tls,
-                core::HostResolver& resolver, const std::vector<core::IpAddress>& own_addresses);
+                core::HostResolver& resolver, const std::vector<core::IpAddress>& own_addresses,
+                ClientTrust* trust = nullptr);
   ~RegistryCache() override;
 
   std::string_view name() const override { return "proxy"; }

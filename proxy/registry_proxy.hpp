@@ -56,6 +56,8 @@ struct RegistryProxyParts {
   const StorageMonitor* storage = nullptr;
   // Optional: while true, `GET /v2/` tells the DNS side's check that this cache is leaving.
   const std::atomic<bool>* leaving = nullptr;
+  // Optional: `GET /v2/` carries these to the DNS side's check (health/client_events.hpp).
+  const health::ClientEventLog* client_events = nullptr;
 };
 
 class RegistryProxy {

@@ -16,7 +16,7 @@ bool is_health_check(const http::request_header<>& request) {
 }
 
 asio::awaitable<bool> BaseHandler::serve(HttpSession& session, const ApiRequest& request) {
-  if (is_health_check(request.header)) co_return co_await send_health(session);
+  if (is_health_check(request.header)) co_return co_await send_health(session, request.header);
   const std::string& host = request.registry.host;
   ClientCredentials client = credentials_of(books_, request.authorization);
   auto remembered = books_.base_answer(host);
@@ -125,7 +125,8 @@ asio::awaitable<bool> BaseHandler::send_upstream_down(HttpSession& session,
       "upstream " + host + " cannot be reached to check these credentials (" + why + ")");
 }
 
-asio::awaitable<bool> BaseHandler::send_health(HttpSession& session) {
+asio::awaitable<bool> BaseHandler::send_health(HttpSession& session,
+                                               const http::request_header<>& request) {
   auto response = session.response(http::status::ok);
   response.set(http::field::content_type, "application/json");
   if (storage_ != nullptr) {
@@ -133,6 +134,14 @@ asio::awaitable<bool> BaseHandler::send_health(HttpSession& session) {
   }
   if (leaving_ != nullptr && leaving_->load(std::memory_order_relaxed)) {
     response.set(health::kLeavingHeader, health::kLeavingShutdown);
+  }
+  if (client_events_ != nullptr) {
+    auto seen = health::parse_cursor(request[health::kClientEventsHeader]);
+    auto batch = client_events_->after(seen);
+    response.set(health::kClientEventsHeader, health::format_cursor(batch.cursor));
+    for (const auto& event : batch.events) {
+      response.insert(health::kClientEventHeader, health::format_event(event));
+    }
   }
   response.body() = "{}";
   response.prepare_payload();

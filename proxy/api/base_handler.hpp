@@ -9,7 +9,8 @@
 //  - A client with credentials (docker login checking them) is answered by upstream with them.
 //    With upstream down: a token the real token service issued through the appliance was checked
 //    there, so 200; an offline token, or anything else, cannot be checked: 401 or 503 saying so.
-//  - The DNS side's health check (its own User-Agent) is answered here, with the store's health.
+//  - The DNS side's health check (its own User-Agent) is answered here, with the store's health
+//    and the client events after the ones the check saw last (health/client_events.hpp).
 #pragma once
 
 #include "core/asio.hpp"
@@ -19,6 +20,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <spdlog/logger.h>
 
+#include "health/client_events.hpp"
 #include "proxy/api/access_check.hpp"
 #include "proxy/api/api.hpp"
 #include "proxy/api/http_session.hpp"
@@ -30,15 +32,22 @@ bool is_health_check(const http::request_header<>& request);
 
 class BaseHandler {
  public:
-  // All must outlive the handler; `storage` and `leaving` may be null (see RegistryProxyParts).
+  // All must outlive the handler; `storage`, `leaving` and `client_events` may be null (see
+  // RegistryProxyParts).
   BaseHandler(AccessBooks& books, RegistryCounters& counters, spdlog::logger& log,
-              const StorageMonitor* storage, const std::atomic<bool>* leaving)
-      : books_(books), counters_(counters), log_(log), storage_(storage), leaving_(leaving) {}
+              const StorageMonitor* storage, const std::atomic<bool>* leaving,
+              const health::ClientEventLog* client_events)
+      : books_(books),
+        counters_(counters),
+        log_(log),
+        storage_(storage),
+        leaving_(leaving),
+        client_events_(client_events) {}
 
   asio::awaitable<bool> serve(HttpSession& session, const ApiRequest& request);
 
  private:
-  asio::awaitable<bool> send_health(HttpSession& session);
+  asio::awaitable<bool> send_health(HttpSession& session, const http::request_header<>& request);
   // The remembered answer for clients without credentials, rewritten for this client.
   asio::awaitable<bool> send_remembered(HttpSession& session, const ApiRequest& request,
                                         const RealmBook::BaseAnswer& answer);
@@ -50,6 +59,7 @@ class BaseHandler {
   spdlog::logger& log_;
   const StorageMonitor* storage_;
   const std::atomic<bool>* leaving_;
+  const health::ClientEventLog* client_events_;
 };
 
 }  // namespace pullthrough::proxy

@@ -209,7 +209,7 @@ TEST_F(AdminTest, QueryStringsAreIgnoredAndOtherPathsAre404) {
   EXPECT_EQ(get(sources(Role::all), "/metrics?x=1").result(), http::status::ok);
   auto missing = get(sources(Role::all), "/../etc/passwd");
   EXPECT_EQ(missing.result(), http::status::not_found);
-  EXPECT_THAT(missing.body(), HasSubstr("/healthz and /metrics"));
+  EXPECT_THAT(missing.body(), HasSubstr("/healthz, /metrics and /clients"));
 }
 
 TEST_F(AdminTest, OnlyGetAndHeadAreAnswered) {
@@ -218,6 +218,79 @@ TEST_F(AdminTest, OnlyGetAndHeadAreAnswered) {
   EXPECT_EQ(response.result(), http::status::method_not_allowed);
   EXPECT_EQ(response[http::field::allow], "GET, HEAD");
   EXPECT_EQ(get(sources(Role::all), "/metrics", http::verb::head).result(), http::status::ok);
+}
+
+// The clients the DNS side does not intercept for now, and the enrolled set, through the admin.
+class AdminClientsTest : public AdminTest {
+ protected:
+  void SetUp() override {
+    AdminTest::SetUp();
+    config_.dns.intercept.all_clients = false;
+    config_.dns.intercept.enrolled = true;
+    scope_ = std::make_unique<health::ClientScope>(
+        config_.dns.intercept, health::EnrolledClients(root_ / "enrolled-clients"), steady_,
+        clock_);
+  }
+  AdminSources with_scope() {
+    auto s = sources(Role::dns);
+    s.scope = scope_.get();
+    return s;
+  }
+  nlohmann::json json(const core::HttpResponse& response) {
+    return nlohmann::json::parse(response.body());
+  }
+
+  core::testing::FakeClock steady_;
+  std::unique_ptr<health::ClientScope> scope_;
+};
+
+TEST_F(AdminClientsTest, HealthzListsBypassedClientsWithSinceUntilAndAlert) {
+  scope_->learn_untrusted(*core::parse_ip("192.168.1.7"), health::CertificateAlert::unknown_ca, 0ms,
+                          "test");
+  auto body = json(get(with_scope(), "/healthz"));
+  const auto& clients = body.at("clients");
+  EXPECT_EQ(clients.at("intercept"), "enrolled");
+  EXPECT_EQ(clients.at("untrusted_bypass"), "1h");
+  ASSERT_EQ(clients.at("bypassed").size(), 1U);
+  const auto& bypassed = clients.at("bypassed")[0];
+  EXPECT_EQ(bypassed.at("address"), "192.168.1.7");
+  EXPECT_EQ(bypassed.at("since"), format_rfc3339(clock_.now()));
+  EXPECT_EQ(bypassed.at("until"), format_rfc3339(clock_.now() + 1h));
+  EXPECT_EQ(bypassed.at("alert"), "unknown_ca");
+  EXPECT_EQ(clients.at("enrolled"), 0);
+}
+
+TEST_F(AdminClientsTest, ClientsAreAddedListedAndRemoved) {
+  auto added = get(with_scope(), "/clients/192.168.1.8", http::verb::put);
+  EXPECT_EQ(added.result(), http::status::ok);
+  EXPECT_THAT(added.body(), HasSubstr("enrolled 192.168.1.8"));
+  EXPECT_TRUE(scope_->intercepts(*core::parse_ip("192.168.1.8")));
+  EXPECT_THAT(get(with_scope(), "/clients/192.168.1.8", http::verb::put).body(),
+              HasSubstr("was enrolled already"));
+
+  auto listed = json(get(with_scope(), "/clients"));
+  ASSERT_EQ(listed.at("enrolled").size(), 1U);
+  EXPECT_EQ(listed.at("enrolled")[0].at("address"), "192.168.1.8");
+  EXPECT_EQ(listed.at("enrolled")[0].at("via"), "admin");
+  EXPECT_EQ(listed.at("bypassed").size(), 0U);
+
+  EXPECT_EQ(get(with_scope(), "/clients/192.168.1.8", http::verb::delete_).result(),
+            http::status::ok);
+  EXPECT_FALSE(scope_->intercepts(*core::parse_ip("192.168.1.8")));
+  EXPECT_EQ(get(with_scope(), "/clients/192.168.1.8", http::verb::delete_).result(),
+            http::status::not_found);
+}
+
+TEST_F(AdminClientsTest, BadRequestsAreRefusedClearly) {
+  EXPECT_EQ(get(with_scope(), "/clients/not-an-address", http::verb::put).result(),
+            http::status::bad_request);
+  EXPECT_EQ(get(with_scope(), "/clients/192.168.1.8").result(), http::status::method_not_allowed);
+  EXPECT_EQ(get(with_scope(), "/clients", http::verb::put).result(),
+            http::status::method_not_allowed);
+  // A cache alone keeps no enrolled set.
+  auto proxy_only = get(sources(Role::proxy), "/clients");
+  EXPECT_EQ(proxy_only.result(), http::status::not_found);
+  EXPECT_THAT(proxy_only.body(), HasSubstr("no DNS role"));
 }
 
 }  // namespace

@@ -56,14 +56,19 @@ class AppMetricsTest : public ::testing::Test {
                    .config;
     ASSERT_FALSE(config_.registries.empty());
     server_ = std::make_unique<proxy::testing::TestServerTls>(config_, root_);
-    responder_ = std::make_unique<dns::Responder>(
-        io_, config_.dns, dns::intercepted_names(config_.registries), gate_, forwarder_, clock_);
+    scope_ = std::make_unique<health::ClientScope>(
+        config_.dns.intercept, health::EnrolledClients(root_ / "enrolled-clients"), clock_,
+        wall_clock_);
+    trust_ = std::make_unique<proxy::ClientTrust>(config_, clock_, wall_clock_, scope_.get());
+    responder_ = std::make_unique<dns::Responder>(io_, config_.dns,
+                                                  dns::intercepted_names(config_.registries), gate_,
+                                                  forwarder_, clock_, scope_.get());
     auto address = asio::ip::make_address("127.0.0.77");
     monitor_ = std::make_unique<health::HealthMonitor>(
         io_, std::vector<health::CacheHost>{{address, core::Endpoint{address, 443}}},
         config_.health, probe_, gate_, wall_clock_);
     cache_ = std::make_unique<proxy::RegistryCache>(io_, config_, server_->tls, resolver_,
-                                                    std::vector<core::IpAddress>{});
+                                                    std::vector<core::IpAddress>{}, trust_.get());
     cache_->start();
   }
 
@@ -80,7 +85,9 @@ class AppMetricsTest : public ::testing::Test {
     s.forwarder = &forwarder_;
     s.gate = &gate_;
     s.monitor = monitor_.get();
+    s.scope = scope_.get();
     s.cache = cache_.get();
+    s.trust = trust_.get();
     s.tls = &server_->tls;
     s.resolver = &resolver_;
     s.resolver_forwarder = &resolver_forwarder_;
@@ -103,6 +110,8 @@ class AppMetricsTest : public ::testing::Test {
   core::HttpService ca_page_{io_, "ca-page", nowhere_, {}, core::HttpHandler{}};
   core::HttpService admin_{io_, "admin", nowhere_, {}, core::HttpHandler{}};
   std::unique_ptr<proxy::testing::TestServerTls> server_;
+  std::unique_ptr<health::ClientScope> scope_;
+  std::unique_ptr<proxy::ClientTrust> trust_;
   std::unique_ptr<dns::Responder> responder_;
   std::unique_ptr<health::HealthMonitor> monitor_;
   std::unique_ptr<proxy::RegistryCache> cache_;
@@ -138,6 +147,7 @@ TEST_F(AppMetricsTest, ARoleWritesOnlyItsComponents) {
   proxy_only.forwarder = nullptr;
   proxy_only.gate = nullptr;
   proxy_only.monitor = nullptr;
+  proxy_only.scope = nullptr;
   core::MetricsRegistry metrics;
   register_metrics(metrics, proxy_only);
   auto text = metrics.render();
