@@ -23,6 +23,7 @@ struct TlsFrontDoor::State : std::enable_shared_from_this<TlsFrontDoor::State> {
   ServerTls& tls;
   TlsHandler handler;
   FrontDoorLimits limits;
+  UntrustedClientHandler on_untrusted_client;
   std::shared_ptr<spdlog::logger> log = core::logger("proxy");
   core::Gate gate;
   FrontDoorCounters counters;
@@ -39,11 +40,12 @@ struct TlsFrontDoor::State : std::enable_shared_from_this<TlsFrontDoor::State> {
   std::atomic<bool> stopping{false};
 
   State(const config::Config& cfg, ServerTls& server_tls, TlsHandler connection_handler,
-        FrontDoorLimits connection_limits)
+        FrontDoorLimits connection_limits, UntrustedClientHandler untrusted_client_handler)
       : config(cfg),
         tls(server_tls),
         handler(std::move(connection_handler)),
         limits(connection_limits),
+        on_untrusted_client(std::move(untrusted_client_handler)),
         per_client(connection_limits.max_connections_per_client) {}
 
   // Runs on the accepting thread, before anything is read from the connection.
@@ -87,6 +89,7 @@ struct TlsFrontDoor::State : std::enable_shared_from_this<TlsFrontDoor::State> {
     if (ec) {
       counters.handshakes_failed.add();
       log->debug("TLS handshake with {} failed: {}", accepted.peer.to_string(), ec.message());
+      if (auto alert = certificate_alert(ec)) untrusted_client(accepted.peer, *alert);
       co_return;
     }
     beast::get_lowest_layer(*stream).expires_never();
@@ -123,6 +126,21 @@ struct TlsFrontDoor::State : std::enable_shared_from_this<TlsFrontDoor::State> {
     co_await handler(std::move(connection));
   }
 
+  void untrusted_client(const core::Endpoint& peer, CertificateAlert alert) {
+    switch (alert) {
+      case CertificateAlert::bad_certificate:
+        counters.handshakes_untrusted_bad_certificate.add();
+        break;
+      case CertificateAlert::certificate_unknown:
+        counters.handshakes_untrusted_certificate_unknown.add();
+        break;
+      case CertificateAlert::unknown_ca:
+        counters.handshakes_untrusted_unknown_ca.add();
+        break;
+    }
+    if (on_untrusted_client) on_untrusted_client(peer, alert);
+  }
+
   void stop(std::function<void()> drained) {
     listener->close();
     {
@@ -137,8 +155,10 @@ struct TlsFrontDoor::State : std::enable_shared_from_this<TlsFrontDoor::State> {
 };
 
 TlsFrontDoor::TlsFrontDoor(asio::io_context& io, const config::Config& config, ServerTls& tls,
-                           TlsHandler handler, FrontDoorLimits limits)
-    : state_(std::make_shared<State>(config, tls, std::move(handler), limits)) {
+                           TlsHandler handler, FrontDoorLimits limits,
+                           UntrustedClientHandler on_untrusted_client)
+    : state_(std::make_shared<State>(config, tls, std::move(handler), limits,
+                                     std::move(on_untrusted_client))) {
   std::weak_ptr<State> weak = state_;
   state_->listener = std::make_unique<core::TcpListener>(
       io, "proxy", config.proxy.listen, config.proxy.allow, limits.max_connections, state_->gate,

@@ -17,9 +17,11 @@
 #include <boost/beast/ssl/ssl_stream.hpp>
 
 #include "config/config.hpp"
+#include "core/net.hpp"
 #include "core/service.hpp"
 #include "core/tcp_listener.hpp"
 #include "proxy/server_tls.hpp"
+#include "proxy/untrusted_clients.hpp"
 
 namespace pullthrough::proxy {
 
@@ -47,13 +49,30 @@ struct TlsConnection {
 // and must not throw for network errors.
 using TlsHandler = std::function<boost::asio::awaitable<void>(TlsConnection)>;
 
-#define PULLTHROUGH_FRONT_DOOR_COUNTERS(COUNTER)                                 \
-  COUNTER(handshakes_completed, "TLS handshakes completed")                      \
-  COUNTER(handshakes_failed, "TLS handshakes failed (bad SNI, protocol, alert)") \
-  COUNTER(handshake_timeouts, "TLS handshakes not finished in time")             \
-  COUNTER(sessions_resumed, "TLS handshakes that resumed a session")             \
-  COUNTER(connections_refused_per_client,                                        \
-          "connections closed because their client address already had "         \
+// Told of each handshake that failed because the client sent one of the alerts that mean it does
+// not trust the appliance's CA (untrusted_clients.hpp). `peer` is the client's address as the
+// front door saw it, an IPv4-mapped IPv6 address given as its IPv4. Called on that connection's
+// strand, so calls for different connections may run at once on different threads; must not
+// block.
+using UntrustedClientHandler =
+    std::function<void(const core::Endpoint& peer, CertificateAlert alert)>;
+
+#define PULLTHROUGH_FRONT_DOOR_COUNTERS(COUNTER)                                  \
+  COUNTER(handshakes_completed, "TLS handshakes completed")                       \
+  COUNTER(handshakes_failed, "TLS handshakes failed (bad SNI, protocol, alert)")  \
+  COUNTER(handshakes_untrusted_bad_certificate,                                   \
+          "TLS handshakes the client failed with alert bad_certificate: it does " \
+          "not trust the appliance's CA")                                         \
+  COUNTER(handshakes_untrusted_certificate_unknown,                               \
+          "TLS handshakes the client failed with alert certificate_unknown: it "  \
+          "does not trust the appliance's CA")                                    \
+  COUNTER(handshakes_untrusted_unknown_ca,                                        \
+          "TLS handshakes the client failed with alert unknown_ca: it does not "  \
+          "trust the appliance's CA")                                             \
+  COUNTER(handshake_timeouts, "TLS handshakes not finished in time")              \
+  COUNTER(sessions_resumed, "TLS handshakes that resumed a session")              \
+  COUNTER(connections_refused_per_client,                                         \
+          "connections closed because their client address already had "          \
           "proxy.max_connections_per_client open")
 
 struct FrontDoorCounters {
@@ -70,9 +89,11 @@ struct FrontDoorLimits {
 
 class TlsFrontDoor final : public core::Service {
  public:
-  // `config` and `tls` must outlive the service and its connections.
+  // `config` and `tls` must outlive the service and its connections. `on_untrusted_client` may
+  // be empty; the handshakes_untrusted_* counters count such clients either way.
   TlsFrontDoor(boost::asio::io_context& io, const config::Config& config, ServerTls& tls,
-               TlsHandler handler, FrontDoorLimits limits = {});
+               TlsHandler handler, FrontDoorLimits limits = {},
+               UntrustedClientHandler on_untrusted_client = {});
   ~TlsFrontDoor() override;
 
   std::string_view name() const override { return "proxy"; }

@@ -7,6 +7,7 @@
 
 #include <boost/asio/ssl.hpp>
 #include <gtest/gtest.h>
+#include <openssl/x509_vfy.h>
 
 #include "config/loader.hpp"
 #include "tests/certs/test_support.hpp"
@@ -21,6 +22,11 @@ using asio::ip::tcp;
 struct Seen {
   std::string registry;
   std::string server_name;
+};
+
+struct Untrusted {
+  std::string peer;
+  std::string alert;
 };
 
 // A TLS connection from `from` (a loopback address: Linux routes all of 127.0.0.0/8 to lo, so a
@@ -75,12 +81,12 @@ class HeldConnection {
 class FrontDoorTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    config_ = *config::load_string(
-                   "proxy: {listen: [\"127.0.0.1:0\"], allow: [\"127.0.0.0/8\"]}\n"
-                   "registries:\n"
-                   "  - {host: registry-1.docker.io, aliases: [docker.io]}\n"
-                   "  - {host: quay.io}\n",
-                   "t.yaml")
+    config_ = *config::load_string("proxy: {listen: [\"" + listen_ +
+                                       "\"], allow: [\"127.0.0.0/8\"]}\n"
+                                       "registries:\n"
+                                       "  - {host: registry-1.docker.io, aliases: [docker.io]}\n"
+                                       "  - {host: quay.io}\n",
+                                   "t.yaml")
                    .config;
     front_door_ = std::make_unique<TlsFrontDoor>(
         io_, config_, server_.tls,
@@ -103,7 +109,11 @@ class FrontDoorTest : public ::testing::Test {
           }
           co_await stream.async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
         },
-        limits_);
+        limits_,
+        [this](const core::Endpoint& peer, CertificateAlert alert) {
+          std::lock_guard lock(mutex_);
+          untrusted_.push_back(Untrusted{peer.to_string(), std::string(to_string(alert))});
+        });
     front_door_->start();
     port_ = front_door_->bound_endpoints().at(0).port;
     worker_ = std::thread([this] { io_.run(); });
@@ -137,6 +147,46 @@ class FrontDoorTest : public ::testing::Test {
     return ec ? "read failed: " + ec.message() : out;
   }
 
+  // A client from `from` (a loopback address) that verifies the server's certificate without
+  // the test CA: OpenSSL's own check against an empty trust store, or one that fails with
+  // `verify_error` when that is set. Returns the client's end of the connection, as the server
+  // sees it.
+  std::string untrusting_client(int max_version, int verify_error = X509_V_OK,
+                                const std::string& from = "127.0.0.2") {
+    asio::io_context client_io;
+    ssl::context client_tls(ssl::context::tls_client);
+    SSL_CTX_set_max_proto_version(client_tls.native_handle(), max_version);
+    ssl::stream<tcp::socket> stream(client_io, client_tls);
+    SSL_set_tlsext_host_name(stream.native_handle(), "quay.io");
+    stream.set_verify_mode(ssl::verify_peer);
+    if (verify_error != X509_V_OK) {
+      stream.set_verify_callback([verify_error](bool, ssl::verify_context& context) {
+        X509_STORE_CTX_set_error(context.native_handle(), verify_error);
+        return false;
+      });
+    }
+    auto& socket = stream.next_layer();
+    socket.open(tcp::v4());
+    socket.bind(tcp::endpoint(asio::ip::make_address(from), 0));
+    socket.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port_));
+    auto local = socket.local_endpoint();
+    boost::system::error_code ec;
+    stream.handshake(ssl::stream_base::client, ec);
+    EXPECT_TRUE(ec) << "the client trusted the certificate";
+    // Until the front door closes: a client gone first with the rest of the server's flight
+    // unread would reset the connection.
+    char buffer[4096];
+    boost::system::error_code read_ec;
+    while (!read_ec) socket.read_some(asio::buffer(buffer), read_ec);
+    return core::Endpoint{local.address(), local.port()}.to_string();
+  }
+
+  std::vector<Untrusted> untrusted() {
+    std::lock_guard lock(mutex_);
+    return untrusted_;
+  }
+
+  std::string listen_ = "127.0.0.1:0";
   certs::testing::ScratchDir dir_;
   config::Config config_;
   testing::TestServerTls server_{config_, dir_.path()};
@@ -147,6 +197,7 @@ class FrontDoorTest : public ::testing::Test {
   std::uint16_t port_ = 0;
   std::mutex mutex_;
   std::vector<Seen> seen_;
+  std::vector<Untrusted> untrusted_;
 };
 
 TEST_F(FrontDoorTest, InterceptedNameGetsAVerifiedCertificateAndItsRegistry) {
@@ -199,6 +250,89 @@ TEST_F(FrontDoorTest, GarbageInsteadOfAClientHelloIsDropped) {
   boost::system::error_code ec;
   while (!ec) socket.read_some(asio::buffer(buffer), ec);
   EXPECT_EQ(front_door_->counters().handshakes_failed.value(), 1U);
+}
+
+TEST_F(FrontDoorTest, ClientWithoutTheCaIsReportedWithItsAddressAndAlert) {
+  const std::string tls13 = untrusting_client(TLS1_3_VERSION);
+  const std::string tls12 = untrusting_client(TLS1_2_VERSION);
+  ASSERT_TRUE(core::testing::eventually([this] { return untrusted().size() == 2; }));
+  auto reported = untrusted();
+  EXPECT_EQ(reported[0].peer, tls13);
+  EXPECT_EQ(reported[0].alert, "unknown_ca");
+  EXPECT_EQ(reported[1].peer, tls12);
+  EXPECT_EQ(reported[1].alert, "unknown_ca");
+  EXPECT_TRUE(tls13.starts_with("127.0.0.2:")) << tls13;
+  const auto& counters = front_door_->counters();
+  EXPECT_EQ(counters.handshakes_untrusted_unknown_ca.value(), 2U);
+  EXPECT_EQ(counters.handshakes_untrusted_bad_certificate.value(), 0U);
+  EXPECT_EQ(counters.handshakes_untrusted_certificate_unknown.value(), 0U);
+  EXPECT_EQ(counters.handshakes_failed.value(), 2U);
+  EXPECT_EQ(counters.handshakes_completed.value(), 0U);
+  std::lock_guard lock(mutex_);
+  EXPECT_TRUE(seen_.empty());
+}
+
+// What Go's crypto/tls (bad_certificate) and Java (certificate_unknown) send for an unknown
+// authority, made here by failing OpenSSL's verification with errors that map to those alerts.
+TEST_F(FrontDoorTest, BadCertificateAndCertificateUnknownAreReportedAndCountedApart) {
+  const std::string go_like = untrusting_client(TLS1_3_VERSION, X509_V_ERR_CERT_REJECTED);
+  const std::string java_like =
+      untrusting_client(TLS1_2_VERSION, X509_V_ERR_KEYUSAGE_NO_CERTSIGN, "127.0.0.3");
+  ASSERT_TRUE(core::testing::eventually([this] { return untrusted().size() == 2; }));
+  auto reported = untrusted();
+  EXPECT_EQ(reported[0].peer, go_like);
+  EXPECT_EQ(reported[0].alert, "bad_certificate");
+  EXPECT_EQ(reported[1].peer, java_like);
+  EXPECT_EQ(reported[1].alert, "certificate_unknown");
+  const auto& counters = front_door_->counters();
+  EXPECT_EQ(counters.handshakes_untrusted_bad_certificate.value(), 1U);
+  EXPECT_EQ(counters.handshakes_untrusted_certificate_unknown.value(), 1U);
+  EXPECT_EQ(counters.handshakes_untrusted_unknown_ca.value(), 0U);
+  EXPECT_EQ(counters.handshakes_failed.value(), 2U);
+}
+
+// Only a client's verdict on the certificate reports it: a trusting client, a name the front door
+// refuses, a client's alert about something else and bytes that are not TLS do not.
+TEST_F(FrontDoorTest, FailuresThatAreNotAboutTrustAreNotReported) {
+  EXPECT_EQ(connect("quay.io", "quay.io"), "ok\n");
+  EXPECT_NE(connect("example.com", "example.com").find("handshake failed"), std::string::npos);
+  EXPECT_NE(connect("", "quay.io").find("handshake failed"), std::string::npos);
+  untrusting_client(TLS1_3_VERSION, X509_V_ERR_APPLICATION_VERIFICATION);  // handshake_failure
+  untrusting_client(TLS1_2_VERSION, X509_V_ERR_CERT_HAS_EXPIRED);          // certificate_expired
+  {
+    asio::io_context client;
+    tcp::socket socket(client);
+    socket.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port_));
+    asio::write(socket, asio::buffer(std::string("GET / HTTP/1.1\r\n\r\n")));
+    char buffer[256];
+    boost::system::error_code ec;
+    while (!ec) socket.read_some(asio::buffer(buffer), ec);
+  }
+  // Each failed handshake is over once its connection is.
+  ASSERT_TRUE(core::testing::eventually([this] {
+    return front_door_->counters().handshakes_failed.value() == 5 &&
+           front_door_->open_connections() == 0;
+  }));
+  EXPECT_TRUE(untrusted().empty()) << untrusted().front().alert;
+  const auto& counters = front_door_->counters();
+  EXPECT_EQ(counters.handshakes_completed.value(), 1U);
+  EXPECT_EQ(counters.handshakes_untrusted_bad_certificate.value(), 0U);
+  EXPECT_EQ(counters.handshakes_untrusted_certificate_unknown.value(), 0U);
+  EXPECT_EQ(counters.handshakes_untrusted_unknown_ca.value(), 0U);
+}
+
+// A front door on an IPv6 socket sees an IPv4 client as ::ffff:a.b.c.d; the report names the
+// IPv4 address, as the allow list and the DNS side know it.
+class FrontDoorMappedTest : public FrontDoorTest {
+ protected:
+  FrontDoorMappedTest() { listen_ = "[::ffff:127.0.0.1]:0"; }
+};
+
+TEST_F(FrontDoorMappedTest, IpV4ClientOfAnIpV6SocketIsReportedByItsIpV4Address) {
+  const std::string client = untrusting_client(TLS1_3_VERSION);
+  ASSERT_TRUE(core::testing::eventually([this] { return untrusted().size() == 1; }));
+  EXPECT_EQ(untrusted()[0].peer, client);
+  EXPECT_TRUE(client.starts_with("127.0.0.2:")) << client;
 }
 
 class FrontDoorPerClientTest : public FrontDoorTest {
