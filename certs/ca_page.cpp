@@ -78,6 +78,27 @@ std::string instructions(const std::string& url, const CertificateAuthority& ca,
          "  podman, skopeo, CRI-O: /etc/containers/certs.d/<registry>/ca.crt (read per pull).\n";
 }
 
+// Enrolling changes what the appliance does for this client, so only POST (RFC 9110 section
+// 9.2.1: GET and HEAD must be safe; a prefetching browser or link checker must not enroll).
+core::HttpResponse answer_enroll(const EnrollHandler& enroll, http::verb method,
+                                 const core::Endpoint& peer) {
+  if (method != http::verb::post) {
+    auto res =
+        respond(http::status::method_not_allowed, "text/plain; charset=utf-8", "only POST\n");
+    res.set(http::field::allow, "POST");
+    return res;
+  }
+  auto outcome = enroll(core::unmapped(peer.address));
+  auto res =
+      respond(outcome.status, "text/plain; charset=utf-8", std::move(outcome.message) + "\n");
+  if (outcome.retry_after) {
+    // delta-seconds is a non-negative integer (RFC 9110 section 10.2.3).
+    auto seconds = std::max<std::chrono::seconds::rep>(0, outcome.retry_after->count());
+    res.set(http::field::retry_after, std::to_string(seconds));
+  }
+  return res;
+}
+
 }  // namespace
 
 std::string base_url(std::string_view host_header, const core::Endpoint& local) {
@@ -107,19 +128,21 @@ std::string base_url(std::string_view host_header, const core::Endpoint& local) 
 }
 
 core::HttpHandler make_ca_page_handler(const CertificateAuthority& ca,
-                                       std::vector<std::string> names) {
+                                       std::vector<std::string> names, EnrollHandler enroll) {
   std::string joined;
   for (const auto& name : names) joined += (joined.empty() ? "" : " ") + name;
-  return [&ca, names = std::move(names), joined](const core::HttpExchange& exchange) {
+  return [&ca, names = std::move(names), joined,
+          enroll = std::move(enroll)](const core::HttpExchange& exchange) {
     const auto& request = exchange.request;
+    std::string_view target = request.target();
+    auto path = target.substr(0, target.find('?'));
+    if (enroll && path == "/enroll") return answer_enroll(enroll, request.method(), exchange.peer);
     if (request.method() != http::verb::get && request.method() != http::verb::head) {
       auto res = respond(http::status::method_not_allowed, "text/plain; charset=utf-8",
                          "only GET and HEAD\n");
       res.set(http::field::allow, "GET, HEAD");
       return res;
     }
-    std::string_view target = request.target();
-    auto path = target.substr(0, target.find('?'));
     std::string url = base_url(request[http::field::host], exchange.local);
     if (path == "/ca.crt") {
       auto res = respond(http::status::ok, "application/x-pem-file", ca.certificate_pem());
