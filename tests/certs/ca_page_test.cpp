@@ -98,6 +98,55 @@ TEST_F(CaPageTest, NothingElseIsServed) {
   EXPECT_EQ(res[http::field::allow], "GET, HEAD");
 }
 
+TEST_F(CaPageTest, IndexSaysInstallShEnrolls) {
+  auto body = get("/").body();
+  auto install = body.find("/install.sh | sh");
+  auto enroll = body.find("Enroll this machine: install.sh does that");
+  ASSERT_NE(install, std::string::npos);
+  ASSERT_NE(enroll, std::string::npos);
+  EXPECT_LT(install, enroll);
+  EXPECT_THAT(body, HasSubstr("(POST http://cache.lan/enroll)"));
+}
+
+// Each manual section ends with its own enroll command, before the next section starts.
+TEST_F(CaPageTest, IndexGivesMacWindowsAndKubernetesStepsEachEndingWithEnroll) {
+  auto body = get("/").body();
+  auto linux_by_hand = body.find("By hand on Linux");
+  auto mac = body.find("macOS with Docker Desktop");
+  auto windows = body.find("Windows with Docker Desktop");
+  auto kubernetes = body.find("Kubernetes node");
+  ASSERT_NE(linux_by_hand, std::string::npos);
+  ASSERT_NE(mac, std::string::npos);
+  ASSERT_NE(windows, std::string::npos);
+  ASSERT_NE(kubernetes, std::string::npos);
+  ASSERT_LT(linux_by_hand, mac);
+  ASSERT_LT(mac, windows);
+  ASSERT_LT(windows, kubernetes);
+  auto section = [&](std::size_t from, std::size_t to) { return body.substr(from, to - from); };
+
+  EXPECT_THAT(section(linux_by_hand, mac), HasSubstr("curl -X POST http://cache.lan/enroll\n"));
+
+  auto macos = section(mac, windows);
+  EXPECT_THAT(macos, HasSubstr("curl -fsSLo pullthrough.crt http://cache.lan/ca.crt"));
+  EXPECT_THAT(macos, HasSubstr("sudo security add-trusted-cert -d -r trustRoot \\\n"
+                               "      -k /Library/Keychains/System.keychain pullthrough.crt"));
+  EXPECT_THAT(macos, HasSubstr("Restart Docker Desktop"));
+  EXPECT_THAT(macos, EndsWith("curl -X POST http://cache.lan/enroll\n\n"));
+
+  auto win = section(windows, kubernetes);
+  EXPECT_THAT(win, HasSubstr("run as administrator"));
+  EXPECT_THAT(win, HasSubstr("certutil -addstore -f Root pullthrough.crt"));
+  EXPECT_THAT(win, HasSubstr("Restart Docker Desktop"));
+  EXPECT_THAT(win, EndsWith("curl.exe -X POST http://cache.lan/enroll\n\n"));
+
+  auto node = body.substr(kubernetes);
+  EXPECT_THAT(node, HasSubstr("/etc/containerd/certs.d/<registry>/ca.crt"));
+  EXPECT_THAT(node, HasSubstr("ca = \"/etc/containerd/certs.d/<registry>/ca.crt\""));
+  EXPECT_THAT(node, HasSubstr("config_path = \"/etc/containerd/certs.d\""));
+  EXPECT_THAT(node, HasSubstr("restart containerd"));
+  EXPECT_THAT(node, EndsWith("curl -X POST http://cache.lan/enroll\n"));
+}
+
 class CaPageEnrollTest : public CaPageTest {
  protected:
   std::vector<core::IpAddress> enrolled_;
