@@ -48,6 +48,10 @@ std::string instructions(const std::string& url, const CertificateAuthority& ca,
          "\n"
          "It installs the CA into the OS trust store and, where present, for Docker,\n"
          "containerd and podman, and says what needs a restart.\n"
+         "Enroll this machine: install.sh does that as its last step, telling the\n"
+         "appliance that this machine now trusts its CA (POST " +
+         url +
+         "/enroll).\n"
          "\n"
          "CA certificate: " +
          url + "/ca.crt (PEM), " + url +
@@ -59,7 +63,7 @@ std::string instructions(const std::string& url, const CertificateAuthority& ca,
          info.sha256_fingerprint +
          "\n"
          "\n"
-         "By hand:\n"
+         "By hand on Linux, as root:\n"
          "  Debian, Ubuntu, Alpine:\n"
          "    curl -fsSLo /usr/local/share/ca-certificates/pullthrough.crt " +
          url +
@@ -75,7 +79,64 @@ std::string instructions(const std::string& url, const CertificateAuthority& ca,
          "  containerd: the OS trust store and a restart of containerd, or\n"
          "    /etc/containerd/certs.d/<registry>/hosts.toml with ca = \".../ca.crt\" when\n"
          "    config_path is set.\n"
-         "  podman, skopeo, CRI-O: /etc/containers/certs.d/<registry>/ca.crt (read per pull).\n";
+         "  podman, skopeo, CRI-O: /etc/containers/certs.d/<registry>/ca.crt (read per pull).\n"
+         "  Then enroll the machine:\n"
+         "    curl -X POST " +
+         url +
+         "/enroll\n"
+         "\n"
+         "macOS with Docker Desktop, in Terminal:\n"
+         "    curl -fsSLo pullthrough.crt " +
+         url +
+         "/ca.crt\n"
+         "    sudo security add-trusted-cert -d -r trustRoot \\\n"
+         "      -k /Library/Keychains/System.keychain pullthrough.crt\n"
+         "  Restart Docker Desktop, which reads the keychain when it starts. Then enroll:\n"
+         "    curl -X POST " +
+         url +
+         "/enroll\n"
+         "\n"
+         "Windows with Docker Desktop, in a Command Prompt run as administrator:\n"
+         "    curl.exe -fsSLo pullthrough.crt " +
+         url +
+         "/ca.crt\n"
+         "    certutil -addstore -f Root pullthrough.crt\n"
+         "  Restart Docker Desktop. Then enroll (curl.exe comes with Windows 10 and later):\n"
+         "    curl.exe -X POST " +
+         url +
+         "/enroll\n"
+         "\n"
+         "Kubernetes node (kubelet pulls through containerd), as root on the node:\n"
+         "  For each registry above, put the CA at /etc/containerd/certs.d/<registry>/ca.crt\n"
+         "  and next to it a hosts.toml holding the line\n"
+         "    ca = \"/etc/containerd/certs.d/<registry>/ca.crt\"\n"
+         "  containerd reads these at each pull, but only when its CRI registry config has\n"
+         "  config_path = \"/etc/containerd/certs.d\". Otherwise use the OS trust store as\n"
+         "  above and restart containerd. (A DaemonSet can do this on every node.)\n"
+         "  Then enroll the node:\n"
+         "    curl -X POST " +
+         url + "/enroll\n";
+}
+
+// Enrolling changes what the appliance does for this client, so only POST (RFC 9110 section
+// 9.2.1: GET and HEAD must be safe; a prefetching browser or link checker must not enroll).
+core::HttpResponse answer_enroll(const EnrollHandler& enroll, http::verb method,
+                                 const core::Endpoint& peer) {
+  if (method != http::verb::post) {
+    auto res =
+        respond(http::status::method_not_allowed, "text/plain; charset=utf-8", "only POST\n");
+    res.set(http::field::allow, "POST");
+    return res;
+  }
+  auto outcome = enroll(core::unmapped(peer.address));
+  auto res =
+      respond(outcome.status, "text/plain; charset=utf-8", std::move(outcome.message) + "\n");
+  if (outcome.retry_after) {
+    // delta-seconds is a non-negative integer (RFC 9110 section 10.2.3).
+    auto seconds = std::max<std::chrono::seconds::rep>(0, outcome.retry_after->count());
+    res.set(http::field::retry_after, std::to_string(seconds));
+  }
+  return res;
 }
 
 }  // namespace
@@ -107,19 +168,21 @@ std::string base_url(std::string_view host_header, const core::Endpoint& local) 
 }
 
 core::HttpHandler make_ca_page_handler(const CertificateAuthority& ca,
-                                       std::vector<std::string> names) {
+                                       std::vector<std::string> names, EnrollHandler enroll) {
   std::string joined;
   for (const auto& name : names) joined += (joined.empty() ? "" : " ") + name;
-  return [&ca, names = std::move(names), joined](const core::HttpExchange& exchange) {
+  return [&ca, names = std::move(names), joined,
+          enroll = std::move(enroll)](const core::HttpExchange& exchange) {
     const auto& request = exchange.request;
+    std::string_view target = request.target();
+    auto path = target.substr(0, target.find('?'));
+    if (enroll && path == "/enroll") return answer_enroll(enroll, request.method(), exchange.peer);
     if (request.method() != http::verb::get && request.method() != http::verb::head) {
       auto res = respond(http::status::method_not_allowed, "text/plain; charset=utf-8",
                          "only GET and HEAD\n");
       res.set(http::field::allow, "GET, HEAD");
       return res;
     }
-    std::string_view target = request.target();
-    auto path = target.substr(0, target.find('?'));
     std::string url = base_url(request[http::field::host], exchange.local);
     if (path == "/ca.crt") {
       auto res = respond(http::status::ok, "application/x-pem-file", ca.certificate_pem());

@@ -1,7 +1,9 @@
 #!/bin/sh
 # Installs a pullthrough appliance's CA on this machine: into the OS trust store and, where they
-# are installed, for Docker, containerd and podman. Run as root. The appliance serves this script
-# at http://<appliance>/install.sh with its own address and intercepted names filled in:
+# are installed, for Docker, containerd and podman. Then it enrolls the machine (POST
+# <appliance>/enroll): the appliance learns that this machine trusts its CA and intercepts its
+# registry traffic from then on. Run as root. The appliance serves this script at
+# http://<appliance>/install.sh with its own address and intercepted names filled in:
 #
 #   curl -fsSL http://<appliance>/install.sh | sh        (or: wget -qO- ... | sh)
 #
@@ -31,8 +33,10 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT INT TERM
 ca="$work/pullthrough-ca.crt"
 if command -v curl >/dev/null 2>&1; then
+  http=curl
   curl -fsS -o "$ca" "$URL/ca.crt" || die "cannot download $URL/ca.crt"
 elif command -v wget >/dev/null 2>&1; then
+  http=wget
   wget -q -O "$ca" "$URL/ca.crt" || die "cannot download $URL/ca.crt"
 else
   die "neither curl nor wget is installed"
@@ -108,3 +112,39 @@ if [ -n "$restart" ]; then
 else
   say "nothing needs a restart"
 fi
+
+# Enrolling comes last, once the CA is in place: from then on the appliance intercepts this
+# machine's registry traffic, which fails where the CA is not trusted. Nothing here fails the
+# script: the CA is installed either way, and an appliance that does not enroll (404, 405), a
+# rate limit (429) or a network error leave the machine as it was.
+if [ "$http" = curl ]; then
+  enroll_cmd="curl -X POST $URL/enroll"
+else
+  enroll_cmd="wget -qO- --post-data= $URL/enroll"
+fi
+if [ -z "$done_list" ]; then
+  say "not enrolled: nothing on this machine trusts the CA yet"
+  exit 0
+fi
+answer="$work/enroll"
+if [ "$http" = curl ]; then
+  # No -f: the body of a refusal says why, e.g. when to try again.
+  status=$(curl -sS -m 30 -X POST -o "$answer" -w '%{http_code}' "$URL/enroll") || status=failed
+else
+  # wget keeps no body from an error status, so a refusal is just a failure here. One try: GNU
+  # wget would retry a POST that timed out up to 20 times (busybox ignores -t).
+  status=failed
+  wget -q -t 1 -T 30 -O "$answer" --post-data= "$URL/enroll" && status=200
+fi
+message=$(cat "$answer" 2>/dev/null) || message=""
+case "$status" in
+  2??) say "enrolled: the appliance says: $message" ;;
+  *)
+    if [ "$status" = failed ]; then
+      say "not enrolled: POST $URL/enroll failed"
+    else
+      say "not enrolled: $URL/enroll answered $status: $message"
+    fi
+    say "the CA is installed; to enroll this machine later: $enroll_cmd"
+    ;;
+esac
