@@ -190,6 +190,33 @@ std::optional<int> build_upstream_resolver(const config::Config& cfg, boost::asi
   return std::nullopt;
 }
 
+// POST /enroll on the CA page, decided by the cache's ClientTrust. Enrolling writes the enrolled
+// set (a small file, synced) on the listener's thread: rare, and rate-limited.
+certs::EnrollHandler enroll_handler(proxy::ClientTrust& trust) {
+  return [&trust](const core::IpAddress& client) {
+    using Outcome = proxy::ClientTrust::Enrolled::Outcome;
+    auto enrolled = trust.enroll(client);
+    certs::EnrollOutcome out;
+    out.message = std::move(enrolled.message);
+    switch (enrolled.outcome) {
+      case Outcome::enrolled:
+        out.status = http::status::ok;
+        break;
+      case Outcome::refused:
+        out.status = http::status::forbidden;
+        break;
+      case Outcome::rate_limited:
+        out.status = http::status::too_many_requests;
+        out.retry_after = enrolled.retry_after;
+        break;
+      case Outcome::failed:
+        out.status = http::status::internal_server_error;
+        break;
+    }
+    return out;
+  };
+}
+
 // Returns an exit status on failure.
 // `scope`: the DNS side of this process (`--role all`), else null.
 std::optional<int> build_proxy(const config::Config& cfg, boost::asio::io_context& io,
@@ -237,9 +264,9 @@ std::optional<int> build_proxy(const config::Config& cfg, boost::asio::io_contex
     return kExitFailure;
   }
   if (!cfg.proxy.http_listen.empty()) {
-    auto page =
-        std::make_unique<core::HttpService>(io, "ca-page", cfg.proxy.http_listen, cfg.proxy.allow,
-                                            certs::make_ca_page_handler(*parts.ca, names));
+    auto page = std::make_unique<core::HttpService>(
+        io, "ca-page", cfg.proxy.http_listen, cfg.proxy.allow,
+        certs::make_ca_page_handler(*parts.ca, names, enroll_handler(*parts.trust)));
     parts.ca_page = page.get();
     services.push_back(std::move(page));
   }

@@ -2,17 +2,12 @@
 
 #include "core/asio.hpp"
 
-#include <array>
-
 #include <boost/asio/ssl/error.hpp>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
 namespace pullthrough::proxy {
 namespace {
-
-constexpr std::array<std::string_view, kCertificateAlerts> kNames = {
-    "bad_certificate", "certificate_unknown", "unknown_ca"};
 
 // OpenSSL reports a fatal alert received from the peer as reason SSL_AD_REASON_OFFSET + the
 // alert's code (ssl3_read_bytes); an alert it sends itself carries the reason it had for sending
@@ -24,17 +19,6 @@ static_assert(SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN ==
 static_assert(SSL_R_TLSV1_ALERT_UNKNOWN_CA == SSL_AD_REASON_OFFSET + SSL_AD_UNKNOWN_CA);
 
 }  // namespace
-
-std::string_view to_string(CertificateAlert alert) {
-  return kNames[static_cast<std::size_t>(alert)];
-}
-
-std::optional<CertificateAlert> parse_certificate_alert(std::string_view text) {
-  for (std::size_t i = 0; i < kNames.size(); ++i) {
-    if (kNames[i] == text) return static_cast<CertificateAlert>(i);
-  }
-  return std::nullopt;
-}
 
 std::optional<CertificateAlert> certificate_alert(
     const boost::system::error_code& handshake_error) {

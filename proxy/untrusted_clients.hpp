@@ -13,22 +13,18 @@
 // not share, an alert the front door sent itself, an expired certificate) says nothing about trust.
 #pragma once
 
-#include <cstddef>
-#include <cstdint>
 #include <optional>
-#include <string_view>
 
 #include <boost/system/error_code.hpp>
 
+#include "health/certificate_alert.hpp"
+
 namespace pullthrough::proxy {
 
-enum class CertificateAlert : std::uint8_t { bad_certificate, certificate_unknown, unknown_ca };
-inline constexpr std::size_t kCertificateAlerts = 3;
-
-// The alert's name in RFC 8446 section 6: "bad_certificate", "certificate_unknown", "unknown_ca".
-std::string_view to_string(CertificateAlert alert);
-// The inverse of to_string; nullopt for any other text.
-std::optional<CertificateAlert> parse_certificate_alert(std::string_view text);
+// The DNS side keys its bypass on the same three alerts.
+using health::CertificateAlert;
+using health::parse_certificate_alert;
+using health::to_string;
 
 // The alert a failed server-side handshake received from the client, when it is one of the three
 // that mean "I do not trust your certificate"; nullopt for every other failure, and for success.
