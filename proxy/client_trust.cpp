@@ -81,27 +81,30 @@ ClientTrust::Enrolled ClientTrust::enroll(const core::IpAddress& client) {
       return {Outcome::rate_limited, "too many enrollments: try again in a few seconds",
               std::chrono::duration_cast<std::chrono::seconds>(kEnrollInterval)};
     }
+  }
+  if (scope_ != nullptr) {
+    auto result = scope_->enroll(address, "enroll");
+    if (!result.ok) {
+      counters_.enroll_failed.add();
+      return {Outcome::failed, "not enrolled: " + result.error, {}};
+    }
+  }
+  {
+    std::lock_guard lock(mutex_);
     reported_.clear(address);
   }
   events_.publish(health::ClientEventKind::enrolled, address);
-  if (scope_ == nullptr) {
-    counters_.enroll_accepted.add();
-    log_->info("client {} enrolled: the DNS side is told at its next health check",
-               address.to_string());
+  counters_.enroll_accepted.add();
+  if (scope_ != nullptr) {
     return {Outcome::enrolled,
-            fmt::format("enrolled {}: its registry pulls go through this cache within a few "
-                        "seconds",
+            fmt::format("enrolled {}: its registry pulls go through this cache from now on",
                         address.to_string()),
             {}};
   }
-  auto result = scope_->enroll(address, "enroll");
-  if (!result.ok) {
-    counters_.enroll_failed.add();
-    return {Outcome::failed, "not enrolled: " + result.error, {}};
-  }
-  counters_.enroll_accepted.add();
+  log_->info("client {} enrolled: the DNS side is told at its next health check",
+             address.to_string());
   return {Outcome::enrolled,
-          fmt::format("enrolled {}: its registry pulls go through this cache from now on",
+          fmt::format("enrolled {}: its registry pulls go through this cache within a few seconds",
                       address.to_string()),
           {}};
 }

@@ -121,11 +121,11 @@ RegistryCache::RegistryCache(boost::asio::io_context& io, const config::Config& 
       io, config, tls,
       [proxy](TlsConnection connection) { return proxy->serve(std::move(connection)); },
       door_limits,
-      trust == nullptr ? UntrustedClientHandler{}
-                       : UntrustedClientHandler([trust](const core::Endpoint& peer,
-                                                        CertificateAlert alert) {
-                           trust->untrusted(peer.address, alert);
-                         }));
+      trust == nullptr
+          ? UntrustedClientHandler{}
+          : UntrustedClientHandler([trust](const core::Endpoint& peer, CertificateAlert alert) {
+              trust->untrusted(peer.address, alert);
+            }));
   log->info("cache at {}: {} registries", config.storage.path, config.registries.size());
 }
 

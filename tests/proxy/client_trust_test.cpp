@@ -37,6 +37,7 @@ class ClientTrustTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = testing::test_directory("client-trust");
+    fs::create_directories(dir_);
     config_.dns.allow = {*core::Cidr::parse("10.0.0.0/8")};
   }
   void TearDown() override { fs::remove_all(dir_); }
@@ -89,6 +90,17 @@ TEST_F(ClientTrustTest, EnrollingClearsTheBypassHereAndOnTheDnsSide) {
   ASSERT_EQ(batch.events.size(), 2U);
   EXPECT_EQ(batch.events[1].event.kind, ClientEventKind::enrolled);
   EXPECT_EQ(trust.counters().enroll_accepted.value(), 1U);
+}
+
+TEST_F(ClientTrustTest, AnEnrollmentThatCannotBeWrittenFailsAndTellsNoOne) {
+  fs::create_directories(dir_ / "enrolled-clients.tmp");  // the temporary file cannot be made
+  auto scope = make_scope();
+  ClientTrust trust(config_, clock_, wall_, scope.get());
+  auto failed = trust.enroll(ip("10.0.0.5"));
+  EXPECT_EQ(failed.outcome, Outcome::failed);
+  EXPECT_THAT(failed.message, HasSubstr("enrolled-clients.tmp"));
+  EXPECT_TRUE(trust.events().after(std::nullopt).events.empty());
+  EXPECT_EQ(trust.counters().enroll_failed.value(), 1U);
 }
 
 TEST_F(ClientTrustTest, OnlyDnsClientsMayEnroll) {
@@ -169,10 +181,9 @@ TEST_F(ClientTrustTest, TheHealthCheckCarriesEventsToAnotherDnsSide) {
 
   auto check = [&] {
     std::promise<health::CheckResult> result;
-    asio::co_spawn(io, probe.check(endpoint, 2s),
-                   [&](const std::exception_ptr&, health::CheckResult r) {
-                     result.set_value(std::move(r));
-                   });
+    asio::co_spawn(
+        io, probe.check(endpoint, 2s),
+        [&](const std::exception_ptr&, health::CheckResult r) { result.set_value(std::move(r)); });
     auto future = result.get_future();
     while (future.wait_for(0s) != std::future_status::ready) io.run_one();
     return future.get();
