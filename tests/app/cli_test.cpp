@@ -1,7 +1,13 @@
 #include "app/cli.hpp"
 
+#include "core/asio.hpp"
+
+#include <sstream>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include "app/clients_command.hpp"
 
 namespace pullthrough::app {
 namespace {
@@ -93,6 +99,95 @@ TEST(CommandLineTest, CaRejectsBadArguments) {
               ::testing::HasSubstr("unknown argument"));
   EXPECT_EQ(parse_command_line({"ca", "export", "--help"}).command->help_topic, "ca");
   EXPECT_THAT(help_text("ca"), ::testing::HasSubstr("Usage: pullthrough ca export"));
+}
+
+}  // namespace
+}  // namespace pullthrough::app
+
+namespace pullthrough::app {
+namespace {
+
+TEST(CommandLineTest, ClientsLsAddRm) {
+  auto ls = parse_command_line({"clients", "ls", "--json", "--config", "a.yaml"});
+  ASSERT_TRUE(ls.command) << ls.error;
+  EXPECT_EQ(ls.command->kind, Command::Kind::clients_ls);
+  EXPECT_TRUE(ls.command->json);
+  EXPECT_EQ(ls.command->config_file, "a.yaml");
+  auto add = parse_command_line({"clients", "add", "192.168.1.7", "--config=b.yaml"});
+  ASSERT_TRUE(add.command) << add.error;
+  EXPECT_EQ(add.command->kind, Command::Kind::clients_add);
+  EXPECT_EQ(add.command->client, "192.168.1.7");
+  EXPECT_EQ(add.command->config_file, "b.yaml");
+  auto rm = parse_command_line({"clients", "rm", "fd00::7"});
+  ASSERT_TRUE(rm.command) << rm.error;
+  EXPECT_EQ(rm.command->kind, Command::Kind::clients_rm);
+  EXPECT_EQ(rm.command->client, "fd00::7");
+}
+
+TEST(CommandLineTest, ClientsRejectsBadArguments) {
+  using ::testing::HasSubstr;
+  EXPECT_THAT(parse_command_line({"clients"}).error, HasSubstr("needs a subcommand"));
+  EXPECT_THAT(parse_command_line({"clients", "list"}).error, HasSubstr("unknown subcommand"));
+  EXPECT_THAT(parse_command_line({"clients", "add"}).error, HasSubstr("needs the client's IP"));
+  EXPECT_THAT(parse_command_line({"clients", "rm", "a", "b"}).error, HasSubstr("unknown argument"));
+  EXPECT_THAT(parse_command_line({"clients", "add", "a", "--json"}).error,
+              HasSubstr("unknown argument"));
+  EXPECT_THAT(parse_command_line({"clients", "ls", "10.0.0.1"}).error,
+              HasSubstr("unknown argument"));
+  EXPECT_THAT(parse_command_line({"clients", "ls", "--config"}).error, HasSubstr("needs a value"));
+  EXPECT_EQ(parse_command_line({"clients", "rm", "--help"}).command->help_topic, "clients");
+  EXPECT_EQ(parse_command_line({"help", "clients"}).command->help_topic, "clients");
+  EXPECT_THAT(help_text("clients"), HasSubstr("Usage: pullthrough clients ls"));
+  EXPECT_THAT(help_text(""), HasSubstr("pullthrough clients add|rm ADDRESS"));
+}
+
+TEST(ClientsCommandTest, TheListReadsAsATable) {
+  auto text = format_clients(R"({
+    "intercept": "enrolled", "untrusted_bypass": "1h", "intercepted_last_hour": 3,
+    "enrolled": [{"address": "192.168.1.7", "since": "2027-01-15T08:00:00.000Z", "via": "enroll"}],
+    "bypassed": [{"address": "192.168.1.9", "since": "2027-01-15T08:10:00.000Z",
+                  "until": "2027-01-15T09:10:00.000Z", "alert": "bad_certificate"}]})");
+  EXPECT_THAT(text, ::testing::HasSubstr("intercept: enrolled; untrusted_bypass: 1h; clients "
+                                         "handed a cache's address in the last hour: 3\n"));
+  EXPECT_THAT(text, ::testing::HasSubstr("\n1 enrolled\n"));
+  EXPECT_THAT(
+      text, ::testing::ContainsRegex("\n192\\.168\\.1\\.7 +2027-01-15T08:00:00\\.000Z +enroll\n"));
+  EXPECT_THAT(text,
+              ::testing::ContainsRegex(
+                  "\n192\\.168\\.1\\.9 +2027-01-15T08:10:00\\.000Z +2027-01-15T09:10:00\\.000Z "
+                  "+bad_certificate\n"));
+  EXPECT_THROW(format_clients("{}"), std::exception);
+  EXPECT_THROW(format_clients("not json"), std::exception);
+}
+
+TEST(ClientsCommandTest, AWildcardAdminListenIsReachedOnLoopback) {
+  config::Config config;
+  config.admin.listen = *core::parse_endpoint("0.0.0.0:9090");
+  EXPECT_EQ(admin_endpoint(config).to_string(), "127.0.0.1:9090");
+  config.admin.listen = *core::parse_endpoint("[::]:9091");
+  EXPECT_EQ(admin_endpoint(config).to_string(), "[::1]:9091");
+  config.admin.listen = *core::parse_endpoint("192.0.2.1:9090");
+  EXPECT_EQ(admin_endpoint(config).to_string(), "192.0.2.1:9090");
+}
+
+TEST(ClientsCommandTest, AnApplianceNotRunningIsSaidSo) {
+  // A port nothing listens on: bind one, note it, close it.
+  asio::io_context io;
+  asio::ip::tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
+  auto port = acceptor.local_endpoint().port();
+  acceptor.close();
+  config::Config config;
+  config.admin.listen = core::Endpoint{asio::ip::make_address("127.0.0.1"), port};
+  Command ls;
+  ls.kind = Command::Kind::clients_ls;
+  std::ostringstream out, err;
+  EXPECT_EQ(clients_command(config, ls, out, err), 1);
+  EXPECT_THAT(err.str(), ::testing::HasSubstr("cannot be reached"));
+  Command bad;
+  bad.kind = Command::Kind::clients_add;
+  bad.client = "not-an-address";
+  EXPECT_EQ(clients_command(config, bad, out, err), 2);
+  EXPECT_THAT(err.str(), ::testing::HasSubstr("not an IP address"));
 }
 
 }  // namespace
