@@ -216,7 +216,10 @@ class HealthMonitorTest : public ::testing::Test {
 
   std::vector<std::string> handed_out() const {
     std::vector<std::string> out;
-    for (const auto& address : *gate_.healthy()) out.push_back(address.to_string());
+    // Held for the loop: a range-for keeps `*gate_.healthy()` but not the shared_ptr it came
+    // from, which the monitor may replace meanwhile (UBSan saw the freed list once).
+    auto healthy = gate_.healthy();
+    for (const auto& address : *healthy) out.push_back(address.to_string());
     return out;
   }
 
