@@ -306,12 +306,24 @@ auto parse_address_list(std::string keyword) {
   };
 }
 
+// A network item of a client list: "private" or a CIDR; nothing for any other text.
+std::optional<std::vector<Cidr>> networks_named(const std::string& text) {
+  if (text == "private") return core::private_networks();
+  if (auto cidr = Cidr::parse(text)) return std::vector<Cidr>{*cidr};
+  return std::nullopt;
+}
+
+void add_networks(std::vector<Cidr>& to, const std::vector<Cidr>& networks) {
+  for (const auto& cidr : networks) {
+    if (std::find(to.begin(), to.end(), cidr) == to.end()) to.push_back(cidr);
+  }
+}
+
 std::optional<std::vector<Cidr>> parse_allow(Context& ctx, const Value& v) {
   auto lists = parse_list<std::vector<Cidr>>(
       ctx, v, [](Context& c, const Value& item) -> std::optional<std::vector<Cidr>> {
         if (item.node.IsScalar()) {
-          if (item.node.Scalar() == "private") return core::private_networks();
-          if (auto cidr = Cidr::parse(item.node.Scalar())) return std::vector<Cidr>{*cidr};
+          if (auto networks = networks_named(item.node.Scalar())) return networks;
         }
         c.expected(item.node, item.mark, item.path,
                    "\"private\" or a network like \"192.0.2.0/24\" (host bits zero)");
@@ -319,11 +331,7 @@ std::optional<std::vector<Cidr>> parse_allow(Context& ctx, const Value& v) {
       });
   if (!lists) return std::nullopt;
   std::vector<Cidr> out;
-  for (const auto& list : *lists) {
-    for (const auto& cidr : list) {
-      if (std::find(out.begin(), out.end(), cidr) == out.end()) out.push_back(cidr);
-    }
-  }
+  for (const auto& list : *lists) add_networks(out, list);
   if (out.empty()) {
     ctx.error(v.mark, v.path, "an empty allow list would refuse every client");
     return std::nullopt;
@@ -342,8 +350,7 @@ bool parse_intercept_clients(Context& ctx, const Value& v, InterceptConfig& out)
       const auto& text = item.node.Scalar();
       if (text == "all") return Item{Item::Kind::all, {}};
       if (text == "enrolled") return Item{Item::Kind::enrolled, {}};
-      if (text == "private") return Item{Item::Kind::networks, core::private_networks()};
-      if (auto cidr = Cidr::parse(text)) return Item{Item::Kind::networks, {*cidr}};
+      if (auto networks = networks_named(text)) return Item{Item::Kind::networks, *networks};
     }
     c.expected(item.node, item.mark, item.path,
                "\"all\", \"enrolled\", \"private\" or a network like \"192.0.2.0/24\" (host bits "
@@ -369,12 +376,7 @@ bool parse_intercept_clients(Context& ctx, const Value& v, InterceptConfig& out)
         parsed.enrolled = true;
         break;
       case Item::Kind::networks:
-        for (const auto& cidr : item.networks) {
-          if (std::find(parsed.networks.begin(), parsed.networks.end(), cidr) ==
-              parsed.networks.end()) {
-            parsed.networks.push_back(cidr);
-          }
-        }
+        add_networks(parsed.networks, item.networks);
         break;
     }
   }
