@@ -67,21 +67,36 @@ Json bypassed_json(const core::IpAddress& client, core::SystemTime since, core::
               {"alert", std::string(health::to_string(alert))}};
 }
 
+Json intercept_json(const config::InterceptConfig& intercept) {
+  return Json{{"intercept", intercept_clients(intercept)},
+              {"untrusted_bypass", core::format_duration(intercept.untrusted_bypass)}};
+}
+
+// What /healthz and GET /clients both say of the clients: the scope, the bypassed clients and
+// how many were intercepted in the last hour.
+Json scope_json(const config::InterceptConfig& intercept,
+                const health::ClientScope::Status& status) {
+  Json bypassed = Json::array();
+  for (const auto& b : status.bypassed) {
+    bypassed.push_back(bypassed_json(b.client, b.since, b.until, b.alert));
+  }
+  Json out = intercept_json(intercept);
+  out["bypassed"] = std::move(bypassed);
+  out["intercepted_last_hour"] = status.intercepted;
+  return out;
+}
+
 // The clients part of /healthz: who is intercepted, and who is not for now and why.
 Json clients_json(const AdminSources& sources) {
   const auto& intercept = sources.config->dns.intercept;
-  Json out{{"intercept", intercept_clients(intercept)},
-           {"untrusted_bypass", core::format_duration(intercept.untrusted_bypass)}};
   if (sources.scope != nullptr) {
     auto status = sources.scope->status();
-    Json bypassed = Json::array();
-    for (const auto& b : status.bypassed) {
-      bypassed.push_back(bypassed_json(b.client, b.since, b.until, b.alert));
-    }
-    out["bypassed"] = std::move(bypassed);
+    Json out = scope_json(intercept, status);
     out["enrolled"] = status.enrolled.size();
-    out["intercepted_last_hour"] = status.intercepted;
-  } else if (sources.trust != nullptr) {
+    return out;
+  }
+  Json out = intercept_json(intercept);
+  if (sources.trust != nullptr) {
     // A cache alone keeps no scope: it lists the clients it reported to the DNS side.
     Json untrusted = Json::array();
     for (const auto& u : sources.trust->untrusted_now()) {
@@ -125,16 +140,8 @@ void serve_clients(const AdminSources& sources, const core::HttpRequest& request
     auto status = sources.scope->status();
     Json enrolled = Json::array();
     for (const auto& entry : status.enrolled) enrolled.push_back(enrolled_json(entry));
-    Json bypassed = Json::array();
-    for (const auto& b : status.bypassed) {
-      bypassed.push_back(bypassed_json(b.client, b.since, b.until, b.alert));
-    }
-    const auto& intercept = sources.config->dns.intercept;
-    Json out{{"intercept", intercept_clients(intercept)},
-             {"untrusted_bypass", core::format_duration(intercept.untrusted_bypass)},
-             {"enrolled", std::move(enrolled)},
-             {"bypassed", std::move(bypassed)},
-             {"intercepted_last_hour", status.intercepted}};
+    Json out = scope_json(sources.config->dns.intercept, status);
+    out["enrolled"] = std::move(enrolled);
     response.set(http::field::content_type, "application/json");
     response.set(http::field::cache_control, "no-store");
     response.body() = out.dump(2) + "\n";
