@@ -33,4 +33,10 @@ class SystemWallClock final : public WallClock {
   TimePoint now() const override { return std::chrono::system_clock::now(); }
 };
 
+// The calendar time of `at`, a steady time, given that `now` on the steady clock is `wall_now`.
+inline WallClock::TimePoint wall_time(Clock::TimePoint at, Clock::TimePoint now,
+                                      WallClock::TimePoint wall_now) {
+  return wall_now - std::chrono::duration_cast<WallClock::TimePoint::duration>(now - at);
+}
+
 }  // namespace pullthrough::core

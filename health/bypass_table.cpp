@@ -50,6 +50,16 @@ std::vector<BypassTable::Bypass> BypassTable::active(TimePoint now) const {
   return out;
 }
 
+std::vector<BypassTable::Listed> BypassTable::listed(TimePoint now,
+                                                     core::SystemTime wall_now) const {
+  std::vector<Listed> out;
+  for (const auto& bypass : active(now)) {
+    out.push_back(Listed{bypass.client, core::wall_time(bypass.since, now, wall_now),
+                         core::wall_time(bypass.until, now, wall_now), bypass.alert});
+  }
+  return out;
+}
+
 void BypassTable::expire(TimePoint now) {
   for (auto it = entries_.begin(); it != entries_.end();) {
     if (it->second.until <= now) {

@@ -14,6 +14,7 @@
 
 #include "core/clock.hpp"
 #include "core/net.hpp"
+#include "core/units.hpp"
 #include "health/certificate_alert.hpp"
 
 namespace pullthrough::health {
@@ -43,6 +44,16 @@ class BypassTable {
   bool bypassed(const core::IpAddress& client, TimePoint now) const;
   // The bypasses in force at `now`, the oldest first.
   std::vector<Bypass> active(TimePoint now) const;
+
+  // A bypass in calendar time, for /healthz and logs.
+  struct Listed {
+    core::IpAddress client;
+    core::SystemTime since;
+    core::SystemTime until;
+    CertificateAlert alert;
+  };
+  // active(now), with `wall_now` the calendar time at `now`.
+  std::vector<Listed> listed(TimePoint now, core::SystemTime wall_now) const;
   // Entries held, expired ones not yet dropped included.
   std::size_t size() const { return entries_.size(); }
   // Drops the expired entries.

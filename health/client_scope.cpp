@@ -100,11 +100,6 @@ void ClientScope::note_intercepted(const core::IpAddress& client) const {
   shard.last.emplace(address, now);
 }
 
-core::SystemTime ClientScope::wall(core::Clock::TimePoint at) const {
-  return wall_clock_.now() -
-         std::chrono::duration_cast<core::SystemTime::duration>(clock_.now() - at);
-}
-
 void ClientScope::learn_untrusted(const core::IpAddress& client, CertificateAlert alert,
                                   std::chrono::milliseconds age, std::string_view seen_by) {
   if (config_.untrusted_bypass <= std::chrono::milliseconds::zero()) return;
@@ -120,7 +115,8 @@ void ClientScope::learn_untrusted(const core::IpAddress& client, CertificateAler
       "client {} does not trust the appliance's CA (TLS alert {} at {}): it gets the real "
       "registries' addresses until {}, or until it enrolls",
       core::unmapped(client).to_string(), to_string(alert), seen_by,
-      core::format_rfc3339(wall(since + config_.untrusted_bypass)));
+      core::format_rfc3339(
+          core::wall_time(since + config_.untrusted_bypass, now, wall_clock_.now())));
 }
 
 ClientScope::EnrollResult ClientScope::enroll(const core::IpAddress& client, std::string_view via) {
@@ -207,12 +203,10 @@ void ClientScope::apply(std::string_view epoch, const std::vector<NumberedEvent>
 ClientScope::Status ClientScope::status() const {
   Status status;
   auto now = clock_.now();
+  auto wall_now = wall_clock_.now();
   {
     std::lock_guard lock(mutex_);
-    for (const auto& bypass : bypasses_.active(now)) {
-      status.bypassed.push_back(
-          Bypassed{bypass.client, wall(bypass.since), wall(bypass.until), bypass.alert});
-    }
+    status.bypassed = bypasses_.listed(now, wall_now);
     status.enrolled = enrolled_.list();
   }
   status.intercepted = intercepted_count();

@@ -100,12 +100,7 @@ class ClientScope {
              std::string_view seen_by);
   void ignore_epoch(std::string epoch);
 
-  struct Bypassed {
-    core::IpAddress client;
-    core::SystemTime since;
-    core::SystemTime until;
-    CertificateAlert alert;
-  };
+  using Bypassed = BypassTable::Listed;
   struct Status {
     std::vector<Bypassed> bypassed;  // the oldest first
     std::vector<EnrolledClients::Entry> enrolled;
@@ -131,7 +126,6 @@ class ClientScope {
   // Call with mutex_ held.
   void publish_locked();
   std::shared_ptr<const Snapshot> current() const;
-  core::SystemTime wall(core::Clock::TimePoint at) const;
 
   static constexpr std::size_t kSeenShards = 16;
   static constexpr std::size_t kMaxSeenPerShard = 4096;

@@ -112,15 +112,8 @@ ClientTrust::Enrolled ClientTrust::enroll(const core::IpAddress& client) {
 std::vector<ClientTrust::Untrusted> ClientTrust::untrusted_now() const {
   auto now = clock_.now();
   auto wall_now = wall_clock_.now();
-  auto wall = [&](core::Clock::TimePoint at) {
-    return wall_now - std::chrono::duration_cast<core::SystemTime::duration>(now - at);
-  };
-  std::vector<Untrusted> out;
   std::lock_guard lock(mutex_);
-  for (const auto& entry : reported_.active(now)) {
-    out.push_back(Untrusted{entry.client, wall(entry.since), wall(entry.until), entry.alert});
-  }
-  return out;
+  return reported_.listed(now, wall_now);
 }
 
 }  // namespace pullthrough::proxy

@@ -67,12 +67,7 @@ class ClientTrust {
   // For the health check's answer.
   const health::ClientEventLog& events() const { return events_; }
 
-  struct Untrusted {
-    core::IpAddress client;
-    core::SystemTime since;
-    core::SystemTime until;
-    health::CertificateAlert alert;
-  };
+  using Untrusted = health::BypassTable::Listed;
   // The clients reported as untrusted whose bypass still runs, the oldest first (for /healthz
   // with `--role proxy`).
   std::vector<Untrusted> untrusted_now() const;
