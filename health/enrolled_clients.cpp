@@ -89,21 +89,13 @@ EnrolledClients EnrolledClients::load(fs::path path, std::vector<std::string>& p
   return set;
 }
 
-bool EnrolledClients::save(
-    const std::unordered_map<core::IpAddress, Entry, core::IpAddressHash>& entries,
-    std::string& error) const {
-  std::vector<const Entry*> sorted;
-  sorted.reserve(entries.size());
-  for (const auto& [address, entry] : entries) sorted.push_back(&entry);
-  std::sort(sorted.begin(), sorted.end(), [](const Entry* a, const Entry* b) {
-    return a->since != b->since ? a->since < b->since : a->client < b->client;
-  });
+bool EnrolledClients::save(const Entries& entries, std::string& error) const {
   std::string text =
       "# pullthrough: enrolled clients (POST /enroll, `pullthrough clients`). "
       "<address> <since> <how>\n";
-  for (const auto* entry : sorted) {
-    text += fmt::format("{} {} {}\n", entry->client.to_string(), core::format_rfc3339(entry->since),
-                        entry->via);
+  for (const auto& entry : in_order(entries)) {
+    text += fmt::format("{} {} {}\n", entry.client.to_string(), core::format_rfc3339(entry.since),
+                        entry.via);
   }
   auto temporary = path_;
   temporary += ".tmp";
@@ -170,14 +162,16 @@ bool EnrolledClients::contains(const core::IpAddress& client) const {
   return entries_.count(core::unmapped(client)) != 0;
 }
 
-std::vector<EnrolledClients::Entry> EnrolledClients::list() const {
+std::vector<EnrolledClients::Entry> EnrolledClients::in_order(const Entries& entries) {
   std::vector<Entry> out;
-  out.reserve(entries_.size());
-  for (const auto& [address, entry] : entries_) out.push_back(entry);
+  out.reserve(entries.size());
+  for (const auto& [address, entry] : entries) out.push_back(entry);
   std::sort(out.begin(), out.end(), [](const Entry& a, const Entry& b) {
     return a.since != b.since ? a.since < b.since : a.client < b.client;
   });
   return out;
 }
+
+std::vector<EnrolledClients::Entry> EnrolledClients::list() const { return in_order(entries_); }
 
 }  // namespace pullthrough::health

@@ -52,11 +52,13 @@ class EnrolledClients {
   const std::filesystem::path& path() const { return path_; }
 
  private:
-  bool save(const std::unordered_map<core::IpAddress, Entry, core::IpAddressHash>& entries,
-            std::string& error) const;
+  using Entries = std::unordered_map<core::IpAddress, Entry, core::IpAddressHash>;
+  // By enrollment time, then address: the order of the file and of list().
+  static std::vector<Entry> in_order(const Entries& entries);
+  bool save(const Entries& entries, std::string& error) const;
 
   std::filesystem::path path_;
-  std::unordered_map<core::IpAddress, Entry, core::IpAddressHash> entries_;
+  Entries entries_;
 };
 
 }  // namespace pullthrough::health
