@@ -128,6 +128,17 @@ class FrontDoorTest : public ::testing::Test {
 
   // Connects with TLS, SNI `sni` (none when empty), verifying against our CA for `verify_host`.
   // Returns what the server sent, or "handshake failed: <reason>".
+  // Plain HTTP where a ClientHello belongs; returns once the front door has closed the connection.
+  void send_http_instead_of_tls() {
+    asio::io_context client;
+    tcp::socket socket(client);
+    socket.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port_));
+    asio::write(socket, asio::buffer(std::string("GET / HTTP/1.1\r\n\r\n")));
+    char buffer[256];
+    boost::system::error_code ec;
+    while (!ec) socket.read_some(asio::buffer(buffer), ec);
+  }
+
   std::string connect(const std::string& sni, const std::string& verify_host,
                       int max_version = TLS1_3_VERSION) {
     asio::io_context client_io;
@@ -242,13 +253,7 @@ TEST_F(FrontDoorTest, NoServerNameFailsTheHandshake) {
 }
 
 TEST_F(FrontDoorTest, GarbageInsteadOfAClientHelloIsDropped) {
-  asio::io_context client;
-  tcp::socket socket(client);
-  socket.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port_));
-  asio::write(socket, asio::buffer(std::string("GET / HTTP/1.1\r\n\r\n")));
-  char buffer[256];
-  boost::system::error_code ec;
-  while (!ec) socket.read_some(asio::buffer(buffer), ec);
+  send_http_instead_of_tls();
   EXPECT_EQ(front_door_->counters().handshakes_failed.value(), 1U);
 }
 
@@ -299,15 +304,7 @@ TEST_F(FrontDoorTest, FailuresThatAreNotAboutTrustAreNotReported) {
   EXPECT_NE(connect("", "quay.io").find("handshake failed"), std::string::npos);
   untrusting_client(TLS1_3_VERSION, X509_V_ERR_APPLICATION_VERIFICATION);  // handshake_failure
   untrusting_client(TLS1_2_VERSION, X509_V_ERR_CERT_HAS_EXPIRED);          // certificate_expired
-  {
-    asio::io_context client;
-    tcp::socket socket(client);
-    socket.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port_));
-    asio::write(socket, asio::buffer(std::string("GET / HTTP/1.1\r\n\r\n")));
-    char buffer[256];
-    boost::system::error_code ec;
-    while (!ec) socket.read_some(asio::buffer(buffer), ec);
-  }
+  send_http_instead_of_tls();
   // Each failed handshake is over once its connection is.
   ASSERT_TRUE(core::testing::eventually([this] {
     return front_door_->counters().handshakes_failed.value() == 5 &&
