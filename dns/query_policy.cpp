@@ -167,21 +167,20 @@ Outcome QueryPolicy::answer(std::span<const std::uint8_t> packet, const core::En
   }
   count_type(counters_, summary.qtype);
   bool intercepted_name = summary.qclass == rrclass::kIn && is_intercepted(summary.qname);
-  const Healthy* cache_hosts = &healthy_now();
+  const Healthy& gate_hosts = healthy_now();
   // A client the cache is not for gets the real answers, as if the gate were closed: for the
   // intercepted names, and for names whose CNAME chain leads into one.
-  if (!(*cache_hosts)->empty() && scope_ != nullptr) {
+  bool shut_out = false;
+  if (!gate_hosts->empty() && scope_ != nullptr) {
     auto verdict = scope_->verdict(client.address);
-    if (verdict != health::ClientScope::Verdict::intercept) {
-      if (intercepted_name) {
-        (verdict == health::ClientScope::Verdict::bypassed ? counters_.client_bypassed
-                                                           : counters_.client_outside_scope)
-            .add();
-      }
-      cache_hosts = &no_cache_hosts();
+    shut_out = verdict != health::ClientScope::Verdict::intercept;
+    if (shut_out && intercepted_name) {
+      (verdict == health::ClientScope::Verdict::bypassed ? counters_.client_bypassed
+                                                         : counters_.client_outside_scope)
+          .add();
     }
   }
-  const Healthy& healthy = *cache_hosts;
+  const Healthy& healthy = shut_out ? no_cache_hosts() : gate_hosts;
   if (intercepted_name && !healthy->empty()) {
     counters_.rewritten.add();
     if (scope_ != nullptr) scope_->note_intercepted(client.address);
@@ -190,7 +189,7 @@ Outcome QueryPolicy::answer(std::span<const std::uint8_t> packet, const core::En
     out = std::move(built.wire);
     return Outcome::answered;
   }
-  if (intercepted_name && cache_hosts != &no_cache_hosts()) counters_.intercepted_forwarded.add();
+  if (intercepted_name && !shut_out) counters_.intercepted_forwarded.add();
   return answer_forwarded(query, intercepted_name, healthy, max_size, out, defer);
 }
 

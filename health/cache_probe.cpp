@@ -149,7 +149,7 @@ asio::awaitable<CheckResult> TlsCacheProbe::check(const core::Endpoint& target,
   request.set(http::field::host, server_name_);
   request.set(http::field::user_agent, health::kHealthCheckUserAgent);
   request.set(http::field::connection, "close");
-  auto cache = target.to_string();
+  const std::string cache = events_ ? target.to_string() : std::string();
   if (events_) {
     std::lock_guard lock(mutex_);
     auto seen = cursors_.find(cache);
