@@ -49,16 +49,6 @@ Json storage_json(const AdminSources& sources) {
   return out;
 }
 
-std::string intercept_clients(const config::InterceptConfig& intercept) {
-  if (intercept.all_clients) return "all";
-  std::string out;
-  if (intercept.enrolled) out = "enrolled";
-  for (const auto& network : intercept.networks) {
-    out += (out.empty() ? "" : ", ") + network.to_string();
-  }
-  return out;
-}
-
 Json bypassed_json(const core::IpAddress& client, core::SystemTime since, core::SystemTime until,
                    health::CertificateAlert alert) {
   return Json{{"address", client.to_string()},
@@ -68,7 +58,7 @@ Json bypassed_json(const core::IpAddress& client, core::SystemTime since, core::
 }
 
 Json intercept_json(const config::InterceptConfig& intercept) {
-  return Json{{"intercept", intercept_clients(intercept)},
+  return Json{{"intercept", config::to_string(intercept)},
               {"untrusted_bypass", core::format_duration(intercept.untrusted_bypass)}};
 }
 

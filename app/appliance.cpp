@@ -317,10 +317,8 @@ std::optional<int> build_dns(const config::Config& cfg, boost::asio::io_context&
   for (const auto& problem : problems) log->warn("{}", problem);
   const auto& intercept = cfg.dns.intercept;
   if (!intercept.all_clients) {
-    log->info("intercepting only {}{}{} ({} enrolled)",
-              intercept.enrolled ? "enrolled clients" : "",
-              intercept.enrolled && !intercept.networks.empty() ? " and " : "",
-              intercept.networks.empty() ? "" : join(intercept.networks), enrolled.size());
+    log->info("intercepting only dns.intercept.clients: [{}] ({} enrolled)",
+              config::to_string(intercept), enrolled.size());
   }
   parts.scope = std::make_unique<health::ClientScope>(intercept, std::move(enrolled), parts.clock,
                                                       parts.wall_clock);

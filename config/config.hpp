@@ -56,6 +56,9 @@ struct InterceptConfig {
   bool operator==(const InterceptConfig&) const = default;
 };
 
+// dns.intercept.clients as the configuration spells it: "all", or "enrolled, 10.1.0.0/16".
+std::string to_string(const InterceptConfig& intercept);
+
 struct DnsConfig {
   std::vector<Endpoint> listen;
   // "system": the nameservers of /etc/resolv.conf minus this appliance's own addresses.

@@ -724,6 +724,15 @@ void validate_registries(Context& ctx, const YAML::Node& node, const YAML::Mark&
 
 }  // namespace
 
+std::string to_string(const InterceptConfig& intercept) {
+  if (intercept.all_clients) return "all";
+  std::string out = intercept.enrolled ? "enrolled" : "";
+  for (const auto& network : intercept.networks) {
+    out += (out.empty() ? "" : ", ") + network.to_string();
+  }
+  return out;
+}
+
 Duration handover_or_auto(const Config& config) {
   if (config.proxy.handover) return *config.proxy.handover;
   return config.dns.answer_ttl + config.health.interval + config.health.timeout;

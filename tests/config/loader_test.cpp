@@ -289,6 +289,9 @@ TEST(ConfigLoaderTest, InterceptClientsAreAllOrNetworksAndEnrolled) {
   EXPECT_EQ(mixed.dns.intercept.networks.size(), 2U);
   EXPECT_EQ(mixed.dns.intercept.max_bypassed, 10U);
   EXPECT_FALSE(load_ok("dns: {intercept: {clients: [private]}}\n").dns.intercept.networks.empty());
+  EXPECT_EQ(to_string(mixed.dns.intercept), "enrolled, 10.1.0.0/16, fd00::/8");
+  EXPECT_EQ(to_string(enrolled.dns.intercept), "enrolled");
+  EXPECT_EQ(to_string(defaults_intercept), "all");
 }
 
 TEST(ConfigLoaderTest, InterceptErrorsNameLineAndKey) {
