@@ -28,6 +28,7 @@ struct TcpListener::State : std::enable_shared_from_this<TcpListener::State> {
   Gate& gate;
   ListenerCounters& counters;
   OnConnection on_connection;
+  TcpListener::ConnectionExecutor connection_executor;
   std::shared_ptr<spdlog::logger> log;
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
   // Shared with every ConnectionHold, which may outlive the listener.
@@ -57,7 +58,8 @@ struct TcpListener::State : std::enable_shared_from_this<TcpListener::State> {
 
   asio::awaitable<void> accept_connections(tcp::acceptor& acceptor) {
     for (;;) {
-      tcp::socket socket(asio::make_strand(io));
+      tcp::socket socket(connection_executor ? connection_executor()
+                                             : asio::any_io_executor(asio::make_strand(io)));
       error_code ec;
       co_await acceptor.async_accept(socket, asio::redirect_error(asio::use_awaitable, ec));
       if (!acceptor.is_open() || ec == asio::error::operation_aborted) co_return;
@@ -100,6 +102,10 @@ TcpListener::TcpListener(asio::io_context& io, std::string name, std::vector<End
                                      max_connections, gate, counters, std::move(on_connection))) {}
 
 TcpListener::~TcpListener() = default;
+
+void TcpListener::set_connection_executor(ConnectionExecutor pick) {
+  state_->connection_executor = std::move(pick);
+}
 
 void TcpListener::bind() {
   auto& s = *state_;

@@ -65,7 +65,8 @@ class ConnectionHold {
 };
 
 struct AcceptedConnection {
-  // On its own strand: the service may drive it from any thread through that strand.
+  // On its own strand, or on an event loop run by one thread (set_connection_executor): either
+  // way the service may drive it from any thread through its executor.
   boost::asio::ip::tcp::socket socket;
   Endpoint peer;
   Endpoint local;
@@ -85,6 +86,12 @@ class TcpListener {
   ~TcpListener();
   TcpListener(const TcpListener&) = delete;
   TcpListener& operator=(const TcpListener&) = delete;
+
+  // Where accepted connections live: by default each on a strand of the listener's io_context;
+  // a service with event loops of its own (event_loops.hpp) hands them to those. Called on the
+  // accepting thread for each socket made to wait for the next connection; set before start().
+  using ConnectionExecutor = std::function<boost::asio::any_io_executor()>;
+  void set_connection_executor(ConnectionExecutor pick);
 
   // Binds every address; throws std::system_error naming the one that failed. An IPv6 wildcard
   // is IPv6-only when the same port also has an IPv4 address configured, dual-stack otherwise.

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <list>
 #include <mutex>
+#include <thread>
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -165,12 +166,25 @@ TlsFrontDoor::TlsFrontDoor(asio::io_context& io, const config::Config& config, S
       state_->listener_counters, [weak](core::AcceptedConnection connection) {
         if (auto state = weak.lock()) state->on_connection(std::move(connection));
       });
+  unsigned count = limits.event_loops != 0 ? limits.event_loops
+                                           : std::max(1U, std::thread::hardware_concurrency());
+  loops_ = std::make_shared<core::EventLoops>("proxy", count);
+  // A connection accepted after the loops are gone (an abandoned drain) gets a strand of `io`.
+  state_->listener->set_connection_executor(
+      [loops = std::weak_ptr<core::EventLoops>(loops_), &io]() -> asio::any_io_executor {
+        if (auto alive = loops.lock()) return alive->next();
+        return asio::make_strand(io);
+      });
 }
 
-TlsFrontDoor::~TlsFrontDoor() = default;
+TlsFrontDoor::~TlsFrontDoor() {
+  // Stops the loops and destroys what is left on them before the state goes.
+  loops_.reset();
+}
 
 void TlsFrontDoor::start() {
   state_->listener->bind();
+  loops_->start();
   state_->listener->start("https", state_);
 }
 

@@ -17,6 +17,7 @@
 #include <boost/beast/ssl/ssl_stream.hpp>
 
 #include "config/config.hpp"
+#include "core/event_loops.hpp"
 #include "core/net.hpp"
 #include "core/service.hpp"
 #include "core/tcp_listener.hpp"
@@ -85,6 +86,8 @@ struct FrontDoorLimits {
   // Open from one client address (IPv4-mapped IPv6 counts as its IPv4); 0: no such limit.
   std::size_t max_connections_per_client = 256;
   std::chrono::milliseconds handshake_timeout = std::chrono::seconds(10);
+  // Event loops the connections run on, one thread each (core/event_loops.hpp); 0: one per CPU.
+  unsigned event_loops = 0;
 };
 
 class TlsFrontDoor final : public core::Service {
@@ -109,6 +112,9 @@ class TlsFrontDoor final : public core::Service {
  private:
   struct State;
   std::shared_ptr<State> state_;
+  // Declared after state_, so destroyed first: the connections' coroutines still queued on the
+  // loops are destroyed while the state they refer to is alive.
+  std::shared_ptr<core::EventLoops> loops_;
 };
 
 }  // namespace pullthrough::proxy

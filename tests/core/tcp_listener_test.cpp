@@ -4,6 +4,7 @@
 
 #include "core/asio.hpp"
 
+#include <atomic>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -121,6 +122,32 @@ TEST_F(TcpListenerTest, AcceptedConnectionsKnowTheirPeerAndHoldTheGate) {
   EXPECT_TRUE(static_cast<bool>(held_[0].hold));
   // The accept loop holds the gate too, and the connection adds one.
   EXPECT_EQ(gate_.count(), 2U);
+}
+
+TEST_F(TcpListenerTest, AConnectionExecutorDecidesWhereEachConnectionLives) {
+  asio::io_context elsewhere;
+  std::atomic<int> picked{0};
+  listener_ = std::make_unique<TcpListener>(
+      io_, "test", std::vector<Endpoint>{*parse_endpoint("127.0.0.1:0")}, std::vector<Cidr>{}, 8,
+      gate_, counters_, [this](AcceptedConnection connection) {
+        std::lock_guard lock(mutex_);
+        held_.push_back(std::move(connection));
+      });
+  listener_->set_connection_executor([&]() -> asio::any_io_executor {
+    ++picked;
+    return elsewhere.get_executor();
+  });
+  listener_->bind();
+  listener_->start("tcp", owner_);
+  worker_ = std::thread([this] { io_.run(); });
+  tcp::socket client(client_io_);
+  client.connect(server());
+  ASSERT_TRUE(eventually([&] { return held() == 1; }));
+  // Once for the connection accepted, once for the socket that waits for the next one.
+  EXPECT_TRUE(eventually([&] { return picked.load() == 2; }));
+  std::lock_guard lock(mutex_);
+  EXPECT_TRUE(held_[0].socket.get_executor() == asio::any_io_executor(elsewhere.get_executor()));
+  held_.clear();  // the socket goes before its io_context does
 }
 
 TEST_F(TcpListenerTest, CloseStopsAccepting) {

@@ -3,6 +3,7 @@
 #include "core/asio.hpp"
 
 #include <future>
+#include <set>
 #include <thread>
 
 #include <boost/asio/ssl.hpp>
@@ -22,6 +23,7 @@ using asio::ip::tcp;
 struct Seen {
   std::string registry;
   std::string server_name;
+  std::thread::id thread;  // that ran the handler
 };
 
 struct Untrusted {
@@ -93,7 +95,8 @@ class FrontDoorTest : public ::testing::Test {
         [this](TlsConnection connection) -> asio::awaitable<void> {
           {
             std::lock_guard lock(mutex_);
-            seen_.push_back(Seen{connection.registry->host, connection.server_name});
+            seen_.push_back(Seen{connection.registry->host, connection.server_name,
+                                 std::this_thread::get_id()});
           }
           boost::system::error_code ec;
           auto& stream = *connection.stream;
@@ -202,7 +205,11 @@ class FrontDoorTest : public ::testing::Test {
   config::Config config_;
   testing::TestServerTls server_{config_, dir_.path()};
   asio::io_context io_;
-  FrontDoorLimits limits_;
+  FrontDoorLimits limits_ = [] {
+    FrontDoorLimits limits;
+    limits.event_loops = 2;
+    return limits;
+  }();
   std::unique_ptr<TlsFrontDoor> front_door_;
   std::thread worker_;
   std::uint16_t port_ = 0;
@@ -220,6 +227,20 @@ TEST_F(FrontDoorTest, InterceptedNameGetsAVerifiedCertificateAndItsRegistry) {
   EXPECT_EQ(seen_[1].registry, "registry-1.docker.io");
   EXPECT_EQ(seen_[1].server_name, "docker.io");
   EXPECT_EQ(front_door_->counters().handshakes_completed.value(), 2U);
+}
+
+TEST_F(FrontDoorTest, ConnectionsAreServedOnTheDoorsOwnEventLoopsInTurn) {
+  for (int i = 0; i < 4; ++i) ASSERT_EQ(connect("quay.io", "quay.io"), "ok\n");
+  std::lock_guard lock(mutex_);
+  ASSERT_EQ(seen_.size(), 4U);
+  std::set<std::thread::id> threads;
+  for (const auto& seen : seen_) threads.insert(seen.thread);
+  // Two loops (limits_), neither of them the thread that runs the listener's io_context.
+  EXPECT_EQ(threads.size(), 2U);
+  EXPECT_EQ(threads.count(worker_.get_id()), 0U);
+  EXPECT_NE(seen_[0].thread, seen_[1].thread);
+  EXPECT_EQ(seen_[0].thread, seen_[2].thread);
+  EXPECT_EQ(seen_[1].thread, seen_[3].thread);
 }
 
 // Regression: the count was the gate's, which also holds one place per accept loop, so the

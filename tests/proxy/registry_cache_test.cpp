@@ -130,6 +130,9 @@ class RegistryCacheTest : public ::testing::Test {
   config::Config config_;
   testing::TestServerTls server_{config_, dir_.path()};
   asio::io_context io_;
+  // Connections live on the front door's own loops; what they hand to io_ (upstream requests,
+  // the drain's callback) needs it running, as the appliance's supervisor keeps it until drained.
+  asio::executor_work_guard<asio::io_context::executor_type> busy_{io_.get_executor()};
   NoNames resolver_{io_};
   std::unique_ptr<RegistryCache> cache_;
   std::thread worker_;
