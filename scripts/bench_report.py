@@ -5,7 +5,7 @@ The bench scripts start the servers and measure; each measurement goes as one JS
 line (JSON Lines) into a file, and this program turns the file into the report: per-run figures,
 medians, ratios against the anchors measured in the same run, and pass/fail per target.
 
-    bench_report.py proxy FILE [PART...]   parts: header a c d b-lo b-wan summary
+    bench_report.py proxy FILE [PART...]   parts: header a c d b-lo b-wan e summary
     bench_report.py dns FILE [PART...]     parts: header intercepted forwarded
 
 Without a PART it prints the whole report, so a kept file (BENCH_RAW) can be reported again.
@@ -121,6 +121,7 @@ class Proxy:
                     cpu_ticks, results [[code, size, seconds]...]
     b               (b) one cold pull: round (lo|wan), clients, wall, upstream_gets, hwm_kib,
                     notes, results
+    e               (e) one warm measurement of pullthrough as in a, with pull public|private
     upstream_extra  blob GETs the upstream served during the warm sections (part a, or d)
     """
 
@@ -340,7 +341,40 @@ class Proxy:
         self.r.target(f"(b) pullthrough wall({n} cold) / wall(1 cold), shaped upstream", wall_ratio,
                       "<=", "1.2")
 
-    PARTS = ("header", "a", "c", "d", "b-lo", "b-wan", "summary")
+    def e(self):
+        m = self.meta
+        self.r.line()
+        self.r.line(f"(e) pullthrough: warm {m['blob_mib']} MiB blob GET from a private repository "
+                    f"with a user's token, against a public one anonymously "
+                    f"(x{m['reps']} per measurement), median of {m['runs']}")
+        recs = self.of("e")
+        self.invalid_lines(recs, lambda x: x["pull"])
+        row = "  {:<17} {:>10} {:>7} {:>7} {:>8}   {}"
+        self.r.line(row.format("pull", "CPU s/GiB", "user", "kernel", "MB/s", "per run (CPU s/GiB)"))
+        cpu = {}
+        for kind in ("public", "private"):
+            figs = [self.a_figures(x) for x in valid(recs) if x["pull"] == kind]
+            cpu[kind] = median_text((f[0] for f in figs), 3)
+            self.r.line(row.format(kind, cpu[kind], median_text((f[2] for f in figs), 3),
+                                   median_text((f[3] for f in figs), 3),
+                                   median_text((f[1] for f in figs), 0),
+                                   " ".join(fmt(f[0], 3) for f in figs)).rstrip())
+        for kind in ("public", "private"):
+            n = sum(1 for x in recs if x["pull"] == kind and not x.get("valid", True))
+            if n:
+                self.r.line(f"  {kind}: {n} invalid run(s) left out (see above)")
+        asked = [x["gets"] for x in self.of("upstream_extra", part="e")]
+        upstream = str(asked[-1]) if asked else "-"
+        self.r.line(f"  requests upstream for bench/* during the measured pulls: {upstream}"
+                    f"   (target == 0: each client's access is checked once and remembered)")
+        self.r.target("(e) upstream requests during the measured private and public pulls",
+                      upstream, "==", "0")
+        vs_public = ratio(cpu["private"], cpu["public"])
+        self.r.line(f"  CPU/GiB private / public   {vs_public:>6}   (target <= 1.2)")
+        self.r.target("(e) warm blob CPU/GiB, private (per-client check) / public", vs_public,
+                      "<=", "1.2")
+
+    PARTS = ("header", "a", "c", "d", "b-lo", "b-wan", "e", "summary")
 
     def print(self, parts):
         # Every section runs, in order, so that the summary has the targets of all of them.

@@ -154,6 +154,31 @@ class ProxyReportTest(unittest.TestCase):
         self.assertEqual(row(out, "CPU/req")[4], "2.01")
         self.assertIn("run 2 pullthrough: INVALID: Non-2xx", out)
 
+    def test_private_against_public_warm_pulls(self):
+        # CPU s/GiB per run: public 1.0, 1.2, 1.1 -> 1.100; private 1.2, 5.0 (invalid), 1.4 -> 1.300.
+        recs = [proxy_meta()]
+        for run, (pub, priv) in enumerate(((50, 60), (60, 250), (55, 70)), start=1):
+            bad = run == 2
+            recs.append({**warm(run, "pt", (pub, pub)), "kind": "e", "pull": "public"})
+            recs.append({**warm(run, "pt", (priv, priv), valid=not bad,
+                                why=["status 401, 0 of 16777216 bytes"] if bad else ()),
+                         "kind": "e", "pull": "private"})
+        recs.append({"kind": "upstream_extra", "part": "e", "gets": 0})
+        out = report("proxy", recs, "e", "summary")
+        self.assertIn("PASS  (e) upstream requests during the measured private and public pulls", out)
+        self.assertEqual(row(out, "public")[1], "1.100")
+        self.assertEqual(row(out, "private")[1], "1.300")
+        self.assertEqual(row(out, "CPU/GiB private / public")[4], "1.18")
+        self.assertIn("run 2 pullthrough (private): INVALID: status 401, 0 of 16777216 bytes", out)
+        self.assertIn("private: 1 invalid run(s) left out (see above)", out)
+        self.assertIn("PASS  (e) warm blob CPU/GiB, private (per-client check) / public", out)
+
+    def test_private_pulls_that_went_upstream_fail_their_target(self):
+        recs = [proxy_meta(), {"kind": "upstream_extra", "part": "e", "gets": 4}]
+        out = report("proxy", recs, "e", "summary")
+        self.assertIn("requests upstream for bench/* during the measured pulls: 4", out)
+        self.assertIn("FAIL  (e) upstream requests during the measured private and public pulls", out)
+
     def test_cold_fetch_count_and_summary(self):
         recs = [proxy_meta(runs=1)]
         recs += [cold("lo", 1, "pt", 1, 1.00), cold("lo", 1, "pt", 8, 1.10),
@@ -165,7 +190,7 @@ class ProxyReportTest(unittest.TestCase):
         self.assertIn("PASS  (b) pullthrough upstream GETs per cold blob, every run", out)
         self.assertIn("PASS  (b) pullthrough wall(8 cold) / wall(1 cold), loopback upstream", out)
         # The sections without records give n/a targets, which are not met.
-        self.assertIn("3 of 9 targets met", out)
+        self.assertIn("3 of 11 targets met", out)
 
     def test_cold_fetch_count_range_and_invalid(self):
         p = bench_report.Proxy([proxy_meta()], io.StringIO())

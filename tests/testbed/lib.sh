@@ -383,18 +383,20 @@ e2e_upstream_curl() {
     --resolve "$name:443:$(e2e_addr "$name")" "$@"
 }
 
-# e2e_push_blob NAME REPO FILE DIGEST: FILE as the blob DIGEST of REPO in the upstream registry
-# NAME, by the two-step upload (POST for a location, PUT of the body with ?digest=).
+# e2e_push_blob NAME REPO FILE DIGEST [CURL_ARGS...]: FILE as the blob DIGEST of REPO in the
+# upstream registry NAME, by the two-step upload (POST for a location, PUT of the body with
+# ?digest=); CURL_ARGS (an Authorization field, say) go with both requests.
 e2e_push_blob() {
   local name=$1 repo=$2 file=$3 digest=$4 location
-  location=$(e2e_upstream_curl "$name" -X POST -o /dev/null -D - \
+  shift 4
+  location=$(e2e_upstream_curl "$name" "$@" -X POST -o /dev/null -D - \
     "https://$name/v2/$repo/blobs/uploads/" | tr -d '\r' |
     awk 'tolower($1) == "location:" { print $2 }') || return 1
   [ -n "$location" ] || { e2e_err "no upload location from $name"; return 1; }
   case $location in /*) location=https://$name$location ;; esac
   case $location in *\?*) location="$location&digest=$digest" ;; *) location="$location?digest=$digest" ;; esac
-  e2e_upstream_curl "$name" -o /dev/null -H 'Content-Type: application/octet-stream' -T "$file" \
-    "$location"
+  e2e_upstream_curl "$name" "$@" -o /dev/null -H 'Content-Type: application/octet-stream' \
+    -T "$file" "$location"
 }
 
 # --- DNS -----------------------------------------------------------------------------------------
