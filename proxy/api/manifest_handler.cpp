@@ -6,8 +6,8 @@ std::string joined_accept(const http::request_header<>& header) {
   std::string out;
   auto [first, last] = header.equal_range(http::field::accept);
   for (auto it = first; it != last; ++it) {
-    if (!out.empty()) out += ", ";
-    out += std::string(it->value());
+    if (!out.empty()) out.append(", ");
+    out.append(it->value());
   }
   return out;
 }

@@ -3,11 +3,14 @@
 
 #include "core/asio.hpp"
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <span>
 #include <string>
 #include <string_view>
+#include <thread>
 
 #include <boost/asio/io_context.hpp>
 #include <gtest/gtest.h>
@@ -43,12 +46,24 @@ inline std::string sha256_of(std::string_view text) {
   return digester.finish();
 }
 
-// Stops `service` and runs `io` until nothing is left to do: whether the service said it drained.
-inline bool stop_and_drain(boost::asio::io_context& io, core::Service& service) {
-  bool drained = false;
-  service.stop([&drained] { drained = true; });
+// Stops `service` and runs `io` until the service says it drained (within `limit`), then until
+// nothing is left to do on `io`: whether it drained. The drain may end on another thread (the
+// front door's connections live on event loops of their own), so `io` running out of work is not
+// the sign of it.
+inline bool stop_and_drain(boost::asio::io_context& io, core::Service& service,
+                           std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+  auto drained = std::make_shared<std::atomic<bool>>(false);
+  service.stop([drained] { drained->store(true); });
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!drained->load() && std::chrono::steady_clock::now() < deadline) {
+    io.restart();
+    if (io.run_for(std::chrono::milliseconds(5)) == 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+  io.restart();
   io.run();
-  return drained;
+  return drained->load();
 }
 
 }  // namespace pullthrough::proxy::testing
