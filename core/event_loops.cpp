@@ -54,10 +54,15 @@ void EventLoops::start() {
         CPU_SET(*cpu, &set);
         pthread_setaffinity_np(pthread_self(), sizeof set, &set);
       }
-      try {
-        loop.io.run();
-      } catch (const std::exception& e) {
-        logger(name_)->error("event loop {} stopped: {}", thread_name, e.what());
+      // A handler that throws loses its own work only: the loop goes on with the rest (Asio's
+      // run() may be called again after an exception), until stop().
+      for (;;) {
+        try {
+          loop.io.run();
+          return;
+        } catch (const std::exception& e) {
+          logger(name_)->error("event loop {}: a handler threw: {}", thread_name, e.what());
+        }
       }
     });
   }

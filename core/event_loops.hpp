@@ -31,7 +31,8 @@ class EventLoops {
   EventLoops(const EventLoops&) = delete;
   EventLoops& operator=(const EventLoops&) = delete;
 
-  // Starts the threads. Until stop(), each loop runs even while it has nothing to do.
+  // Starts the threads. Until stop(), each loop runs even while it has nothing to do, and goes on
+  // after a handler throws (logged).
   void start();
   // Ends the threads at once, whatever is queued, and waits for them. Safe to call twice.
   void stop();

@@ -8,6 +8,7 @@
 #include <future>
 #include <memory>
 #include <set>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -66,6 +67,14 @@ TEST(EventLoopsTest, AnIdleLoopKeepsRunningUntilStopped) {
   EXPECT_NE(thread_of(loops.next()), std::thread::id{});
   loops.stop();
   loops.stop();  // a second stop does nothing
+}
+
+TEST(EventLoopsTest, AHandlerThatThrowsDoesNotStopItsLoop) {
+  EventLoops loops("test", 1);
+  loops.start();
+  auto executor = loops.next();
+  boost::asio::post(executor, [] { throw std::runtime_error("a handler's own failure"); });
+  EXPECT_NE(thread_of(executor), std::thread::id{});
 }
 
 TEST(EventLoopsTest, WorkLeftQueuedIsDestroyedWithoutRunning) {
