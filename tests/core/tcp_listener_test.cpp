@@ -25,13 +25,15 @@ using testing::eventually;
 
 class TcpListenerTest : public ::testing::Test {
  protected:
-  void start(std::vector<Cidr> allow, std::size_t max_connections) {
+  void start(std::vector<Cidr> allow, std::size_t max_connections,
+             TcpListener::ConnectionExecutor pick = {}) {
     listener_ = std::make_unique<TcpListener>(
         io_, "test", std::vector<Endpoint>{*parse_endpoint("127.0.0.1:0")}, std::move(allow),
         max_connections, gate_, counters_, [this](AcceptedConnection connection) {
           std::lock_guard lock(mutex_);
           held_.push_back(std::move(connection));
         });
+    if (pick) listener_->set_connection_executor(std::move(pick));
     listener_->bind();
     listener_->start("tcp", owner_);
     worker_ = std::thread([this] { io_.run(); });
@@ -127,19 +129,10 @@ TEST_F(TcpListenerTest, AcceptedConnectionsKnowTheirPeerAndHoldTheGate) {
 TEST_F(TcpListenerTest, AConnectionExecutorDecidesWhereEachConnectionLives) {
   asio::io_context elsewhere;
   std::atomic<int> picked{0};
-  listener_ = std::make_unique<TcpListener>(
-      io_, "test", std::vector<Endpoint>{*parse_endpoint("127.0.0.1:0")}, std::vector<Cidr>{}, 8,
-      gate_, counters_, [this](AcceptedConnection connection) {
-        std::lock_guard lock(mutex_);
-        held_.push_back(std::move(connection));
-      });
-  listener_->set_connection_executor([&]() -> asio::any_io_executor {
+  start({}, 8, [&]() -> asio::any_io_executor {
     ++picked;
     return elsewhere.get_executor();
   });
-  listener_->bind();
-  listener_->start("tcp", owner_);
-  worker_ = std::thread([this] { io_.run(); });
   tcp::socket client(client_io_);
   client.connect(server());
   ASSERT_TRUE(eventually([&] { return held() == 1; }));
