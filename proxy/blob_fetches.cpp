@@ -140,10 +140,11 @@ asio::awaitable<StreamStatus> stream_range(BlobReader& reader, std::uint64_t fro
       co_return StreamStatus::read_failed;
     }
     if (got == 0) co_return StreamStatus::read_failed;
-    if (!co_await sink(std::span<const std::uint8_t>(buffer.data(), got))) {
-      co_return StreamStatus::sink_failed;
-    }
     offset += got;
+    // g++ 12 wants no temporaries in a co_await's arguments.
+    const bool more = offset < available;
+    const std::span<const std::uint8_t> bytes(buffer.data(), got);
+    if (!co_await sink(bytes, more)) co_return StreamStatus::sink_failed;
   }
   co_return StreamStatus::complete;
 }

@@ -134,8 +134,11 @@ enum class StreamStatus : std::uint8_t {
   read_failed,   // the store could not give back bytes it had (an I/O error)
 };
 
-// Receives the next bytes of a transfer; false to stop (a write failed).
-using StreamSink = std::function<boost::asio::awaitable<bool>(std::span<const std::uint8_t>)>;
+// Receives the next bytes of a transfer; false to stop (a write failed). `more` says that the next
+// bytes follow at once, so the sink may hold these back to send them together; when it is false
+// (the end of the range, or a wait for a fetch comes next) everything must go out now.
+using StreamSink =
+    std::function<boost::asio::awaitable<bool>(std::span<const std::uint8_t> bytes, bool more)>;
 
 // Sends bytes [from, to) of `reader` to `sink`, `buffer.size()` at a time. With a `fetch`, the
 // bytes are still arriving: each is sent once the fetch makes it sendable, and the transfer

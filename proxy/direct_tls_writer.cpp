@@ -2,6 +2,7 @@
 
 #include "core/asio.hpp"
 
+#include <algorithm>
 #include <cerrno>
 
 #include <boost/asio/redirect_error.hpp>
@@ -25,14 +26,24 @@ struct Stall {
 
 }  // namespace
 
-DirectTlsWriter::DirectTlsWriter(DirectTlsStream& stream) : stream_(stream) {
+DirectTlsWriter::DirectTlsWriter(DirectTlsStream& stream, std::size_t gather_bytes)
+    : stream_(stream) {
   SSL* ssl = stream_.native_handle();
   auto fd = beast::get_lowest_layer(stream_).socket().native_handle();
   // Asio's engine gives the SSL one BIO for both directions, holding a reference per slot, so
   // replacing the write slot leaves the read side (and any bytes buffered there) untouched.
   if (SSL_get_rbio(ssl) != SSL_get_wbio(ssl)) return;
-  direct_ = BIO_new_socket(static_cast<int>(fd), BIO_NOCLOSE);
-  if (direct_ == nullptr) return;
+  BIO* socket = BIO_new_socket(static_cast<int>(fd), BIO_NOCLOSE);
+  if (socket == nullptr) return;
+  BIO* gather = BIO_new(BIO_f_buffer());
+  if (gather == nullptr ||
+      BIO_set_write_buffer_size(gather, static_cast<long>(std::clamp<std::size_t>(
+                                            gather_bytes, 4096, kGatherBytes))) != 1) {
+    BIO_free(gather);
+    BIO_free(socket);
+    return;
+  }
+  direct_ = BIO_push(gather, socket);
   SSL_set0_wbio(ssl, direct_);  // drops the write slot's reference to Asio's BIO
 }
 
@@ -46,26 +57,36 @@ DirectTlsWriter::~DirectTlsWriter() {
 }
 
 asio::awaitable<error_code> DirectTlsWriter::write(std::span<const std::uint8_t> bytes,
-                                                   std::chrono::milliseconds timeout) {
+                                                   std::chrono::milliseconds timeout, bool flush) {
   SSL* ssl = stream_.native_handle();
   auto& socket = beast::get_lowest_layer(stream_).socket();
   // The whole call has one deadline, like an Asio write under a stream timeout: a client must
   // take each chunk within `timeout`, so one that reads a trickle cannot hold the connection.
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   asio::steady_timer timer(co_await asio::this_coro::executor);
-  while (!bytes.empty()) {
-    std::size_t written = 0;
+  for (;;) {
     ERR_clear_error();
-    if (SSL_write_ex(ssl, bytes.data(), bytes.size(), &written) == 1) {
-      bytes = bytes.subspan(written);
-      continue;
-    }
-    int reason = SSL_get_error(ssl, 0);
-    if (reason != SSL_ERROR_WANT_WRITE) {
-      if (reason == SSL_ERROR_SYSCALL && errno != 0) {
-        co_return error_code(errno, boost::system::system_category());
+    errno = 0;
+    if (!bytes.empty()) {
+      // The gather buffer passes a record on to the socket when it cannot take it whole; when
+      // the socket cannot take that, OpenSSL keeps the record and asks to be called again.
+      std::size_t written = 0;
+      if (SSL_write_ex(ssl, bytes.data(), bytes.size(), &written) == 1) {
+        bytes = bytes.subspan(written);
+        continue;
       }
-      co_return asio::error::connection_reset;
+      int reason = SSL_get_error(ssl, 0);
+      if (reason != SSL_ERROR_WANT_WRITE) {
+        if (reason == SSL_ERROR_SYSCALL && errno != 0) {
+          co_return error_code(errno, boost::system::system_category());
+        }
+        co_return asio::error::connection_reset;
+      }
+    } else if (!flush || BIO_flush(direct_) == 1) {
+      co_return error_code{};
+    } else if (!BIO_should_retry(direct_)) {
+      co_return errno != 0 ? error_code(errno, boost::system::system_category())
+                           : error_code(asio::error::connection_reset);
     }
     // The socket buffer is full. The timer is armed only here, for each wait and always with the
     // call's deadline, so no path can leave a wait without one (re-arming a timer cancels its
@@ -88,7 +109,6 @@ asio::awaitable<error_code> DirectTlsWriter::write(std::span<const std::uint8_t>
     if (stall->timed_out) co_return beast::error::timeout;
     if (ec) co_return ec;
   }
-  co_return error_code{};
 }
 
 }  // namespace pullthrough::proxy

@@ -143,12 +143,17 @@ asio::awaitable<StreamStatus> HttpSession::send_body(BlobReader& reader, std::ui
   // The header went out through Asio and that write completed, so the body may bypass it (with
   // its own write timeout: the stream's would not see these writes).
   tcp_.expires_never();
-  DirectTlsWriter direct(stream_);
-  StreamSink sink = [this, &sent,
-                     &direct](std::span<const std::uint8_t> bytes) -> asio::awaitable<bool> {
+  // A gather buffer no larger than the body and its records' framing (22 bytes per 16 KiB).
+  const std::uint64_t framed = (to - from) + (to - from) / 512 + 64;
+  DirectTlsWriter direct(stream_, static_cast<std::size_t>(std::min<std::uint64_t>(
+                                      framed, DirectTlsWriter::kGatherBytes)));
+  StreamSink sink = [this, &sent, &direct](std::span<const std::uint8_t> bytes,
+                                           bool more) -> asio::awaitable<bool> {
     error_code ec;
     if (direct.usable()) {
-      ec = co_await direct.write(bytes, limits_.write_timeout);
+      // Counted as sent once encrypted: if a later write fails, the connection is cut, and the
+      // count is ahead by at most the gather buffer.
+      ec = co_await direct.write(bytes, limits_.write_timeout, !more);
     } else {
       tcp_.expires_after(limits_.write_timeout);
       co_await asio::async_write(stream_, asio::buffer(bytes.data(), bytes.size()),

@@ -2,6 +2,7 @@
 
 #include "core/asio.hpp"
 
+#include <algorithm>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -42,6 +43,8 @@ struct Followed {
   FetchFailure failure;
   bool got_bytes_while_streaming = false;
   std::string bytes;
+  int flushes = 0;        // calls of the sink without "more"
+  bool last_more = true;  // what the last call said
 };
 
 class BlobFetchesTest : public ::testing::Test {
@@ -80,9 +83,17 @@ class BlobFetchesTest : public ::testing::Test {
     }
     auto reader = fetch.reader();
     std::vector<std::uint8_t> buffer(8 * 1024);
-    StreamSink sink = [&](std::span<const std::uint8_t> bytes) -> asio::awaitable<bool> {
+    StreamSink sink = [&](std::span<const std::uint8_t> bytes, bool more) -> asio::awaitable<bool> {
       if (fetch.progress().state == FetchState::streaming) out.got_bytes_while_streaming = true;
       out.bytes.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+      // "More" promises that the next bytes can be read without waiting for the fetch; the
+      // last bytes of the blob never come with it.
+      if (more) {
+        EXPECT_LT(out.bytes.size(), fetch.progress().sendable);
+      } else {
+        out.flushes++;
+      }
+      out.last_more = more;
       co_return !(stop_after && out.bytes.size() >= *stop_after);
     };
     out.status = co_await stream_range(*reader, 0, *progress.size, buffer, sink, &fetch);
@@ -161,6 +172,12 @@ TEST_F(BlobFetchesTest, FollowersStreamBytesBeforeTheFetchEnds) {
   EXPECT_TRUE(second.got_bytes_while_streaming);
   EXPECT_EQ(first.bytes, body);
   EXPECT_EQ(second.bytes, body);
+  // Each follower caught up with the fetch and waited for it at least once, and told its sink
+  // to send everything before each wait and at the end.
+  for (const Followed* f : {&first, &second}) {
+    EXPECT_GE(f->flushes, 2);
+    EXPECT_FALSE(f->last_more);
+  }
 }
 
 TEST_F(BlobFetchesTest, DigestMismatchIsNeverStoredAndEveryTransferFails) {
@@ -331,12 +348,15 @@ TEST_F(BlobFetchesTest, StreamRangeServesAStoredBlobInPieces) {
   std::string got;
   StreamStatus status = StreamStatus::read_failed;
   std::vector<std::uint8_t> buffer(4096);
+  std::vector<bool> mores;  // one per call of the sink
   asio::co_spawn(
       io_,
       [&]() -> asio::awaitable<void> {
-        StreamSink sink = [&](std::span<const std::uint8_t> bytes) -> asio::awaitable<bool> {
+        StreamSink sink = [&](std::span<const std::uint8_t> bytes,
+                              bool more) -> asio::awaitable<bool> {
           EXPECT_LE(bytes.size(), 4096U);
           got.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+          mores.push_back(more);
           co_return true;
         };
         status = co_await stream_range(*reader, 100, 30000, buffer, sink);
@@ -345,6 +365,10 @@ TEST_F(BlobFetchesTest, StreamRangeServesAStoredBlobInPieces) {
   io_.run();
   EXPECT_EQ(status, StreamStatus::complete);
   EXPECT_EQ(got, body.substr(100, 29900));
+  // A stored blob never makes the stream wait: every piece but the last says more follows.
+  ASSERT_EQ(mores.size(), 8U);  // 29,900 bytes in pieces of 4,096
+  EXPECT_EQ(std::count(mores.begin(), mores.end(), false), 1);
+  EXPECT_FALSE(mores.back());
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include "core/asio.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
@@ -101,9 +102,9 @@ std::span<const std::uint8_t> bytes_of(const std::string& text) {
 }
 
 asio::awaitable<Write> timed_write(DirectTlsWriter& writer, const std::string& bytes,
-                                   milliseconds timeout) {
+                                   milliseconds timeout, bool flush = true) {
   auto start = Clock::now();
-  error_code ec = co_await writer.write(bytes_of(bytes), timeout);
+  error_code ec = co_await writer.write(bytes_of(bytes), timeout, flush);
   co_return Write{ec, Clock::now() - start};
 }
 
@@ -230,6 +231,58 @@ TEST_P(DirectTlsWriterSizeTest, BytesArriveIntactAndInOrderBetweenAsioWrites) {
 INSTANTIATE_TEST_SUITE_P(Sizes, DirectTlsWriterSizeTest,
                          ::testing::Values(std::size_t{0}, std::size_t{1}, std::size_t{16384},
                                            std::size_t{16385}, kStallBytes));
+
+// --- gathering ---------------------------------------------------------------------------------
+
+// A body written in pieces that each say more follows, and a last empty write that flushes: what
+// the gather buffer held back goes out whole and in order, through a send buffer far smaller
+// than the body (so the buffer meets a full socket many times).
+TEST_F(DirectTlsWriterTest, PiecesHeldBackArriveWholeAfterTheFlush) {
+  const std::string body = pattern(kStallBytes);
+  // Odd sizes, so that records and writes to the socket fall across the pieces' edges.
+  const std::vector<std::size_t> cuts = {1, 16385, 100000, 262145, 1000003, kStallBytes};
+  auto& client = connect([this, body, cuts](TlsStream& stream) -> asio::awaitable<void> {
+    shrink_send_buffer(stream);
+    DirectTlsWriter writer(stream);
+    std::size_t from = 0;
+    for (std::size_t to : cuts) {
+      report_.add(co_await timed_write(writer, body.substr(from, to - from),
+                                       std::chrono::seconds(10), false));
+      from = to;
+    }
+    report_.add(co_await timed_write(writer, "", std::chrono::seconds(10), true));
+  });
+  const std::string received = client.read_exactly(body.size());
+  EXPECT_TRUE(received == body)
+      << "first difference at byte "
+      << std::mismatch(received.begin(), received.end(), body.begin()).first - received.begin();
+  ASSERT_TRUE(report_.wait());
+  ASSERT_EQ(report_.writes().size(), cuts.size() + 1);
+  for (const auto& write : report_.writes()) EXPECT_FALSE(write.ec) << write.ec.message();
+}
+
+// Records of writes that say more follows stay in the gather buffer, smaller than it, until a
+// write flushes: the peer gets its first byte only after the script has begun that write.
+TEST_F(DirectTlsWriterTest, WritesThatSayMoreFollowsWaitForTheFlush) {
+  auto flushing = std::make_shared<std::atomic<bool>>(false);
+  const std::string body = pattern(3 * 10000);
+  auto& client = connect([this, body, flushing](TlsStream& stream) -> asio::awaitable<void> {
+    DirectTlsWriter writer(stream);
+    for (int i = 0; i < 3; ++i) {
+      report_.add(co_await timed_write(writer, body.substr(i * 10000, 10000), kTimeout, false));
+    }
+    // Long enough for records sent too early to reach the peer first.
+    co_await sleep_for(milliseconds(300));
+    flushing->store(true);
+    report_.add(co_await timed_write(writer, "", kTimeout, true));
+  });
+  const std::string first = client.read_exactly(1);
+  EXPECT_TRUE(flushing->load()) << "a record went out before the flush";
+  EXPECT_TRUE(first + client.read_exactly(body.size() - 1) == body);
+  ASSERT_TRUE(report_.wait());
+  ASSERT_EQ(report_.writes().size(), 4U);
+  for (const auto& write : report_.writes()) EXPECT_FALSE(write.ec) << write.ec.message();
+}
 
 // --- when it may be used ----------------------------------------------------------------------
 
