@@ -13,6 +13,7 @@
 
 #include <spdlog/common.h>
 
+#include "config/ref_glob.hpp"
 #include "core/logging.hpp"
 #include "core/net.hpp"
 #include "core/units.hpp"
@@ -137,8 +138,30 @@ struct RegistryConfig {
 struct StorageConfig {
   std::string path;            // resolved: <state_dir>/cache when not set
   std::uint64_t max_size = 0;  // 0 = unbounded
+  // Where eviction stops once it has started: resolved to 90% of max_size when not set; 0 when
+  // max_size is 0.
+  std::uint64_t low_watermark = 0;
   std::uint64_t min_free = 1ULL << 30;
   bool operator==(const StorageConfig&) const = default;
+};
+
+// One retention rule: what it matches and what it keeps. keep_forever excludes the other two;
+// otherwise at least one of them is set.
+struct RetentionRule {
+  RefGlob match;
+  bool keep_forever = false;
+  // Content of matching references not used for this long goes at the next collection.
+  std::optional<Duration> expire_unused_after;
+  // At most this many tags per repository, the most recently used ones.
+  std::optional<std::uint32_t> keep_tags;
+  bool operator==(const RetentionRule&) const = default;
+};
+
+// The first rule that matches a reference decides; with no rules everything is kept.
+struct RetentionConfig {
+  Duration interval = std::chrono::hours(1);  // how often the rules are applied
+  std::vector<RetentionRule> rules;
+  bool operator==(const RetentionConfig&) const = default;
 };
 
 struct CaConfig {
@@ -171,6 +194,7 @@ struct Config {
   AdminConfig admin;
   std::vector<RegistryConfig> registries;
   StorageConfig storage;
+  RetentionConfig retention;
   CaConfig ca;
   HealthConfig health;
   bool operator==(const Config&) const = default;

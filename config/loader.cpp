@@ -631,6 +631,65 @@ std::optional<PushMode> parse_push_mode(Context& ctx, const Value& v) {
   return std::nullopt;
 }
 
+// One item of retention.rules.
+std::optional<RetentionRule> parse_retention_rule(Context& ctx, const Value& v) {
+  RetentionRule rule;
+  MapReader m(ctx, v.node, v.mark, v.path);
+  if (!v.node.IsMap()) return std::nullopt;  // MapReader reported it
+  bool failed = false;
+  if (auto p = m.take("match")) {
+    std::string error;
+    std::optional<RefGlob> glob;
+    if (p->node.IsScalar()) glob = RefGlob::compile(p->node.Scalar(), error);
+    if (!p->node.IsScalar()) {
+      ctx.expected(p->node, p->mark, p->path, "a pattern like \"quay.io/myorg/**\"");
+      failed = true;
+    } else if (!glob) {
+      ctx.error(p->mark, p->path, error);
+      failed = true;
+    } else {
+      rule.match = std::move(*glob);
+    }
+  } else {
+    ctx.error(v.mark, v.path + ".match", "every rule needs a match pattern");
+    failed = true;
+  }
+  std::optional<Value> keep = m.take("keep");
+  if (keep) {
+    if (keep->node.IsScalar() && keep->node.Scalar() == "forever") {
+      rule.keep_forever = true;
+    } else {
+      ctx.expected(keep->node, keep->mark, keep->path, "\"forever\"");
+      failed = true;
+    }
+  }
+  if (auto e = m.take("expire_unused_after")) {
+    auto d = parse_duration_value(ctx, *e);
+    if (d && d->count() == 0) {
+      ctx.error(e->mark, e->path, "must be greater than zero; to keep, use keep: forever");
+      d.reset();
+    }
+    failed = failed || !d;
+    rule.expire_unused_after = d;
+  }
+  if (auto k = m.take("keep_tags")) {
+    auto n = narrowed<std::uint32_t>(parse_count(1, 1'000'000)(ctx, *k));
+    failed = failed || !n;
+    rule.keep_tags = n;
+  }
+  if (rule.keep_forever && (rule.expire_unused_after || rule.keep_tags)) {
+    ctx.error(keep->mark, keep->path,
+              "keep: forever keeps everything the rule matches: drop expire_unused_after and "
+              "keep_tags, or keep");
+    failed = true;
+  } else if (!keep && !failed && !rule.expire_unused_after && !rule.keep_tags) {
+    ctx.error(v.mark, v.path, "a rule needs keep: forever, expire_unused_after or keep_tags");
+    failed = true;
+  }
+  if (failed) return std::nullopt;
+  return rule;
+}
+
 std::optional<RegistryConfig> parse_registry(Context& ctx, const Value& v) {
   RegistryConfig registry;
   bool failed = false;
@@ -850,17 +909,62 @@ LoadResult load_string(std::string_view yaml, std::string_view file_name) {
     m.nested("storage", [&](MapReader& s) {
       storage_path_set = s.has("path");
       s.read("path", c.storage.path, parse_path);
-      if (auto v = s.take("max_size")) {
-        if (auto size = parse_size_value(ctx, *v)) {
+      std::optional<Value> max_size = s.take("max_size");
+      if (max_size) {
+        if (auto size = parse_size_value(ctx, *max_size)) {
           c.storage.max_size = *size;
           if (*size != 0) {
-            ctx.warning(v->mark, v->path,
+            ctx.warning(max_size->mark, max_size->path,
                         "not enforced yet: nothing evicts, and the cache grows until "
                         "storage.min_free takes it out of the DNS answers");
           }
         }
       }
+      // A share of max_size ("90%") or a size below it; 90% when not set.
+      std::uint64_t percent = 90;
+      if (auto v = s.take("low_watermark")) {
+        std::string text = v->node.IsScalar() ? v->node.Scalar() : std::string();
+        if (text.size() >= 2 && text.back() == '%') {
+          std::string number = text.substr(0, text.size() - 1);
+          Value share{YAML::Node(number), v->mark, v->path};
+          if (auto p = parse_count(1, 99)(ctx, share)) percent = *p;
+        } else if (auto size = parse_size_value(ctx, *v)) {
+          if (c.storage.max_size == 0) {
+            ctx.error(v->mark, v->path, "a size needs storage.max_size, which it must be below");
+          } else if (*size == 0 || *size >= c.storage.max_size) {
+            ctx.error(v->mark, v->path,
+                      "must be above 0 and below storage.max_size (" +
+                          std::to_string(c.storage.max_size) + " bytes), got " + text);
+          } else {
+            c.storage.low_watermark = *size;
+          }
+          percent = 0;
+        }
+      }
+      if (percent != 0)
+        c.storage.low_watermark =
+            c.storage.max_size / 100 * percent + c.storage.max_size % 100 * percent / 100;
       s.read("min_free", c.storage.min_free, parse_size_value);
+    });
+    m.nested("retention", [&](MapReader& r) {
+      r.read("interval", c.retention.interval,
+             [](Context& cx, const Value& v) -> std::optional<Duration> {
+               auto d = parse_duration_value(cx, v);
+               if (d && *d < std::chrono::minutes(1)) {
+                 cx.error(v.mark, v.path, "must be at least 1m");
+                 return std::nullopt;
+               }
+               return d;
+             });
+      if (auto v = r.take("rules")) {
+        if (auto rules = parse_list<RetentionRule>(ctx, *v, parse_retention_rule)) {
+          c.retention.rules = std::move(*rules);
+          if (!c.retention.rules.empty()) {
+            ctx.warning(v->mark, v->path,
+                        "not applied yet: the rules are checked, but nothing expires");
+          }
+        }
+      }
     });
     m.nested("ca", [&](MapReader& a) {
       a.read("cert_file", c.ca.cert_file, parse_path);

@@ -411,6 +411,96 @@ TEST(ConfigLoaderTest, SizesAreChecked) {
   EXPECT_EQ(load_ok("storage: {min_free: 0}\n").storage.min_free, 0U);
 }
 
+TEST(ConfigLoaderTest, LowWatermarkIsAShareOfMaxSizeOrASizeBelowIt) {
+  EXPECT_EQ(load_ok("storage: {max_size: 100GiB}\n").storage.low_watermark, 90ULL << 30);
+  EXPECT_EQ(load_ok("storage: {max_size: 1000, low_watermark: 75%}\n").storage.low_watermark, 750U);
+  // The order of the keys does not matter.
+  EXPECT_EQ(load_ok("storage: {low_watermark: 80GiB, max_size: 100GiB}\n").storage.low_watermark,
+            80ULL << 30);
+  EXPECT_EQ(load_ok("storage: {}\n").storage.low_watermark, 0U);  // unbounded: no eviction
+  // Exact for sizes near the top of the range.
+  EXPECT_EQ(load_ok("storage: {max_size: 18446744073709551615}\n").storage.low_watermark,
+            18446744073709551615ULL / 100 * 90 + 18446744073709551615ULL % 100 * 90 / 100);
+
+  auto above = one_error("storage:\n  max_size: 10GiB\n  low_watermark: 10GiB\n");
+  EXPECT_EQ(above.key, "storage.low_watermark");
+  EXPECT_EQ(above.line, 3);
+  EXPECT_THAT(above.message, HasSubstr("below storage.max_size"));
+  EXPECT_THAT(one_error("storage: {low_watermark: 1GiB}\n").message,
+              HasSubstr("needs storage.max_size"));
+  EXPECT_THAT(one_error("storage: {max_size: 1GiB, low_watermark: 100%}\n").message,
+              HasSubstr("between 1 and 99"));
+  EXPECT_THAT(one_error("storage: {max_size: 1GiB, low_watermark: x%}\n").message,
+              HasSubstr("a whole number"));
+}
+
+TEST(ConfigLoaderTest, RetentionRulesKeepTheirOrderAndWhatTheyKeep) {
+  auto result = load_string(
+      "retention:\n"
+      "  interval: 30m\n"
+      "  rules:\n"
+      "    - match: \"quay.io/myorg/**\"\n"
+      "      keep: forever\n"
+      "    - {match: \"registry-1.docker.io/library/*:*-rc*\", expire_unused_after: 2d}\n"
+      "    - {match: \"**\", expire_unused_after: 30d, keep_tags: 20}\n"
+      "    - {match: \"ghcr.io/**\", keep_tags: 3}\n",
+      "t.yaml");
+  ASSERT_TRUE(result.config);
+  const auto& retention = result.config->retention;
+  EXPECT_EQ(retention.interval, minutes(30));
+  ASSERT_EQ(retention.rules.size(), 4U);
+  EXPECT_EQ(retention.rules[0].match.pattern(), "quay.io/myorg/**");
+  EXPECT_TRUE(retention.rules[0].keep_forever);
+  EXPECT_FALSE(retention.rules[0].expire_unused_after);
+  EXPECT_TRUE(retention.rules[1].match.matches("registry-1.docker.io/library/alpine", "3-rc1"));
+  EXPECT_EQ(retention.rules[1].expire_unused_after, std::chrono::hours(48));
+  EXPECT_FALSE(retention.rules[1].keep_tags);
+  EXPECT_EQ(retention.rules[2].expire_unused_after, std::chrono::hours(24 * 30));
+  EXPECT_EQ(retention.rules[2].keep_tags, 20U);
+  EXPECT_FALSE(retention.rules[3].expire_unused_after);
+  EXPECT_EQ(retention.rules[3].keep_tags, 3U);
+  // Nothing applies them yet, and the file says so where the rules are.
+  ASSERT_EQ(result.warnings.size(), 1U);
+  EXPECT_EQ(result.warnings[0].key, "retention.rules");
+  EXPECT_EQ(result.warnings[0].line, 4);
+  EXPECT_THAT(result.warnings[0].message, HasSubstr("not applied yet"));
+
+  EXPECT_TRUE(load_ok("retention: {rules: []}\n").retention.rules.empty());
+  EXPECT_EQ(load_ok("").retention.interval, std::chrono::hours(1));
+}
+
+TEST(ConfigLoaderTest, BadRetentionRulesAreErrorsWithTheirLineAndKey) {
+  auto glob = one_error("retention:\n  rules:\n    - {match: \"quay.io/a**/b\", keep: forever}\n");
+  EXPECT_EQ(glob.key, "retention.rules[0].match");
+  EXPECT_EQ(glob.line, 3);
+  EXPECT_THAT(glob.message, HasSubstr("whole path segment"));
+
+  auto duration = one_error(
+      "retention:\n  rules:\n    - {match: \"**\", keep: forever}\n"
+      "    - {match: \"**\", expire_unused_after: 2 weeks}\n");
+  EXPECT_EQ(duration.key, "retention.rules[1].expire_unused_after");
+  EXPECT_EQ(duration.line, 4);
+
+  EXPECT_THAT(one_error("retention: {rules: [{keep: forever}]}\n").message,
+              HasSubstr("needs a match pattern"));
+  EXPECT_THAT(one_error("retention: {rules: [{match: \"**\"}]}\n").message,
+              HasSubstr("needs keep: forever, expire_unused_after or keep_tags"));
+  EXPECT_THAT(one_error("retention: {rules: [{match: \"**\", keep: always}]}\n").message,
+              HasSubstr("expected \"forever\""));
+  EXPECT_THAT(
+      one_error("retention: {rules: [{match: \"**\", keep: forever, keep_tags: 2}]}\n").message,
+      HasSubstr("drop expire_unused_after and keep_tags"));
+  EXPECT_THAT(one_error("retention: {rules: [{match: \"**\", keep_tags: 0}]}\n").message,
+              HasSubstr("between 1 and"));
+  EXPECT_THAT(one_error("retention: {rules: [{match: \"**\", expire_unused_after: 0}]}\n").message,
+              HasSubstr("greater than zero"));
+  EXPECT_EQ(one_error("retention: {rules: [{match: \"**\", keep: forever, kep_tags: 1}]}\n").key,
+            "retention.rules[0].kep_tags");
+  EXPECT_THAT(one_error("retention: {interval: 10s}\n").message, HasSubstr("at least 1m"));
+  EXPECT_THAT(one_error("retention: {rules: {match: \"**\"}}\n").message,
+              HasSubstr("expected a list"));
+}
+
 // Regression: storage.max_size was parsed and documented, but nothing enforced it. Until eviction
 // exists the setting is accepted (a file written for a later version still loads) and reported.
 TEST(ConfigLoaderTest, AMaxSizeThatIsNotEnforcedIsReportedWithItsPlace) {
