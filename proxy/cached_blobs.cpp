@@ -5,8 +5,12 @@
 namespace pullthrough::proxy {
 
 CachedBlobs::CachedBlobs(BlobStore& store, MetadataIndex& index, BlobFetches& fetches,
-                         const core::WallClock& clock)
-    : store_(store), index_(index), fetches_(fetches), clock_(clock), log_(core::logger("proxy")) {}
+                         AccessRecorder& recorder)
+    : store_(store),
+      index_(index),
+      fetches_(fetches),
+      recorder_(recorder),
+      log_(core::logger("proxy")) {}
 
 asio::awaitable<std::optional<CachedBlobs::Copy>> CachedBlobs::find(
     const config::RegistryConfig& registry, const std::string& repository,
@@ -29,7 +33,7 @@ asio::awaitable<std::optional<CachedBlobs::Copy>> CachedBlobs::find(
   }
   auto reader = store_.open(digest);
   if (!reader) co_return std::nullopt;
-  record_access(digest);
+  recorder_.blob(digest);
   co_return Copy{*size, std::move(reader)};
 }
 
@@ -38,24 +42,6 @@ BlobFetches::Joined CachedBlobs::fetch(const config::RegistryConfig& registry,
                                        RegistryUpstream& upstream,
                                        const UpstreamCredentials& credentials) {
   return fetches_.join(digest, registry.host, repository, upstream, credentials);
-}
-
-void CachedBlobs::record_access(const std::string& digest) {
-  UnixSeconds now = unix_seconds(clock_);
-  {
-    std::lock_guard lock(access_mutex_);
-    auto [it, inserted] = last_recorded_.try_emplace(digest, now);
-    if (!inserted) {
-      if (now >= it->second && now - it->second < kAccessGranularity.count()) return;
-      it->second = now;
-    }
-    if (last_recorded_.size() > kMaxAccessEntries) last_recorded_.clear();
-  }
-  try {
-    index_.touch_blob(digest, now);
-  } catch (const std::exception& e) {
-    log_->error("recording access to {}: {}", digest, e.what());
-  }
 }
 
 asio::awaitable<UpstreamResult> head_upstream_blob(RegistryUpstream& upstream,

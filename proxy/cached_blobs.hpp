@@ -1,26 +1,23 @@
 // What the blob handler asks of the cache, in its own terms: a stored copy a repository may be
 // served, a fetch to join for one that is not stored, and nothing about how either is kept. Behind
-// it are the content-addressed store, the metadata index that links blobs to repositories and
-// records their last access for retention, and the blob fetches.
+// it are the content-addressed store, the metadata index that links blobs to repositories, the
+// recorder of their last use for retention, and the blob fetches.
 #pragma once
 
 #include "core/asio.hpp"
 
-#include <chrono>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
-#include <unordered_map>
 
 #include <boost/asio/awaitable.hpp>
 #include <spdlog/logger.h>
 
 #include "config/config.hpp"
-#include "core/clock.hpp"
 #include "proxy/blob_fetches.hpp"
 #include "proxy/blob_store.hpp"
+#include "proxy/lifecycle/access_recorder.hpp"
 #include "proxy/metadata_index.hpp"
 #include "proxy/upstream/registry_upstream.hpp"
 
@@ -30,7 +27,7 @@ class CachedBlobs {
  public:
   // Everything given must outlive this.
   CachedBlobs(BlobStore& store, MetadataIndex& index, BlobFetches& fetches,
-              const core::WallClock& clock);
+              AccessRecorder& recorder);
 
   struct Copy {
     std::uint64_t size = 0;
@@ -53,19 +50,11 @@ class CachedBlobs {
                             const UpstreamCredentials& credentials = {});
 
  private:
-  // At most once a minute per blob: a hot layer pulled by a whole fleet costs one database
-  // write, not one per pull.
-  void record_access(const std::string& digest);
-  static constexpr std::chrono::seconds kAccessGranularity{60};
-  static constexpr std::size_t kMaxAccessEntries = 65536;
-
   BlobStore& store_;
   MetadataIndex& index_;
   BlobFetches& fetches_;
-  const core::WallClock& clock_;
+  AccessRecorder& recorder_;
   std::shared_ptr<spdlog::logger> log_;
-  std::mutex access_mutex_;
-  std::unordered_map<std::string, UnixSeconds> last_recorded_;
 };
 
 // Upstream's answer to HEAD of blob `digest` in `repository`.

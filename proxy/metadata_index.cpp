@@ -461,6 +461,15 @@ void MetadataIndex::touch_blob(const std::string& digest, UnixSeconds when) {
   impl_->query(impl_->touch_blob).bind(1, digest).bind(2, when).run();
 }
 
+void MetadataIndex::touch_blobs(const std::vector<std::pair<std::string, UnixSeconds>>& accesses) {
+  std::lock_guard lock(impl_->mutex);
+  Transaction transaction(impl_->db.get(), impl_->path);
+  for (const auto& [digest, when] : accesses) {
+    impl_->query(impl_->touch_blob).bind(1, digest).bind(2, when).run();
+  }
+  transaction.commit();
+}
+
 void MetadataIndex::forget_blob(const std::string& digest) {
   std::lock_guard lock(impl_->mutex);
   impl_->query(impl_->forget_blob).bind(1, digest).run();

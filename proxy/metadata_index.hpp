@@ -102,6 +102,8 @@ class MetadataIndex {
   // Raises last_access to `when`; an older `when` (a request that finished late, a clock step)
   // is ignored so retention never sees a blob as older than it is. No-op if the blob is unknown.
   void touch_blob(const std::string& digest, UnixSeconds when);
+  // touch_blob for each (digest, when), in one transaction: all of them or, on an error, none.
+  void touch_blobs(const std::vector<std::pair<std::string, UnixSeconds>>& accesses);
   // Removes the blob's record; links naming the digest stay, since they record what upstream
   // served to a repository, not what the store currently holds.
   void forget_blob(const std::string& digest);

@@ -11,6 +11,7 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include "core/logging.hpp"
+#include "proxy/lifecycle/access_recorder.hpp"
 #include "proxy/local_blob_store.hpp"
 #include "proxy/metadata_index.hpp"
 
@@ -49,6 +50,7 @@ struct RegistryCache::Parts {
   boost::asio::thread_pool disk{kDiskThreads};
   std::unique_ptr<LocalBlobStore> store;
   std::unique_ptr<MetadataIndex> index;
+  std::unique_ptr<AccessRecorder> recorder;  // writes what is left when it goes: after `disk`
   std::unique_ptr<StorageMonitor> storage;
   std::vector<std::unique_ptr<UpstreamClient>> upstreams;
   std::unique_ptr<BlobFetches> fetches;
@@ -99,7 +101,8 @@ RegistryCache::RegistryCache(boost::asio::io_context& io, const config::Config& 
                                             p.wall_clock, p.fetch_counters);
   p.manifests = std::make_unique<ManifestCache>(*p.store, *p.index, p.wall_clock,
                                                 p.disk.get_executor(), p.manifest_counters);
-  p.blobs = std::make_unique<CachedBlobs>(*p.store, *p.index, *p.fetches, p.wall_clock);
+  p.recorder = std::make_unique<AccessRecorder>(*p.index, p.disk.get_executor(), p.wall_clock);
+  p.blobs = std::make_unique<CachedBlobs>(*p.store, *p.index, *p.fetches, *p.recorder);
   p.access = std::make_unique<AccessBooks>(p.steady_clock, p.index.get());
   proxy_parts.config = &config;
   proxy_parts.access = p.access.get();

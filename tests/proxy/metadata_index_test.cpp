@@ -195,6 +195,19 @@ TEST_F(MetadataIndexTest, LastAccessNeverMovesBackwards) {
   EXPECT_EQ(record->last_access, 3000);
 }
 
+// The access recorder's batch: each as touch_blob would, in one transaction.
+TEST_F(MetadataIndexTest, TouchBlobsAppliesEachAsTouchBlobWould) {
+  auto index = open_index();
+  index->put_blob(kDigestA, 10, 1000);
+  index->put_blob(kDigestB, 10, 5000);
+  index->touch_blobs({{kDigestA, 3000}, {kDigestB, 4000}, {"sha256:unknown", 9000}});
+  EXPECT_EQ(index->blob(kDigestA)->last_access, 3000);
+  EXPECT_EQ(index->blob(kDigestB)->last_access, 5000);  // older than what it had: kept
+  EXPECT_FALSE(index->blob("sha256:unknown"));
+  index->touch_blobs({});
+  EXPECT_EQ(index->blob(kDigestA)->last_access, 3000);
+}
+
 TEST_F(MetadataIndexTest, LeastRecentlyUsedOrderAndLimit) {
   auto index = open_index();
   index->put_blob("sha256:c", 3, 300);

@@ -84,7 +84,8 @@ class RegistryProxyTest : public ::testing::Test {
     RegistryProxyParts parts;
     parts.config = &config_;
     parts.upstreams.emplace(&config_.registries.at(0), &upstream_);
-    blobs_ = std::make_unique<CachedBlobs>(*store_, *index_, *fetches_, clock_);
+    recorder_ = std::make_unique<AccessRecorder>(*index_, disk_.get_executor(), clock_);
+    blobs_ = std::make_unique<CachedBlobs>(*store_, *index_, *fetches_, *recorder_);
     parts.blobs = blobs_.get();
     parts.manifests = manifests_.get();
     parts.counters = &counters_;
@@ -154,6 +155,7 @@ class RegistryProxyTest : public ::testing::Test {
   std::atomic<bool> leaving_{false};
   std::unique_ptr<BlobFetches> fetches_;
   std::unique_ptr<ManifestCache> manifests_;
+  std::unique_ptr<AccessRecorder> recorder_;
   std::unique_ptr<CachedBlobs> blobs_;
   // An anonymous registry that has nothing: `GET /v2/` answers 200, everything else 404.
   ScriptedUpstream upstream_{[](const UpstreamRequest& request) {

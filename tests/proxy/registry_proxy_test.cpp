@@ -4,6 +4,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <future>
 #include <memory>
@@ -214,6 +215,23 @@ TEST_F(RegistryProxyTest, BlobMissIsFetchedOnceThenServedFromTheCache) {
   EXPECT_EQ(counters_.blob_hits.value(), 1U);
   EXPECT_EQ(counters_.blob_misses.value(), 1U);
   EXPECT_EQ(counters_.bytes_from_cache.value(), kLayer.size());
+}
+
+// A hit is recorded as the blob's last use, for retention, by the disk pool.
+TEST_F(RegistryProxyTest, ABlobHitIsRecordedAsItsLastUse) {
+  upstream_.set_script([](const UpstreamRequest&) { return blob_reply(kLayer); });
+  ASSERT_EQ(get(blob_path("team/app", kLayerDigest)).result_int(), 200);
+  const UnixSeconds stored = index_->blob(kLayerDigest).value().last_access;
+  clock_.advance(std::chrono::hours(2));
+  ASSERT_EQ(get(blob_path("team/app", kLayerDigest)).result_int(), 200);
+  const UnixSeconds hit = unix_seconds(clock_);
+  ASSERT_GT(hit, stored);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (index_->blob(kLayerDigest).value().last_access != hit &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(index_->blob(kLayerDigest).value().last_access, hit);
 }
 
 TEST_F(RegistryProxyTest, RangesOfACachedBlob) {
