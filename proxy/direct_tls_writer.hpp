@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <span>
 
@@ -37,9 +38,10 @@ class DirectTlsWriter {
 
   // Swaps the write BIO. Only between messages: no Asio operation on `stream` may be in progress,
   // and the last Asio write must have completed (so nothing is left in Asio's buffers). The
-  // coroutines using it must run on the stream's executor (a strand). `gather_bytes` sizes the
-  // gather buffer, at most kGatherBytes: a small body needs no more than its own size.
-  explicit DirectTlsWriter(DirectTlsStream& stream, std::size_t gather_bytes = kGatherBytes);
+  // coroutines using it must run on the stream's executor (a strand). `body_bytes`, what the
+  // writer will be given in all, sizes the gather buffer: a small body needs no more room than
+  // its own records take, a large one kGatherBytes.
+  explicit DirectTlsWriter(DirectTlsStream& stream, std::uint64_t body_bytes = kGatherBytes);
   // Puts Asio's BIO back; the stream can then be used by Asio again.
   ~DirectTlsWriter();
   DirectTlsWriter(const DirectTlsWriter&) = delete;

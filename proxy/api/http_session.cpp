@@ -143,10 +143,7 @@ asio::awaitable<StreamStatus> HttpSession::send_body(BlobReader& reader, std::ui
   // The header went out through Asio and that write completed, so the body may bypass it (with
   // its own write timeout: the stream's would not see these writes).
   tcp_.expires_never();
-  // A gather buffer no larger than the body and its records' framing (22 bytes per 16 KiB).
-  const std::uint64_t framed = (to - from) + (to - from) / 512 + 64;
-  DirectTlsWriter direct(stream_, static_cast<std::size_t>(std::min<std::uint64_t>(
-                                      framed, DirectTlsWriter::kGatherBytes)));
+  DirectTlsWriter direct(stream_, to - from);
   StreamSink sink = [this, &sent, &direct](std::span<const std::uint8_t> bytes,
                                            bool more) -> asio::awaitable<bool> {
     error_code ec;
