@@ -200,6 +200,19 @@ std::optional<Duration> parse_duration_value(Context& ctx, const Value& v) {
   return std::nullopt;
 }
 
+// A parser of durations from `min` to `max`; one outside is an error that says `bounds`.
+auto duration_within(Duration min, Duration max, std::string bounds) {
+  return [min, max, bounds = std::move(bounds)](Context& ctx,
+                                                const Value& v) -> std::optional<Duration> {
+    auto d = parse_duration_value(ctx, v);
+    if (d && (*d < min || *d > max)) {
+      ctx.error(v.mark, v.path, bounds);
+      return std::nullopt;
+    }
+    return d;
+  };
+}
+
 std::optional<std::uint64_t> parse_size_value(Context& ctx, const Value& v) {
   if (v.node.IsScalar()) {
     if (auto s = core::parse_size(v.node.Scalar())) return s;
@@ -544,14 +557,8 @@ void read_dns(MapReader& m, DnsConfig& dns) {
     return d;
   });
   m.read("upstream_timeout", dns.upstream_timeout,
-         [](Context& ctx, const Value& v) -> std::optional<Duration> {
-           auto d = parse_duration_value(ctx, v);
-           if (d && (d->count() < 10 || *d > std::chrono::seconds(60))) {
-             ctx.error(v.mark, v.path, "must be between 10ms and 60s");
-             return std::nullopt;
-           }
-           return d;
-         });
+         duration_within(std::chrono::milliseconds(10), std::chrono::seconds(60),
+                         "must be between 10ms and 60s"));
   m.nested("cache", [&](MapReader& c) {
     c.read("max_entries", dns.cache.max_entries, parse_count(0, 100'000'000));
     c.read("serve_stale", dns.cache.serve_stale, parse_duration_value);
@@ -571,14 +578,8 @@ void read_dns(MapReader& m, DnsConfig& dns) {
   m.nested("intercept", [&](MapReader& i) {
     if (auto v = i.take("clients")) parse_intercept_clients(i.context(), *v, dns.intercept);
     i.read("untrusted_bypass", dns.intercept.untrusted_bypass,
-           [](Context& ctx, const Value& v) -> std::optional<Duration> {
-             auto d = parse_duration_value(ctx, v);
-             if (d && *d > std::chrono::hours(24 * 30)) {
-               ctx.error(v.mark, v.path, "at most 30d (0 turns the learned bypass off)");
-               return std::nullopt;
-             }
-             return d;
-           });
+           duration_within(Duration::zero(), std::chrono::hours(24 * 30),
+                           "at most 30d (0 turns the learned bypass off)"));
     i.read("max_bypassed", dns.intercept.max_bypassed, [](Context& ctx, const Value& v) {
       return narrowed<std::uint32_t>(parse_count(1, 1'000'000)(ctx, v));
     });
@@ -603,14 +604,8 @@ void read_proxy(MapReader& m, ProxyConfig& proxy) {
       proxy.handover = *d;
     }
   }
-  auto connection_timeout = [](Context& ctx, const Value& v) -> std::optional<Duration> {
-    auto d = parse_duration_value(ctx, v);
-    if (d && (*d < std::chrono::milliseconds(100) || *d > std::chrono::hours(1))) {
-      ctx.error(v.mark, v.path, "must be between 100ms and 1h");
-      return std::nullopt;
-    }
-    return d;
-  };
+  auto connection_timeout = duration_within(std::chrono::milliseconds(100), std::chrono::hours(1),
+                                            "must be between 100ms and 1h");
   m.read("request_timeout", proxy.request_timeout, connection_timeout);
   m.read("write_timeout", proxy.write_timeout, connection_timeout);
   m.read("max_connections", proxy.max_connections, [](Context& ctx, const Value& v) {
@@ -639,16 +634,14 @@ std::optional<RetentionRule> parse_retention_rule(Context& ctx, const Value& v) 
   bool failed = false;
   if (auto p = m.take("match")) {
     std::string error;
-    std::optional<RefGlob> glob;
-    if (p->node.IsScalar()) glob = RefGlob::compile(p->node.Scalar(), error);
     if (!p->node.IsScalar()) {
       ctx.expected(p->node, p->mark, p->path, "a pattern like \"quay.io/myorg/**\"");
       failed = true;
-    } else if (!glob) {
+    } else if (auto glob = RefGlob::compile(p->node.Scalar(), error)) {
+      rule.match = std::move(*glob);
+    } else {
       ctx.error(p->mark, p->path, error);
       failed = true;
-    } else {
-      rule.match = std::move(*glob);
     }
   } else {
     ctx.error(v.mark, v.path + ".match", "every rule needs a match pattern");
@@ -664,11 +657,8 @@ std::optional<RetentionRule> parse_retention_rule(Context& ctx, const Value& v) 
     }
   }
   if (auto e = m.take("expire_unused_after")) {
-    auto d = parse_duration_value(ctx, *e);
-    if (d && d->count() == 0) {
-      ctx.error(e->mark, e->path, "must be greater than zero; to keep, use keep: forever");
-      d.reset();
-    }
+    auto d = duration_within(Duration(1), Duration::max(),
+                             "must be greater than zero; to keep, use keep: forever")(ctx, *e);
     failed = failed || !d;
     rule.expire_unused_after = d;
   }
@@ -948,14 +938,7 @@ LoadResult load_string(std::string_view yaml, std::string_view file_name) {
     });
     m.nested("retention", [&](MapReader& r) {
       r.read("interval", c.retention.interval,
-             [](Context& cx, const Value& v) -> std::optional<Duration> {
-               auto d = parse_duration_value(cx, v);
-               if (d && *d < std::chrono::minutes(1)) {
-                 cx.error(v.mark, v.path, "must be at least 1m");
-                 return std::nullopt;
-               }
-               return d;
-             });
+             duration_within(std::chrono::minutes(1), Duration::max(), "must be at least 1m"));
       if (auto v = r.take("rules")) {
         if (auto rules = parse_list<RetentionRule>(ctx, *v, parse_retention_rule)) {
           c.retention.rules = std::move(*rules);
@@ -974,14 +957,7 @@ LoadResult load_string(std::string_view yaml, std::string_view file_name) {
       }
     });
     m.nested("health", [&](MapReader& h) {
-      auto positive = [](Context& cx, const Value& v) -> std::optional<Duration> {
-        auto d = parse_duration_value(cx, v);
-        if (d && d->count() == 0) {
-          cx.error(v.mark, v.path, "must be greater than zero");
-          return std::nullopt;
-        }
-        return d;
-      };
+      auto positive = duration_within(Duration(1), Duration::max(), "must be greater than zero");
       h.read("interval", c.health.interval, positive);
       h.read("timeout", c.health.timeout, positive);
       h.read("fall", c.health.fall, [](Context& cx, const Value& v) {

@@ -2,6 +2,8 @@
 
 #include <cstddef>
 
+#include "core/text.hpp"
+
 namespace pullthrough::config {
 namespace {
 
@@ -102,7 +104,7 @@ std::optional<RefGlob> RefGlob::compile(std::string_view pattern, std::string& e
     std::string compiled;
     for (char c : segment) {
       if (first && c >= 'A' && c <= 'Z') {
-        compiled += static_cast<char>(c - 'A' + 'a');  // host names compare without case
+        compiled += core::ascii_lower(c);  // host names compare without case
         continue;
       }
       bool allowed =
