@@ -4,6 +4,9 @@
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <openssl/crypto.h>
+
+#include "app/cache_admin.hpp"
 
 namespace pullthrough::app {
 namespace {
@@ -225,6 +228,61 @@ core::HttpHandler make_admin_handler(AdminSources sources) {
       response.body() = "not found: the admin listener serves /healthz, /metrics and /clients\n";
     }
     return response;
+  };
+}
+
+namespace {
+
+// Why a change is refused, or nothing when it may go ahead.
+std::optional<std::string> refuse_change(const AdminSources& sources,
+                                         const core::HttpRequest& request) {
+  if (!sources.changes_need_token) return std::nullopt;
+  if (sources.token.empty()) {
+    return "the admin listener is not on a loopback address and admin.token_file is not set: "
+           "changes are refused\n";
+  }
+  auto found = request.find(http::field::authorization);
+  std::string_view given = found == request.end() ? std::string_view() : found->value();
+  constexpr std::string_view kBearer = "Bearer ";
+  if (given.size() != kBearer.size() + sources.token.size() || !given.starts_with(kBearer) ||
+      CRYPTO_memcmp(given.data() + kBearer.size(), sources.token.data(), sources.token.size()) !=
+          0) {
+    return "changes need the admin token (admin.token_file) as \"Authorization: Bearer "
+           "<token>\"\n";
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+core::AsyncHttpHandler make_admin_service(AdminSources sources) {
+  return [sources, sync = make_admin_handler(sources)](
+             const core::HttpExchange& exchange) -> asio::awaitable<core::HttpResponse> {
+    const auto& request = exchange.request;
+    auto method = request.method();
+    if (method == http::verb::post || method == http::verb::put || method == http::verb::delete_) {
+      if (auto refusal = refuse_change(sources, request)) {
+        core::HttpResponse response{http::status::forbidden, request.version()};
+        text(response, http::status::forbidden, *refusal);
+        co_return response;
+      }
+    }
+    auto target = request.target();
+    auto question = target.find('?');
+    auto path = target.substr(0, question);
+    if (path == "/cache" || path.starts_with("/cache/")) {
+      if (sources.retention == nullptr) {
+        core::HttpResponse response{http::status::not_found, request.version()};
+        text(response, http::status::not_found,
+             "this process runs no cache: ask the one with the proxy role (--role proxy or "
+             "all)\n");
+        co_return response;
+      }
+      auto query =
+          question == std::string_view::npos ? std::string_view() : target.substr(question + 1);
+      co_return co_await serve_cache(*sources.retention, request, path, query);
+    }
+    co_return sync(exchange);
   };
 }
 

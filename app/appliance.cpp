@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "app/admin.hpp"
+#include "app/admin_client.hpp"
 #include "app/metrics.hpp"
 #include "app/supervisor.hpp"
 #include "app/version.hpp"
@@ -453,9 +454,19 @@ int serve(const ServeOptions& options) {
   if (auto* cache = proxy_parts.cache) sources.leaving = [cache] { return cache->leaving(); };
   sources.scope = dns_parts.scope.get();
   sources.trust = proxy_parts.trust.get();
+  if (auto* cache = proxy_parts.cache) sources.retention = &cache->retention();
+  sources.changes_need_token = !cfg.admin.listen.address.is_loopback();
+  if (!cfg.admin.token_file.empty()) {
+    auto token = read_token_file(cfg.admin.token_file);
+    if (!token) {
+      log->critical("cannot read admin.token_file {} (or it is empty)", cfg.admin.token_file);
+      return kExitConfig;
+    }
+    sources.token = std::move(*token);
+  }
   auto admin = std::make_unique<core::HttpService>(io, "admin",
                                                    std::vector<core::Endpoint>{cfg.admin.listen},
-                                                   cfg.admin.allow, make_admin_handler(sources));
+                                                   cfg.admin.allow, make_admin_service(sources));
   MetricsSources measured;
   measured.config = &cfg;
   measured.responder = dns_parts.responder;

@@ -1,5 +1,8 @@
 #include "app/cli.hpp"
 
+#include <optional>
+#include <string>
+
 namespace pullthrough::app {
 namespace {
 
@@ -14,6 +17,8 @@ Usage:
   pullthrough ca info [--config FILE]
   pullthrough clients ls [--json] [--config FILE]
   pullthrough clients add|rm ADDRESS [--config FILE]
+  pullthrough cache ls [GLOB] [--json] | du [--json] | gc [--dry-run] [--json]
+  pullthrough cache rm REF [--dry-run] [--json] | pin REF | unpin REF | pins [--json]
   pullthrough version
   pullthrough help [COMMAND]
 
@@ -69,6 +74,36 @@ add  enrolls ADDRESS, and ends its bypass if it has one.
 rm   removes ADDRESS from the enrolled set.
 
   --config FILE   the configuration that names admin.listen; without it, the built-in defaults
+)";
+
+constexpr std::string_view kCache = R"(Usage: pullthrough cache ls [GLOB] [--json]
+       pullthrough cache du [--json]
+       pullthrough cache gc [--dry-run] [--json]
+       pullthrough cache rm REF [--dry-run] [--json]
+       pullthrough cache pin REF
+       pullthrough cache unpin REF
+       pullthrough cache pins [--json]
+
+Looks after the images a running cache holds, through its admin listener (ask the process that
+runs the proxy role). REF is host/repository:tag, host/repository@digest, or a glob:
+quay.io/org/** (any depth), quay.io/org/*:1.* (`*` within one path segment or tag).
+
+ls     one line per cached reference (a tag, or a manifest pulled by digest): its size, the part
+       of it no other reference shares, when it was last used, whether it is pinned, and the
+       retention rule that applies. --json: ref, digest, size, unique_size, last_used, pinned,
+       rule (sizes in bytes, times in RFC 3339).
+du     the bytes stored, storage.max_size, what pinned references keep, what may be evicted,
+       and the bytes each registry's references reach (shared layers count in each).
+gc     applies the retention rules and the size bound now (as retention.interval does) and says
+       what went, or with --dry-run would go, why, and the bytes freed.
+rm     removes the references REF names and whatever only they keep, pinned or not.
+pin    keeps what REF names from expiry and eviction, across restarts, until unpin.
+pins   lists the pins.
+
+  --config FILE      the configuration that names admin.listen and admin.token_file; without
+                     it, the built-in defaults
+  --admin URL        the admin listener to ask instead (http://127.0.0.1:9090)
+  --token-file FILE  the admin token for changes instead of the configuration's
 )";
 
 constexpr std::string_view kVersion = R"(Usage: pullthrough version
@@ -230,6 +265,104 @@ ParsedCommandLine parse_clients(const std::vector<std::string_view>& args) {
   return ok(c);
 }
 
+// The value of `--name VALUE` or `--name=VALUE` at args[i] (advancing i); nothing when args[i]
+// is not that option. `error` is set when the value is missing or given twice.
+std::optional<std::string> option_value(const std::vector<std::string_view>& args, std::size_t& i,
+                                        std::string_view name, bool seen, std::string& error) {
+  std::string_view arg = args[i];
+  std::string_view value;
+  if (arg == name) {
+    if (i + 1 >= args.size()) {
+      error = std::string(name) + " needs a value";
+      return std::string();
+    }
+    value = args[++i];
+  } else if (arg.size() > name.size() && arg.starts_with(name) && arg[name.size()] == '=') {
+    value = arg.substr(name.size() + 1);
+  } else {
+    return std::nullopt;
+  }
+  if (seen) error = std::string(name) + " given twice";
+  if (value.empty()) error = std::string(name) + " needs a value";
+  return std::string(value);
+}
+
+ParsedCommandLine parse_cache(const std::vector<std::string_view>& args) {
+  if (args.size() < 2) {
+    return fail(
+        "cache: needs a subcommand, ls, du, gc, rm, pin, unpin or pins (see pullthrough "
+        "cache --help)");
+  }
+  if (is_help_flag(args[1])) return ok(help_for("cache"));
+  Command c;
+  using Kind = Command::Kind;
+  const std::string_view sub = args[1];
+  if (sub == "ls") {
+    c.kind = Kind::cache_ls;
+  } else if (sub == "du") {
+    c.kind = Kind::cache_du;
+  } else if (sub == "gc") {
+    c.kind = Kind::cache_gc;
+  } else if (sub == "rm") {
+    c.kind = Kind::cache_rm;
+  } else if (sub == "pin") {
+    c.kind = Kind::cache_pin;
+  } else if (sub == "unpin") {
+    c.kind = Kind::cache_unpin;
+  } else if (sub == "pins") {
+    c.kind = Kind::cache_pins;
+  } else {
+    return fail("cache: unknown subcommand \"" + std::string(sub) +
+                "\" (ls, du, gc, rm, pin, unpin or pins)");
+  }
+  const bool takes_json = c.kind != Kind::cache_pin && c.kind != Kind::cache_unpin;
+  const bool takes_dry_run = c.kind == Kind::cache_gc || c.kind == Kind::cache_rm;
+  const bool takes_ref = c.kind == Kind::cache_ls || c.kind == Kind::cache_rm ||
+                         c.kind == Kind::cache_pin || c.kind == Kind::cache_unpin;
+  const std::string what = "cache " + std::string(sub);
+  for (std::size_t i = 2; i < args.size(); ++i) {
+    std::string_view arg = args[i];
+    if (is_help_flag(arg)) return ok(help_for("cache"));
+    if (arg == "--json" && takes_json) {
+      c.json = true;
+      continue;
+    }
+    if (arg == "--dry-run" && takes_dry_run) {
+      c.dry_run = true;
+      continue;
+    }
+    std::string error;
+    if (auto v = option_value(args, i, "--config", !c.config_file.empty(), error)) {
+      if (!error.empty()) return fail(what + ": " + error);
+      c.config_file = std::move(*v);
+      continue;
+    }
+    if (auto v = option_value(args, i, "--admin", !c.admin_url.empty(), error)) {
+      if (!error.empty()) return fail(what + ": " + error);
+      c.admin_url = std::move(*v);
+      continue;
+    }
+    if (auto v = option_value(args, i, "--token-file", !c.token_file.empty(), error)) {
+      if (!error.empty()) return fail(what + ": " + error);
+      c.token_file = std::move(*v);
+      continue;
+    }
+    if (takes_ref && c.ref.empty() && !arg.starts_with("-") && !arg.empty()) {
+      c.ref = std::string(arg);
+      continue;
+    }
+    return fail(what + ": unknown argument \"" + std::string(arg) +
+                "\" (see pullthrough cache --help)");
+  }
+  if (takes_ref && c.kind != Kind::cache_ls && c.ref.empty()) {
+    return fail(what + ": needs a REF (host/repository:tag, host/repository@digest or a glob)");
+  }
+  if (!c.admin_url.empty() && !c.config_file.empty()) {
+    return fail(what + ": --admin and --config exclude each other");
+  }
+  return ok(c);
+}
+
 }  // namespace
 
 std::string_view to_string(Role role) {
@@ -252,7 +385,7 @@ ParsedCommandLine parse_command_line(const std::vector<std::string_view>& args) 
     if (args.size() > 2) return fail("help: takes at most one command name");
     std::string_view topic = args.size() == 2 ? args[1] : "";
     if (!topic.empty() && topic != "serve" && topic != "check-config" && topic != "version" &&
-        topic != "ca" && topic != "clients" && topic != "help") {
+        topic != "ca" && topic != "clients" && topic != "cache" && topic != "help") {
       return fail("help: no command \"" + std::string(topic) + "\"");
     }
     return ok(help_for(topic == "help" ? "" : topic));
@@ -260,6 +393,7 @@ ParsedCommandLine parse_command_line(const std::vector<std::string_view>& args) 
   if (command == "serve") return parse_serve(args);
   if (command == "ca") return parse_ca(args);
   if (command == "clients") return parse_clients(args);
+  if (command == "cache") return parse_cache(args);
   if (command == "check-config") {
     Command c;
     c.kind = Command::Kind::check_config;
@@ -289,6 +423,7 @@ std::string help_text(std::string_view topic) {
   if (topic == "version") return std::string(kVersion);
   if (topic == "ca") return std::string(kCa);
   if (topic == "clients") return std::string(kClients);
+  if (topic == "cache") return std::string(kCache);
   return std::string(kOverview);
 }
 

@@ -1,4 +1,5 @@
-// The command line: `pullthrough serve|check-config|ca|clients|version|help`, each with --help.
+// The command line: `pullthrough serve|check-config|ca|clients|cache|version|help`, each with
+// --help.
 #pragma once
 
 #include <optional>
@@ -22,14 +23,25 @@ struct Command {
     ca_info,
     clients_ls,
     clients_add,
-    clients_rm
+    clients_rm,
+    cache_ls,
+    cache_du,
+    cache_rm,
+    cache_gc,
+    cache_pin,
+    cache_unpin,
+    cache_pins
   };
   Kind kind = Kind::help;
   std::string config_file;  // empty: the embedded default configuration
   Role role = Role::all;
   bool der = false;        // ca export --der
-  bool json = false;       // clients ls --json
+  bool json = false;       // clients ls, cache ls|du|rm|gc|pins --json
   std::string client;      // clients add|rm ADDRESS
+  std::string ref;         // cache ls GLOB, cache rm|pin|unpin REF
+  bool dry_run = false;    // cache rm|gc --dry-run
+  std::string admin_url;   // cache --admin URL: instead of the configuration's admin.listen
+  std::string token_file;  // cache --token-file FILE: instead of the configuration's
   std::string help_topic;  // for Kind::help: "" (overview) or a command name
 };
 

@@ -2,71 +2,15 @@
 
 #include "core/asio.hpp"
 
-#include <chrono>
-#include <optional>
 #include <ostream>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http.hpp>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "app/admin_client.hpp"
+
 namespace pullthrough::app {
 namespace {
-
-constexpr auto kTimeout = std::chrono::seconds(10);
-constexpr std::size_t kMaxAnswer = std::size_t{16} * 1024 * 1024;
-
-struct Answer {
-  std::optional<http::response<http::string_body>> response;
-  std::string error;
-};
-
-asio::awaitable<void> exchange(core::Endpoint admin, http::request<http::empty_body> request,
-                               Answer& answer) {
-  beast::tcp_stream stream(co_await asio::this_coro::executor);
-  stream.expires_after(kTimeout);
-  error_code ec;
-  co_await stream.async_connect(asio::ip::tcp::endpoint(admin.address, admin.port),
-                                asio::redirect_error(asio::use_awaitable, ec));
-  if (ec) {
-    answer.error = "connect: " + ec.message();
-    co_return;
-  }
-  co_await http::async_write(stream, request, asio::redirect_error(asio::use_awaitable, ec));
-  if (ec) {
-    answer.error = "send: " + ec.message();
-    co_return;
-  }
-  beast::flat_buffer buffer;
-  http::response_parser<http::string_body> parser;
-  parser.body_limit(kMaxAnswer);
-  co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
-  if (ec) {
-    answer.error = "read: " + ec.message();
-    co_return;
-  }
-  answer.response = parser.release();
-}
-
-Answer ask(const core::Endpoint& admin, http::verb method, const std::string& target) {
-  asio::io_context io;
-  http::request<http::empty_body> request{method, target, 11};
-  request.set(http::field::host, admin.to_string());
-  request.set(http::field::user_agent, "pullthrough-clients");
-  request.set(http::field::connection, "close");
-  Answer answer;
-  asio::co_spawn(io, exchange(admin, std::move(request), answer), asio::detached);
-  io.run();
-  return answer;
-}
 
 std::string padded(std::string text, std::size_t width) {
   if (text.size() < width) text.append(width - text.size(), ' ');
@@ -74,15 +18,6 @@ std::string padded(std::string text, std::size_t width) {
 }
 
 }  // namespace
-
-core::Endpoint admin_endpoint(const config::Config& config) {
-  core::Endpoint admin = config.admin.listen;
-  if (admin.address.is_unspecified()) {
-    admin.address = admin.address.is_v6() ? asio::ip::address(asio::ip::address_v6::loopback())
-                                          : asio::ip::address(asio::ip::address_v4::loopback());
-  }
-  return admin;
-}
 
 std::string format_clients(const std::string& text) {
   auto json = nlohmann::json::parse(text);
@@ -117,6 +52,9 @@ std::string format_clients(const std::string& text) {
 int clients_command(const config::Config& config, const Command& command, std::ostream& out,
                     std::ostream& err) {
   auto admin = admin_endpoint(config);
+  std::string token;
+  if (!config.admin.token_file.empty())
+    token = read_token_file(config.admin.token_file).value_or("");
   std::string target = "/clients";
   http::verb method = http::verb::get;
   if (command.kind != Command::Kind::clients_ls) {
@@ -128,7 +66,7 @@ int clients_command(const config::Config& config, const Command& command, std::o
     target += "/" + core::unmapped(*address).to_string();
     method = command.kind == Command::Kind::clients_add ? http::verb::put : http::verb::delete_;
   }
-  auto answer = ask(admin, method, target);
+  auto answer = ask_admin(admin, method, target, token);
   if (!answer.response) {
     err << "pullthrough: the admin listener at " << admin.to_string() << " cannot be reached ("
         << answer.error << "): is the appliance running with this "

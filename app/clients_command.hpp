@@ -17,8 +17,6 @@ int clients_command(const config::Config& config, const Command& command, std::o
 
 // The endpoint a local command reaches the admin listener at: its address, or loopback for a
 // wildcard one.
-core::Endpoint admin_endpoint(const config::Config& config);
-
 // `clients ls` as text, from the JSON of GET /clients. Throws on JSON that is not that.
 std::string format_clients(const std::string& json);
 

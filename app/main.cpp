@@ -7,6 +7,7 @@
 
 #include "app/appliance.hpp"
 #include "app/ca_commands.hpp"
+#include "app/cache_command.hpp"
 #include "app/cli.hpp"
 #include "app/clients_command.hpp"
 #include "app/version.hpp"
@@ -106,6 +107,17 @@ int main(int argc, char** argv) {
         auto loaded = load_config(command.config_file);
         if (!loaded.config) return kExitUsage;
         return pullthrough::app::clients_command(*loaded.config, command, std::cout, std::cerr);
+      }
+      case Command::Kind::cache_ls:
+      case Command::Kind::cache_du:
+      case Command::Kind::cache_gc:
+      case Command::Kind::cache_rm:
+      case Command::Kind::cache_pin:
+      case Command::Kind::cache_unpin:
+      case Command::Kind::cache_pins: {
+        auto loaded = load_config(command.config_file);
+        if (!loaded.config) return kExitUsage;
+        return pullthrough::app::cache_command(*loaded.config, command, std::cout, std::cerr);
       }
     }
   } catch (const std::exception& e) {

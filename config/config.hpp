@@ -97,6 +97,9 @@ struct ProxyConfig {
 struct AdminConfig {
   Endpoint listen;
   std::vector<Cidr> allow;
+  // The bearer token that changes (POST, PUT, DELETE) need when `listen` is not a loopback
+  // address; read at start. Empty: such a listener refuses changes.
+  std::string token_file;
   bool operator==(const AdminConfig&) const = default;
 };
 

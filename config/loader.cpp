@@ -888,6 +888,7 @@ LoadResult load_string(std::string_view yaml, std::string_view file_name) {
     m.nested("admin", [&](MapReader& a) {
       a.read("listen", c.admin.listen, parse_listen_endpoint);
       a.read("allow", c.admin.allow, parse_allow);
+      a.read("token_file", c.admin.token_file, parse_path);
     });
     if (auto v = m.take("registries")) {
       auto list = parse_list<RegistryConfig>(ctx, *v, parse_registry);
@@ -901,14 +902,7 @@ LoadResult load_string(std::string_view yaml, std::string_view file_name) {
       s.read("path", c.storage.path, parse_path);
       std::optional<Value> max_size = s.take("max_size");
       if (max_size) {
-        if (auto size = parse_size_value(ctx, *max_size)) {
-          c.storage.max_size = *size;
-          if (*size != 0) {
-            ctx.warning(max_size->mark, max_size->path,
-                        "not enforced yet: nothing evicts, and the cache grows until "
-                        "storage.min_free takes it out of the DNS answers");
-          }
-        }
+        if (auto size = parse_size_value(ctx, *max_size)) c.storage.max_size = *size;
       }
       // A share of max_size ("90%") or a size below it; 90% when not set.
       std::uint64_t percent = 90;
@@ -942,10 +936,6 @@ LoadResult load_string(std::string_view yaml, std::string_view file_name) {
       if (auto v = r.take("rules")) {
         if (auto rules = parse_list<RetentionRule>(ctx, *v, parse_retention_rule)) {
           c.retention.rules = std::move(*rules);
-          if (!c.retention.rules.empty()) {
-            ctx.warning(v->mark, v->path,
-                        "not applied yet: the rules are checked, but nothing expires");
-          }
         }
       }
     });

@@ -55,7 +55,7 @@ struct HttpService::State : std::enable_shared_from_this<HttpService::State> {
   };
 
   std::string name;
-  HttpHandler handler;
+  AsyncHttpHandler handler;
   HttpLimits limits;
   std::shared_ptr<spdlog::logger> log;
   Gate gate;
@@ -66,7 +66,7 @@ struct HttpService::State : std::enable_shared_from_this<HttpService::State> {
   std::mutex connections_mutex;
   std::list<std::shared_ptr<Connection>> connections;
 
-  State(std::string service_name, HttpHandler request_handler, HttpLimits connection_limits)
+  State(std::string service_name, AsyncHttpHandler request_handler, HttpLimits connection_limits)
       : name(std::move(service_name)),
         handler(std::move(request_handler)),
         limits(connection_limits),
@@ -87,14 +87,16 @@ struct HttpService::State : std::enable_shared_from_this<HttpService::State> {
     if (ec == beast::error::timeout) counters.timeouts.add();
   }
 
-  HttpResponse answer(const HttpRequest& request, const Endpoint& peer, const Endpoint& local) {
+  asio::awaitable<HttpResponse> answer(const HttpExchange& exchange) {
+    std::string failure;
     try {
-      return handler(HttpExchange{request, peer, local});
+      co_return co_await handler(exchange);
     } catch (const std::exception& e) {
-      log->error("{} {}: handler failed: {}", std::string(request.method_string()),
-                 std::string(request.target()), e.what());
-      return plain_response(http::status::internal_server_error, "internal error\n");
+      failure = e.what();
     }
+    log->error("{} {}: handler failed: {}", std::string(exchange.request.method_string()),
+               std::string(exchange.request.target()), failure);
+    co_return plain_response(http::status::internal_server_error, "internal error\n");
   }
 
   // `hold` keeps the service's gate open until the connection is closed; it is the last parameter
@@ -144,7 +146,8 @@ struct HttpService::State : std::enable_shared_from_this<HttpService::State> {
         break;
       }
       const HttpRequest& request = parser.get();
-      HttpResponse res = answer(request, peer, local);
+      HttpExchange exchange{request, peer, local};
+      HttpResponse res = co_await answer(exchange);
       counters.requests.add();
       res.version(request.version());
       res.set(http::field::server, "pullthrough");
@@ -181,8 +184,26 @@ struct HttpService::State : std::enable_shared_from_this<HttpService::State> {
   }
 };
 
+namespace {
+
+AsyncHttpHandler asynchronous(HttpHandler handler) {
+  // The lambda lives in the service's state, which outlives every request: its coroutine may
+  // refer to it.
+  return [handler =
+              std::move(handler)](const HttpExchange& exchange) -> asio::awaitable<HttpResponse> {
+    co_return handler(exchange);
+  };
+}
+
+}  // namespace
+
 HttpService::HttpService(asio::io_context& io, std::string name, std::vector<Endpoint> listen,
                          std::vector<Cidr> allow, HttpHandler handler, HttpLimits limits)
+    : HttpService(io, std::move(name), std::move(listen), std::move(allow),
+                  asynchronous(std::move(handler)), limits) {}
+
+HttpService::HttpService(asio::io_context& io, std::string name, std::vector<Endpoint> listen,
+                         std::vector<Cidr> allow, AsyncHttpHandler handler, HttpLimits limits)
     : state_(std::make_shared<State>(name, std::move(handler), limits)) {
   // The listener calls back into the state; a weak reference keeps the two from owning each other.
   std::weak_ptr<State> weak = state_;

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include <boost/asio/awaitable.hpp>
 #include <boost/beast/http.hpp>
 
 #include "core/counters.hpp"
@@ -33,6 +34,9 @@ struct HttpExchange {
 // Runs on an io_context thread for each request; must not block. The service fills in
 // Content-Length, Server and keep-alive handling; the handler sets status, type and body.
 using HttpHandler = std::function<HttpResponse(const HttpExchange&)>;
+// The same, for answers that wait on work elsewhere (a collection on the disk pool): a coroutine
+// on the connection's executor, which may suspend but must not block.
+using AsyncHttpHandler = std::function<boost::asio::awaitable<HttpResponse>(const HttpExchange&)>;
 
 struct HttpLimits {
   std::size_t max_header_bytes = std::size_t{8} * 1024;
@@ -58,6 +62,8 @@ class HttpService final : public Service {
   // `name` is used for logs ("ca-page", "admin"). `allow` empty means every client.
   HttpService(boost::asio::io_context& io, std::string name, std::vector<Endpoint> listen,
               std::vector<Cidr> allow, HttpHandler handler, HttpLimits limits = {});
+  HttpService(boost::asio::io_context& io, std::string name, std::vector<Endpoint> listen,
+              std::vector<Cidr> allow, AsyncHttpHandler handler, HttpLimits limits = {});
   ~HttpService() override;
 
   std::string_view name() const override;

@@ -150,12 +150,13 @@ asio::awaitable<StreamStatus> stream_range(BlobReader& reader, std::uint64_t fro
 }
 
 BlobFetches::BlobFetches(asio::io_context& io, asio::any_io_executor disk, BlobStore& store,
-                         MetadataIndex& index, const core::WallClock& clock,
+                         MetadataIndex& index, ContentGuard& guard, const core::WallClock& clock,
                          BlobFetchCounters& counters)
     : io_(io),
       disk_(std::move(disk)),
       store_(store),
       index_(index),
+      guard_(guard),
       clock_(clock),
       counters_(counters),
       log_(core::logger("proxy")),
@@ -167,12 +168,13 @@ BlobFetches::Joined BlobFetches::join(const std::string& digest, const std::stri
                                       const std::string& repository, RegistryUpstream& upstream,
                                       const UpstreamCredentials& credentials) {
   std::shared_ptr<BlobFetch> fetch;
+  ContentGuard::Use use = guard_.write(digest);
   {
     std::lock_guard lock(table_->mutex);
     auto found = table_->fetches.find(digest);
     if (found != table_->fetches.end()) {
       counters_.coalesced_followers.add();
-      return {found->second, true};
+      return {found->second, true, std::move(use)};
     }
     fetch = std::make_shared<BlobFetch>(digest);
     if (!table_->gate.enter()) {
@@ -180,20 +182,21 @@ BlobFetches::Joined BlobFetches::join(const std::string& digest, const std::stri
       failure.kind = FetchFailure::Kind::stopped;
       failure.message = "the appliance is stopping";
       fetch->fail(std::move(failure));
-      return {fetch, false};
+      return {fetch, false, {}};
     }
     table_->fetches.emplace(digest, fetch);
   }
   counters_.fetches_started.add();
-  core::spawn_logged(asio::make_strand(io_),
-                     run(fetch, registry_host, repository, upstream, credentials), log_,
-                     "blob fetch failed");
-  return {fetch, false};
+  core::spawn_logged(
+      asio::make_strand(io_),
+      run(fetch, registry_host, repository, upstream, credentials, guard_.write(digest)), log_,
+      "blob fetch failed");
+  return {fetch, false, std::move(use)};
 }
 
 asio::awaitable<void> BlobFetches::run(std::shared_ptr<BlobFetch> fetch, std::string registry_host,
                                        std::string repository, RegistryUpstream& upstream,
-                                       UpstreamCredentials credentials) {
+                                       UpstreamCredentials credentials, ContentGuard::Use use) {
   // Whatever happens below, the fetch leaves the table and the gate, and its followers learn
   // how it ended.
   struct Finish {
@@ -272,10 +275,26 @@ asio::awaitable<void> BlobFetches::run(std::shared_ptr<BlobFetch> fetch, std::st
     fetch->advance(out.written());
   }
 
-  // fsync of a large file can take a while: not on a network thread.
+  // fsync of a large file can take a while, and a removal of the same digest may have to end
+  // first: not on a network thread. The index rows follow on the same thread, while `use` still
+  // keeps a collection away.
   auto body_done = std::chrono::steady_clock::now();
+  std::string index_error;
   CommitResult commit = co_await asio::co_spawn(
-      disk_, [&out]() -> asio::awaitable<CommitResult> { co_return out.commit(); },
+      disk_,
+      [&]() -> asio::awaitable<CommitResult> {
+        guard_.wait_for_removal(digest);
+        CommitResult committed = out.commit();
+        if (committed.status == CommitStatus::stored) {
+          try {
+            index_.put_blob(digest, out.written(), unix_seconds(clock_));
+            index_.link(registry_host, repository, digest);
+          } catch (const std::exception& e) {
+            index_error = e.what();
+          }
+        }
+        co_return committed;
+      },
       asio::use_awaitable);
   switch (commit.status) {
     case CommitStatus::stored:
@@ -299,15 +318,13 @@ asio::awaitable<void> BlobFetches::run(std::shared_ptr<BlobFetch> fetch, std::st
       co_return;
     }
   }
-  try {
-    auto now = unix_seconds(clock_);
-    index_.put_blob(digest, out.written(), now);
-    index_.link(registry_host, repository, digest);
-  } catch (const std::exception& e) {
+  if (!index_error.empty()) {
     // The blob is stored and verified; only its bookkeeping is missing, which the next hit
     // records again. Serving it is still right.
-    log_->error("metadata for {}: {}", digest, e.what());
+    log_->error("metadata for {}: {}", digest, index_error);
   }
+  use = {};
+  if (stored_) stored_(out.written());
   counters_.fetches_stored.add();
   auto ms = [](auto d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); };
   log_->info("stored {} ({} bytes) from {}/{}: body {} ms, verify and commit {} ms", digest,

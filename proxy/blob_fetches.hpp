@@ -33,6 +33,7 @@
 #include "core/counters.hpp"
 #include "core/gate.hpp"
 #include "proxy/blob_store.hpp"
+#include "proxy/lifecycle/content_guard.hpp"
 #include "proxy/metadata_index.hpp"
 #include "proxy/upstream/registry_upstream.hpp"
 
@@ -150,10 +151,15 @@ boost::asio::awaitable<StreamStatus> stream_range(BlobReader& reader, std::uint6
 
 class BlobFetches {
  public:
-  // `store`, `index`, `clock` and `counters` must outlive every fetch; `io` runs the fetches and
-  // `disk` the blocking work (fsync on commit).
+  // `store`, `index`, `guard`, `clock` and `counters` must outlive every fetch; `io` runs the
+  // fetches and `disk` the blocking work (commit with its fsync, the index rows). Each fetch
+  // holds a write use of its digest in `guard` from join() until its rows are written.
   BlobFetches(boost::asio::io_context& io, boost::asio::any_io_executor disk, BlobStore& store,
-              MetadataIndex& index, const core::WallClock& clock, BlobFetchCounters& counters);
+              MetadataIndex& index, ContentGuard& guard, const core::WallClock& clock,
+              BlobFetchCounters& counters);
+
+  // Called with the size of each blob stored (for the size bound); set before any join().
+  void on_stored(std::function<void(std::uint64_t)> stored) { stored_ = std::move(stored); }
   ~BlobFetches();
   BlobFetches(const BlobFetches&) = delete;
   BlobFetches& operator=(const BlobFetches&) = delete;
@@ -161,6 +167,9 @@ class BlobFetches {
   struct Joined {
     std::shared_ptr<BlobFetch> fetch;
     bool coalesced = false;  // true when the fetch was already running
+    // The follower's own use of the digest, held while it sends: once the fetch has ended, a
+    // collection still leaves the blob alone until the follower is done.
+    ContentGuard::Use use;
   };
 
   // The fetch of `digest` in progress, or a new one that GETs it for `repository` of the registry
@@ -187,14 +196,16 @@ class BlobFetches {
 
   boost::asio::awaitable<void> run(std::shared_ptr<BlobFetch> fetch, std::string registry_host,
                                    std::string repository, RegistryUpstream& upstream,
-                                   UpstreamCredentials credentials);
+                                   UpstreamCredentials credentials, ContentGuard::Use use);
 
   boost::asio::io_context& io_;
   boost::asio::any_io_executor disk_;
   BlobStore& store_;
   MetadataIndex& index_;
+  ContentGuard& guard_;
   const core::WallClock& clock_;
   BlobFetchCounters& counters_;
+  std::function<void(std::uint64_t)> stored_;
   std::shared_ptr<spdlog::logger> log_;
   std::shared_ptr<Table> table_;
 };

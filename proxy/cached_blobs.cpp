@@ -5,16 +5,19 @@
 namespace pullthrough::proxy {
 
 CachedBlobs::CachedBlobs(BlobStore& store, MetadataIndex& index, BlobFetches& fetches,
-                         AccessRecorder& recorder)
+                         AccessRecorder& recorder, ContentGuard& guard)
     : store_(store),
       index_(index),
       fetches_(fetches),
       recorder_(recorder),
+      guard_(guard),
       log_(core::logger("proxy")) {}
 
 asio::awaitable<std::optional<CachedBlobs::Copy>> CachedBlobs::find(
     const config::RegistryConfig& registry, const std::string& repository,
     const std::string& digest, RegistryUpstream& upstream, const UpstreamCredentials& credentials) {
+  ContentGuard::Use use = guard_.read(digest);
+  if (!use) co_return std::nullopt;
   auto size = store_.size(digest);
   if (!size) co_return std::nullopt;
   if (!index_.linked(registry.host, repository, digest)) {
@@ -34,7 +37,7 @@ asio::awaitable<std::optional<CachedBlobs::Copy>> CachedBlobs::find(
   auto reader = store_.open(digest);
   if (!reader) co_return std::nullopt;
   recorder_.blob(digest);
-  co_return Copy{*size, std::move(reader)};
+  co_return Copy{*size, std::move(reader), std::move(use)};
 }
 
 BlobFetches::Joined CachedBlobs::fetch(const config::RegistryConfig& registry,

@@ -18,6 +18,7 @@
 #include "proxy/blob_fetches.hpp"
 #include "proxy/blob_store.hpp"
 #include "proxy/lifecycle/access_recorder.hpp"
+#include "proxy/lifecycle/content_guard.hpp"
 #include "proxy/metadata_index.hpp"
 #include "proxy/upstream/registry_upstream.hpp"
 
@@ -27,15 +28,18 @@ class CachedBlobs {
  public:
   // Everything given must outlive this.
   CachedBlobs(BlobStore& store, MetadataIndex& index, BlobFetches& fetches,
-              AccessRecorder& recorder);
+              AccessRecorder& recorder, ContentGuard& guard);
 
   struct Copy {
     std::uint64_t size = 0;
     std::unique_ptr<BlobReader> reader;
+    // Held while the copy is sent: a collection does not remove the blob meanwhile.
+    ContentGuard::Use use;
   };
 
   // A stored copy of `digest` that `repository` of `registry` may be served, recorded as an
-  // access for retention; or nothing, and the blob must be fetched. A blob stored for another
+  // access for retention; or nothing, and the blob must be fetched (also while a collection
+  // removes it). A blob stored for another
   // repository is served here only once upstream confirms that this repository has it too, so a
   // cached layer never leaks past upstream's access control; the confirmation is then linked.
   // `credentials` are those the confirmation is asked with.
@@ -54,6 +58,7 @@ class CachedBlobs {
   MetadataIndex& index_;
   BlobFetches& fetches_;
   AccessRecorder& recorder_;
+  ContentGuard& guard_;
   std::shared_ptr<spdlog::logger> log_;
 };
 

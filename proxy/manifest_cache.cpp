@@ -9,10 +9,12 @@
 #include <vector>
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include "core/logging.hpp"
 #include "proxy/digester.hpp"
+#include "proxy/lifecycle/manifest_references.hpp"
 #include "proxy/media_types.hpp"
 #include "proxy/route.hpp"
 
@@ -68,10 +70,13 @@ std::span<const std::uint8_t> bytes_of(const std::string& text) {
 
 }  // namespace
 
-ManifestCache::ManifestCache(BlobStore& store, MetadataIndex& index, const core::WallClock& clock,
+ManifestCache::ManifestCache(BlobStore& store, MetadataIndex& index, AccessRecorder& recorder,
+                             ContentGuard& guard, const core::WallClock& clock,
                              asio::any_io_executor disk, ManifestCounters& counters)
     : store_(store),
       index_(index),
+      recorder_(recorder),
+      guard_(guard),
       clock_(clock),
       disk_(std::move(disk)),
       counters_(counters),
@@ -140,10 +145,9 @@ std::optional<TagRecord> ManifestCache::tag_of(const std::string& host,
   return record;
 }
 
-void ManifestCache::record_tag(const std::string& host, const ManifestRequest& request,
-                               const std::string& digest, ManifestTypeSet types) {
+void ManifestCache::remember_tag(const std::string& host, const ManifestRequest& request,
+                                 const std::string& digest, ManifestTypeSet types) {
   TagRecord record{digest, unix_seconds(clock_)};
-  index_.put_tag(host, request.repository, request.reference, digest, record.confirmed_at, types);
   std::lock_guard lock(hot_mutex_);
   if (hot_tags_.size() >= kHotTags) hot_tags_.clear();
   hot_tags_[tag_key(host, request, types)] = std::move(record);
@@ -182,6 +186,11 @@ asio::awaitable<ManifestAnswer> ManifestCache::answer_cached(const ManifestReque
   if (!hit) {
     // Vanished between the lookup and the read (removed by retention): go upstream instead.
     co_return co_await fetch(request, upstream_accept_for(request.accept));
+  }
+  if (request.by_digest) {
+    recorder_.manifest(request.registry->host, request.repository, digest);
+  } else {
+    recorder_.tag(request.registry->host, request.repository, request.reference);
   }
   answer.found = true;
   answer.digest = digest;
@@ -262,12 +271,18 @@ asio::awaitable<ManifestAnswer> ManifestCache::get(ManifestRequest request) {
       std::string digest = field(result.response->header, "Docker-Content-Digest");
       if (digest == tag->digest) {
         counters_.tag_revalidations_unchanged.add();
-        try {
-          record_tag(host, request, digest, asked);
-        } catch (const std::exception& e) {
-          log_->error("recording tag {}/{}:{}: {}", host, request.repository, request.reference,
-                      e.what());
-        }
+        remember_tag(host, request, digest, asked);
+        // The confirmation goes to the index from the disk pool; a failure costs one more
+        // revalidation after a restart, not this answer.
+        // Not `this`: the write may run after the cache is gone; the index outlives the pool.
+        asio::post(disk_, [&index = index_, log = log_, host, repository = request.repository,
+                           tag = request.reference, digest, asked, now = unix_seconds(clock_)] {
+          try {
+            index.put_tag(host, repository, tag, digest, now, asked);
+          } catch (const std::exception& e) {
+            log->error("recording tag {}/{}:{}: {}", host, repository, tag, e.what());
+          }
+        });
         co_return co_await answer_cached(request, digest, false);
       }
       // Moved (or upstream did not say): fetch what it names now.
@@ -322,16 +337,62 @@ ManifestAnswer ManifestCache::refused(const ManifestRequest& request, unsigned s
   return answer;
 }
 
-asio::awaitable<void> ManifestCache::store(const std::string& digest, const std::string& body) {
-  if (store_.size(digest)) co_return;
-  auto writer = store_.create(digest, body.size());
-  writer->write(bytes_of(body));
-  CommitResult commit = co_await asio::co_spawn(
-      disk_, [&writer]() -> asio::awaitable<CommitResult> { co_return writer->commit(); },
-      asio::use_awaitable);
-  if (commit.status != CommitStatus::stored) {
-    throw std::runtime_error("commit failed: " + commit.error + commit.actual_digest);
+asio::awaitable<void> ManifestCache::keep(const std::string& host, const std::string& repository,
+                                          const std::string& tag, ManifestTypeSet types,
+                                          const std::string& digest, const std::string& media_type,
+                                          const std::string& body) {
+  std::string error;
+  auto references = manifest_references(media_type, body, error);
+  std::vector<std::string> contents;
+  if (references) {
+    contents = std::move(references->manifests);
+    contents.insert(contents.end(), references->blobs.begin(), references->blobs.end());
+    if (!references->subject.empty()) contents.push_back(references->subject);
+  } else {
+    // Served as upstream sent it, verified by digest; retention sees nothing it references.
+    log_->warn("manifest {} in {}/{}: cannot read its references: {}", digest, host, repository,
+               error);
   }
+  const UnixSeconds now = unix_seconds(clock_);
+  // Held until the rows are written: a collection does not remove the manifest meanwhile.
+  ContentGuard::Use use = guard_.write(digest);
+  const bool rewrite = use.during_removal();
+  bool wrote = false;
+  co_await asio::co_spawn(
+      disk_,
+      [&]() -> asio::awaitable<void> {
+        if (rewrite || !store_.size(digest)) {
+          auto writer = store_.create(digest, body.size());
+          writer->write(bytes_of(body));
+          guard_.wait_for_removal(digest);
+          CommitResult commit = writer->commit();
+          if (commit.status != CommitStatus::stored) {
+            throw std::runtime_error("commit failed: " + commit.error + commit.actual_digest);
+          }
+          wrote = true;
+        }
+        index_.put_manifest(digest, media_type, body.size(), contents);
+        // The link's last use is that of pulls by digest; a tag's are the tag's own.
+        index_.link(host, repository, digest, tag.empty() ? now : 0);
+        if (!tag.empty() && types != 0) {
+          index_.put_tag(host, repository, tag, digest, now, types);
+        }
+        co_return;
+      },
+      asio::use_awaitable);
+  if (wrote && stored_) stored_(body.size());
+}
+
+void ManifestCache::forget(const std::vector<std::string>& removed) {
+  std::lock_guard lock(hot_mutex_);
+  for (const auto& digest : removed) {
+    auto found = hot_manifests_.find(digest);
+    if (found == hot_manifests_.end()) continue;
+    hot_bytes_ -= found->second->body.size();
+    hot_manifests_.erase(found);
+  }
+  hot_tags_.clear();
+  hot_links_.clear();
 }
 
 asio::awaitable<void> ManifestCache::put_pushed(const config::RegistryConfig& registry,
@@ -340,16 +401,14 @@ asio::awaitable<void> ManifestCache::put_pushed(const config::RegistryConfig& re
                                                 const std::string& media_type, std::string body) {
   const std::string& host = registry.host;
   try {
-    co_await store(digest, body);
-    index_.put_manifest(digest, media_type, body.size());
-    index_.link(host, repository, digest);
+    co_await keep(host, repository, tag, kAllManifestTypes, digest, media_type, body);
     remember(digest, media_type, std::move(body));
     if (!tag.empty()) {
       ManifestRequest request;
       request.registry = &registry;
       request.repository = repository;
       request.reference = tag;
-      record_tag(host, request, digest, kAllManifestTypes);
+      remember_tag(host, request, digest, kAllManifestTypes);
     }
   } catch (const std::exception& e) {
     log_->error("caching pushed manifest {}/{} ({}): {}", host, repository, digest, e.what());
@@ -420,13 +479,12 @@ asio::awaitable<ManifestAnswer> ManifestCache::fetch(const ManifestRequest& requ
 
   // Verified: keep it. A failure to store costs the cache, not this client.
   try {
-    co_await store(digest, *body);
-    index_.put_manifest(digest, media_type, body->size());
-    index_.link(host, request.repository, digest);
+    const ManifestTypeSet types = request.by_digest ? 0 : accepted_manifest_types(accept);
+    // Named, not a temporary in the call: g++ 12 mishandles those across a co_await.
+    const std::string tag = request.by_digest ? std::string() : request.reference;
+    co_await keep(host, request.repository, tag, types, digest, media_type, *body);
     remember(digest, media_type, *body);
-    if (auto types = accepted_manifest_types(accept); !request.by_digest && types != 0) {
-      record_tag(host, request, digest, types);
-    }
+    if (types != 0) remember_tag(host, request, digest, types);
   } catch (const std::exception& e) {
     log_->error("caching manifest {} ({}): {}", what, digest, e.what());
   }

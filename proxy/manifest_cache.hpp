@@ -19,6 +19,7 @@
 #include "core/asio.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -26,6 +27,7 @@
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -35,6 +37,8 @@
 #include "core/clock.hpp"
 #include "core/counters.hpp"
 #include "proxy/blob_store.hpp"
+#include "proxy/lifecycle/access_recorder.hpp"
+#include "proxy/lifecycle/content_guard.hpp"
 #include "proxy/media_types.hpp"
 #include "proxy/metadata_index.hpp"
 #include "proxy/oci_error.hpp"
@@ -88,9 +92,19 @@ struct ManifestAnswer {
 
 class ManifestCache {
  public:
-  // Everything must outlive the cache. `disk` runs blocking work (fsync when storing).
-  ManifestCache(BlobStore& store, MetadataIndex& index, const core::WallClock& clock,
+  // Everything must outlive the cache, and `index` the work queued on `disk`, which runs the
+  // blocking work (storing, index writes); `recorder` is told of every hit, `guard` of every
+  // manifest being stored.
+  ManifestCache(BlobStore& store, MetadataIndex& index, AccessRecorder& recorder,
+                ContentGuard& guard, const core::WallClock& clock,
                 boost::asio::any_io_executor disk, ManifestCounters& counters);
+
+  // Called with the size of each manifest stored (for the size bound); set before serving.
+  void on_stored(std::function<void(std::uint64_t)> stored) { stored_ = std::move(stored); }
+
+  // A collection removed these objects: the memory copies of them and of every tag and link
+  // are dropped, so nothing removed is served from memory.
+  void forget(const std::vector<std::string>& removed);
 
   boost::asio::awaitable<ManifestAnswer> get(ManifestRequest request);
 
@@ -114,10 +128,16 @@ class ManifestCache {
   // The tag's mapping as made for requests accepting `types` (see ManifestTypeSet).
   std::optional<TagRecord> tag_of(const std::string& host, const ManifestRequest& request,
                                   ManifestTypeSet types);
-  void record_tag(const std::string& host, const ManifestRequest& request,
-                  const std::string& digest, ManifestTypeSet types);
-  // Stores verified manifest bytes (fsync on the disk executor) unless already stored.
-  boost::asio::awaitable<void> store(const std::string& digest, const std::string& body);
+  // The tag's mapping in memory, confirmed now (keep() and get() write the index).
+  void remember_tag(const std::string& host, const ManifestRequest& request,
+                    const std::string& digest, ManifestTypeSet types);
+  // On the disk pool: stores verified manifest bytes unless already stored, then its index rows
+  // (the manifest and its contents, the repository's link, and with a tag the tag's mapping for
+  // `types`), all as a use at `now`.
+  boost::asio::awaitable<void> keep(const std::string& host, const std::string& repository,
+                                    const std::string& tag, ManifestTypeSet types,
+                                    const std::string& digest, const std::string& media_type,
+                                    const std::string& body);
   bool is_linked(const std::string& host, const std::string& repository, const std::string& digest);
   static std::string tag_key(const std::string& host, const ManifestRequest& request,
                              ManifestTypeSet types);
@@ -131,7 +151,10 @@ class ManifestCache {
 
   BlobStore& store_;
   MetadataIndex& index_;
+  AccessRecorder& recorder_;
+  ContentGuard& guard_;
   const core::WallClock& clock_;
+  std::function<void(std::uint64_t)> stored_;
   boost::asio::any_io_executor disk_;
   ManifestCounters& counters_;
   std::shared_ptr<spdlog::logger> log_;

@@ -14,7 +14,7 @@ namespace {
 // PRAGMA user_version of the schema below. A later version adds a migration step in
 // ensure_schema() and refuses nothing older; a database from a newer build is refused because
 // this code cannot know which of its invariants the newer schema relies on.
-constexpr std::int64_t kSchemaVersion = 3;
+constexpr std::int64_t kSchemaVersion = 4;
 
 constexpr int kBusyTimeoutMs = 5000;
 
@@ -72,6 +72,44 @@ CREATE TABLE base_answers (
 ) STRICT, WITHOUT ROWID;
 
 PRAGMA user_version = 3;
+)sql";
+
+// Schema 4: what retention needs. When each tag and each repository's reference to a digest was
+// last used; what each manifest keeps alive (`contents`, filled as manifests are stored, and for
+// the manifests of older versions by RegistryCache's back-fill at start, which `contents_known`
+// tracks); pins; and the journal of objects whose rows are gone and whose bytes are being
+// removed, which the next start finishes after a crash. Content of an older version counts as
+// used at the upgrade, so no rule expires it before its full duration has passed.
+constexpr const char* kAddLifecycle = R"sql(
+ALTER TABLE tags ADD COLUMN last_used INTEGER NOT NULL DEFAULT 0;
+UPDATE tags SET last_used = max(confirmed_at, CAST(strftime('%s', 'now') AS INTEGER));
+ALTER TABLE links ADD COLUMN last_used INTEGER NOT NULL DEFAULT 0;
+UPDATE links SET last_used = CAST(strftime('%s', 'now') AS INTEGER);
+ALTER TABLE manifests ADD COLUMN contents_known INTEGER NOT NULL DEFAULT 0
+  CHECK (contents_known IN (0, 1));
+
+CREATE TABLE contents (
+  manifest TEXT NOT NULL,
+  digest TEXT NOT NULL,
+  PRIMARY KEY (manifest, digest)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE pins (
+  pattern TEXT NOT NULL PRIMARY KEY,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,  -- 0: never
+  source TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE removals (
+  digest TEXT NOT NULL PRIMARY KEY,
+  queued_at INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+
+-- A removal deletes the tags that name the manifest it removes.
+CREATE INDEX tags_by_digest ON tags (digest);
+
+PRAGMA user_version = 4;
 )sql";
 
 // Version 1 keyed tags by name only; its mappings were all made with every type accepted.
@@ -186,6 +224,12 @@ class Query {
     auto length = static_cast<std::size_t>(sqlite3_column_bytes(stmt_, column));
     return data == nullptr ? std::string() : std::string(data, length);
   }
+  // Valid until the next step.
+  std::string_view view(int column) const {
+    const auto* data = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, column));
+    auto length = static_cast<std::size_t>(sqlite3_column_bytes(stmt_, column));
+    return data == nullptr ? std::string_view() : std::string_view(data, length);
+  }
 
  private:
   void check(int rc) {
@@ -273,6 +317,7 @@ void ensure_schema(sqlite3* db, const std::string& path) {
          "cannot migrate schema version 1");
   }
   if (version < 3) exec(db, path, kAddAccess, "cannot add the access tables");
+  if (version < 4) exec(db, path, kAddLifecycle, "cannot add the lifecycle tables");
   transaction.commit();
 }
 
@@ -289,7 +334,30 @@ struct MetadataIndex::Impl {
   StatementPtr get_tag;
   StatementPtr list_tags;
   StatementPtr put_manifest;
+  StatementPtr put_manifest_known;
   StatementPtr get_manifest;
+  StatementPtr unknown_contents;
+  StatementPtr mark_contents_known;
+  StatementPtr clear_contents;
+  StatementPtr put_content;
+  StatementPtr list_contents;
+  StatementPtr touch_tag;
+  StatementPtr touch_link;
+  StatementPtr get_tag_last_used;
+  StatementPtr get_link_last_used;
+  StatementPtr find_pin;
+  StatementPtr put_pin;
+  StatementPtr remove_pin;
+  StatementPtr list_pins;
+  StatementPtr journal_removal;
+  StatementPtr forget_manifest;
+  StatementPtr forget_links_of;
+  StatementPtr forget_tags_of;
+  StatementPtr forget_tag;
+  StatementPtr forget_link;
+  StatementPtr end_removal;
+  StatementPtr list_removals;
+  StatementPtr holds;
   StatementPtr put_blob;
   StatementPtr get_blob;
   StatementPtr touch_blob;
@@ -298,12 +366,17 @@ struct MetadataIndex::Impl {
   StatementPtr get_link;
   StatementPtr least_recently_used;
   StatementPtr total_blob_bytes;
+  StatementPtr total_bytes;
   StatementPtr put_visibility;
   StatementPtr get_visibility;
   StatementPtr put_base_answer;
   StatementPtr get_base_answer;
 
   Query query(const StatementPtr& stmt) { return Query(db.get(), path, stmt.get()); }
+  void write_contents(const std::string& manifest, const std::vector<std::string>& contents) {
+    query(clear_contents).bind(1, manifest).run();
+    for (const auto& digest : contents) query(put_content).bind(1, manifest).bind(2, digest).run();
+  }
 };
 
 std::unique_ptr<MetadataIndex> MetadataIndex::open(const std::string& path) {
@@ -325,11 +398,13 @@ std::unique_ptr<MetadataIndex> MetadataIndex::open(const std::string& path) {
   configure(db, path);
   ensure_schema(db, path);
 
+  // A confirmation is made for a client's request: it is a use of the tag too.
   impl->put_tag = prepare(db, path,
                           "INSERT INTO tags (registry, repository, tag, types, digest, "
-                          "confirmed_at) VALUES (?1, ?2, ?3, ?6, ?4, ?5) "
+                          "confirmed_at, last_used) VALUES (?1, ?2, ?3, ?6, ?4, ?5, ?5) "
                           "ON CONFLICT (registry, repository, tag, types) DO UPDATE SET "
-                          "digest = excluded.digest, confirmed_at = excluded.confirmed_at");
+                          "digest = excluded.digest, confirmed_at = excluded.confirmed_at, "
+                          "last_used = max(last_used, excluded.last_used)");
   impl->get_tag = prepare(db, path,
                           "SELECT digest, confirmed_at FROM tags "
                           "WHERE registry = ?1 AND repository = ?2 AND tag = ?3 AND types = ?4");
@@ -341,8 +416,65 @@ std::unique_ptr<MetadataIndex> MetadataIndex::open(const std::string& path) {
                                "VALUES (?1, ?2, ?3) "
                                "ON CONFLICT (digest) DO UPDATE SET "
                                "media_type = excluded.media_type, size = excluded.size");
+  impl->put_manifest_known = prepare(db, path,
+                                     "INSERT INTO manifests (digest, media_type, size, "
+                                     "contents_known) VALUES (?1, ?2, ?3, 1) "
+                                     "ON CONFLICT (digest) DO UPDATE SET "
+                                     "media_type = excluded.media_type, size = excluded.size, "
+                                     "contents_known = 1");
   impl->get_manifest =
       prepare(db, path, "SELECT media_type, size FROM manifests WHERE digest = ?1");
+  impl->unknown_contents = prepare(db, path,
+                                   "SELECT digest FROM manifests WHERE contents_known = 0 "
+                                   "ORDER BY digest LIMIT ?1");
+  impl->mark_contents_known =
+      prepare(db, path, "UPDATE manifests SET contents_known = 1 WHERE digest = ?1");
+  impl->clear_contents = prepare(db, path, "DELETE FROM contents WHERE manifest = ?1");
+  impl->put_content = prepare(db, path,
+                              "INSERT INTO contents (manifest, digest) VALUES (?1, ?2) "
+                              "ON CONFLICT DO NOTHING");
+  impl->list_contents =
+      prepare(db, path, "SELECT digest FROM contents WHERE manifest = ?1 ORDER BY digest");
+  impl->touch_tag = prepare(db, path,
+                            "UPDATE tags SET last_used = ?4 WHERE registry = ?1 AND "
+                            "repository = ?2 AND tag = ?3 AND last_used < ?4");
+  impl->touch_link = prepare(db, path,
+                             "UPDATE links SET last_used = ?4 WHERE registry = ?1 AND "
+                             "repository = ?2 AND digest = ?3 AND last_used < ?4");
+  impl->get_tag_last_used = prepare(db, path,
+                                    "SELECT max(last_used) FROM tags WHERE registry = ?1 AND "
+                                    "repository = ?2 AND tag = ?3 HAVING count(*) > 0");
+  impl->get_link_last_used = prepare(db, path,
+                                     "SELECT last_used FROM links WHERE registry = ?1 AND "
+                                     "repository = ?2 AND digest = ?3");
+  impl->find_pin = prepare(db, path, "SELECT 1 FROM pins WHERE pattern = ?1");
+  impl->put_pin = prepare(db, path,
+                          "INSERT INTO pins (pattern, created_at, expires_at, source) "
+                          "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (pattern) DO UPDATE SET "
+                          "created_at = excluded.created_at, expires_at = excluded.expires_at, "
+                          "source = excluded.source");
+  impl->remove_pin = prepare(db, path, "DELETE FROM pins WHERE pattern = ?1");
+  impl->list_pins = prepare(db, path,
+                            "SELECT pattern, created_at, expires_at, source FROM pins "
+                            "ORDER BY pattern");
+  impl->journal_removal = prepare(db, path,
+                                  "INSERT INTO removals (digest, queued_at) VALUES (?1, ?2) "
+                                  "ON CONFLICT (digest) DO UPDATE SET queued_at = "
+                                  "excluded.queued_at");
+  impl->forget_manifest = prepare(db, path, "DELETE FROM manifests WHERE digest = ?1");
+  impl->forget_links_of = prepare(db, path, "DELETE FROM links WHERE digest = ?1");
+  impl->forget_tags_of = prepare(db, path, "DELETE FROM tags WHERE digest = ?1");
+  impl->forget_tag = prepare(db, path,
+                             "DELETE FROM tags WHERE registry = ?1 AND repository = ?2 AND "
+                             "tag = ?3");
+  impl->forget_link = prepare(db, path,
+                              "DELETE FROM links WHERE registry = ?1 AND repository = ?2 AND "
+                              "digest = ?3");
+  impl->end_removal = prepare(db, path, "DELETE FROM removals WHERE digest = ?1");
+  impl->list_removals = prepare(db, path, "SELECT digest FROM removals ORDER BY digest");
+  impl->holds = prepare(db, path,
+                        "SELECT 1 FROM blobs WHERE digest = ?1 UNION ALL "
+                        "SELECT 1 FROM manifests WHERE digest = ?1 LIMIT 1");
   impl->put_blob = prepare(db, path,
                            "INSERT INTO blobs (digest, size, stored_at, last_access) "
                            "VALUES (?1, ?2, ?3, ?3) "
@@ -355,8 +487,9 @@ std::unique_ptr<MetadataIndex> MetadataIndex::open(const std::string& path) {
                              "WHERE digest = ?1 AND last_access < ?2");
   impl->forget_blob = prepare(db, path, "DELETE FROM blobs WHERE digest = ?1");
   impl->put_link = prepare(db, path,
-                           "INSERT INTO links (registry, repository, digest) VALUES (?1, ?2, ?3) "
-                           "ON CONFLICT DO NOTHING");
+                           "INSERT INTO links (registry, repository, digest, last_used) "
+                           "VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO UPDATE SET "
+                           "last_used = max(last_used, excluded.last_used)");
   impl->get_link = prepare(db, path,
                            "SELECT 1 FROM links "
                            "WHERE registry = ?1 AND repository = ?2 AND digest = ?3");
@@ -365,6 +498,10 @@ std::unique_ptr<MetadataIndex> MetadataIndex::open(const std::string& path) {
                                       "ORDER BY last_access, digest LIMIT ?1");
   // SUM() over integers reports an overflow as an error instead of wrapping.
   impl->total_blob_bytes = prepare(db, path, "SELECT coalesce(sum(size), 0) FROM blobs");
+  impl->total_bytes = prepare(db, path,
+                              "SELECT (SELECT coalesce(sum(size), 0) FROM blobs) + "
+                              "(SELECT coalesce(sum(size), 0) FROM manifests WHERE digest NOT IN "
+                              "(SELECT digest FROM blobs))");
   impl->put_visibility = prepare(db, path,
                                  "INSERT INTO repositories (registry, repository, public, "
                                  "checked_at) VALUES (?1, ?2, ?3, ?4) "
@@ -435,6 +572,49 @@ void MetadataIndex::put_manifest(const std::string& digest, const std::string& m
   impl_->query(impl_->put_manifest).bind(1, digest).bind(2, media_type).bind_size(3, size).run();
 }
 
+void MetadataIndex::put_manifest(const std::string& digest, const std::string& media_type,
+                                 std::uint64_t size, const std::vector<std::string>& contents) {
+  std::lock_guard lock(impl_->mutex);
+  Transaction transaction(impl_->db.get(), impl_->path);
+  impl_->query(impl_->put_manifest_known)
+      .bind(1, digest)
+      .bind(2, media_type)
+      .bind_size(3, size)
+      .run();
+  impl_->write_contents(digest, contents);
+  transaction.commit();
+}
+
+std::vector<std::string> MetadataIndex::manifests_without_contents(std::size_t limit) const {
+  auto bounded = static_cast<std::int64_t>(
+      std::min<std::uint64_t>(limit, std::numeric_limits<std::int64_t>::max()));
+  std::lock_guard lock(impl_->mutex);
+  Query query = impl_->query(impl_->unknown_contents);
+  query.bind(1, bounded);
+  std::vector<std::string> result;
+  while (query.step()) result.push_back(query.text(0));
+  return result;
+}
+
+void MetadataIndex::set_contents(const std::string& manifest,
+                                 const std::vector<std::string>& contents) {
+  std::lock_guard lock(impl_->mutex);
+  Transaction transaction(impl_->db.get(), impl_->path);
+  impl_->query(impl_->mark_contents_known).bind(1, manifest).run();
+  if (sqlite3_changes(impl_->db.get()) == 0) return;  // not held: rolled back, nothing written
+  impl_->write_contents(manifest, contents);
+  transaction.commit();
+}
+
+std::vector<std::string> MetadataIndex::contents(const std::string& manifest) const {
+  std::lock_guard lock(impl_->mutex);
+  Query query = impl_->query(impl_->list_contents);
+  query.bind(1, manifest);
+  std::vector<std::string> result;
+  while (query.step()) result.push_back(query.text(0));
+  return result;
+}
+
 std::optional<ManifestRecord> MetadataIndex::manifest(const std::string& digest) const {
   std::lock_guard lock(impl_->mutex);
   Query query = impl_->query(impl_->get_manifest);
@@ -470,15 +650,158 @@ void MetadataIndex::touch_blobs(const std::vector<std::pair<std::string, UnixSec
   transaction.commit();
 }
 
+void MetadataIndex::record_uses(const std::vector<ContentUse>& uses) {
+  std::lock_guard lock(impl_->mutex);
+  Transaction transaction(impl_->db.get(), impl_->path);
+  for (const auto& use : uses) {
+    switch (use.kind) {
+      case ContentUse::Kind::blob:
+        impl_->query(impl_->touch_blob).bind(1, use.name).bind(2, use.when).run();
+        break;
+      case ContentUse::Kind::tag:
+        impl_->query(impl_->touch_tag)
+            .bind(1, use.registry)
+            .bind(2, use.repository)
+            .bind(3, use.name)
+            .bind(4, use.when)
+            .run();
+        break;
+      case ContentUse::Kind::manifest:
+        impl_->query(impl_->touch_link)
+            .bind(1, use.registry)
+            .bind(2, use.repository)
+            .bind(3, use.name)
+            .bind(4, use.when)
+            .run();
+        break;
+    }
+  }
+  transaction.commit();
+}
+
+std::optional<UnixSeconds> MetadataIndex::tag_last_used(const std::string& registry,
+                                                        const std::string& repository,
+                                                        const std::string& tag) const {
+  std::lock_guard lock(impl_->mutex);
+  Query query = impl_->query(impl_->get_tag_last_used);
+  query.bind(1, registry).bind(2, repository).bind(3, tag);
+  if (!query.step()) return std::nullopt;
+  return query.integer(0);
+}
+
+std::optional<UnixSeconds> MetadataIndex::link_last_used(const std::string& registry,
+                                                         const std::string& repository,
+                                                         const std::string& digest) const {
+  std::lock_guard lock(impl_->mutex);
+  Query query = impl_->query(impl_->get_link_last_used);
+  query.bind(1, registry).bind(2, repository).bind(3, digest);
+  if (!query.step()) return std::nullopt;
+  return query.integer(0);
+}
+
+bool MetadataIndex::put_pin(const PinRecord& record) {
+  std::lock_guard lock(impl_->mutex);
+  Transaction transaction(impl_->db.get(), impl_->path);
+  bool existed = false;
+  {
+    Query query = impl_->query(impl_->find_pin);
+    query.bind(1, record.pattern);
+    existed = query.step();
+  }
+  impl_->query(impl_->put_pin)
+      .bind(1, record.pattern)
+      .bind(2, record.created_at)
+      .bind(3, record.expires_at)
+      .bind(4, record.source)
+      .run();
+  transaction.commit();
+  return !existed;
+}
+
+bool MetadataIndex::remove_pin(const std::string& pattern) {
+  std::lock_guard lock(impl_->mutex);
+  impl_->query(impl_->remove_pin).bind(1, pattern).run();
+  return sqlite3_changes(impl_->db.get()) > 0;
+}
+
+namespace {
+PinRecord pin_of(const Query& query) {
+  return PinRecord{query.text(0), query.integer(1), query.integer(2), query.text(3)};
+}
+}  // namespace
+
+std::vector<PinRecord> MetadataIndex::pins() const {
+  std::lock_guard lock(impl_->mutex);
+  Query query = impl_->query(impl_->list_pins);
+  std::vector<PinRecord> result;
+  while (query.step()) result.push_back(pin_of(query));
+  return result;
+}
+
+void MetadataIndex::begin_removal(const RemovalBatch& batch, UnixSeconds now) {
+  std::lock_guard lock(impl_->mutex);
+  Transaction transaction(impl_->db.get(), impl_->path);
+  for (const auto& digest : batch.objects) {
+    impl_->query(impl_->journal_removal).bind(1, digest).bind(2, now).run();
+    impl_->query(impl_->forget_blob).bind(1, digest).run();
+    impl_->query(impl_->forget_manifest).bind(1, digest).run();
+    impl_->query(impl_->clear_contents).bind(1, digest).run();
+    impl_->query(impl_->forget_links_of).bind(1, digest).run();
+    impl_->query(impl_->forget_tags_of).bind(1, digest).run();
+  }
+  for (const auto& tag : batch.tags) {
+    impl_->query(impl_->forget_tag)
+        .bind(1, tag.registry)
+        .bind(2, tag.repository)
+        .bind(3, tag.tag)
+        .run();
+  }
+  for (const auto& link : batch.links) {
+    impl_->query(impl_->forget_link)
+        .bind(1, link.registry)
+        .bind(2, link.repository)
+        .bind(3, link.digest)
+        .run();
+  }
+  transaction.commit();
+}
+
+void MetadataIndex::end_removal(const std::vector<std::string>& objects) {
+  std::lock_guard lock(impl_->mutex);
+  Transaction transaction(impl_->db.get(), impl_->path);
+  for (const auto& digest : objects) impl_->query(impl_->end_removal).bind(1, digest).run();
+  transaction.commit();
+}
+
+std::vector<std::string> MetadataIndex::pending_removals() const {
+  std::lock_guard lock(impl_->mutex);
+  Query query = impl_->query(impl_->list_removals);
+  std::vector<std::string> result;
+  while (query.step()) result.push_back(query.text(0));
+  return result;
+}
+
+bool MetadataIndex::holds(const std::string& digest) const {
+  std::lock_guard lock(impl_->mutex);
+  Query query = impl_->query(impl_->holds);
+  query.bind(1, digest);
+  return query.step();
+}
+
 void MetadataIndex::forget_blob(const std::string& digest) {
   std::lock_guard lock(impl_->mutex);
   impl_->query(impl_->forget_blob).bind(1, digest).run();
 }
 
 void MetadataIndex::link(const std::string& registry, const std::string& repository,
-                         const std::string& digest) {
+                         const std::string& digest, UnixSeconds when) {
   std::lock_guard lock(impl_->mutex);
-  impl_->query(impl_->put_link).bind(1, registry).bind(2, repository).bind(3, digest).run();
+  impl_->query(impl_->put_link)
+      .bind(1, registry)
+      .bind(2, repository)
+      .bind(3, digest)
+      .bind(4, when)
+      .run();
 }
 
 bool MetadataIndex::linked(const std::string& registry, const std::string& repository,
@@ -508,6 +831,13 @@ std::vector<std::pair<std::string, BlobRecord>> MetadataIndex::least_recently_us
 std::uint64_t MetadataIndex::total_blob_bytes() const {
   std::lock_guard lock(impl_->mutex);
   Query query = impl_->query(impl_->total_blob_bytes);
+  if (!query.step()) return 0;
+  return query.size(0);
+}
+
+std::uint64_t MetadataIndex::total_bytes() const {
+  std::lock_guard lock(impl_->mutex);
+  Query query = impl_->query(impl_->total_bytes);
   if (!query.step()) return 0;
   return query.size(0);
 }
@@ -568,6 +898,92 @@ std::optional<BaseAnswerRecord> MetadataIndex::base_answer(const std::string& re
   }
   answer.seen_at = query.integer(2);
   return answer;
+}
+
+// A connection of its own, read-only, inside one read transaction from the first scan to the end:
+// in WAL mode that is a snapshot, and the proxy's connection keeps writing meanwhile.
+struct MetadataSnapshot::Impl {
+  std::string path;
+  DatabasePtr db;
+
+  ~Impl() {
+    if (db) sqlite3_exec(db.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+
+  template <typename Row>
+  void scan(const char* sql, const Row& row) const {
+    StatementPtr stmt = prepare(db.get(), path, sql);
+    Query query(db.get(), path, stmt.get());
+    while (query.step()) row(query);
+  }
+};
+
+std::unique_ptr<MetadataSnapshot> MetadataIndex::snapshot() const {
+  auto impl = std::make_unique<MetadataSnapshot::Impl>();
+  impl->path = impl_->path;
+  sqlite3* raw = nullptr;
+  int rc = sqlite3_open_v2(impl->path.c_str(), &raw, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
+                           nullptr);
+  impl->db.reset(raw);
+  if (rc != SQLITE_OK) {
+    fail(impl->path, "cannot open a snapshot",
+         raw != nullptr ? sqlite3_errmsg(raw) : sqlite3_errstr(rc));
+  }
+  if (sqlite3_busy_timeout(raw, kBusyTimeoutMs) != SQLITE_OK) {
+    fail(raw, impl->path, "cannot set busy timeout");
+  }
+  exec(raw, impl->path, "BEGIN", "cannot begin the snapshot");
+  // The snapshot starts at the first read; reading here fixes it before anything is scanned.
+  refuse_newer(impl->path, schema_version(raw, impl->path));
+  return std::unique_ptr<MetadataSnapshot>(new MetadataSnapshot(std::move(impl)));
+}
+
+MetadataSnapshot::MetadataSnapshot(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+MetadataSnapshot::~MetadataSnapshot() = default;
+
+void MetadataSnapshot::manifests(
+    const std::function<void(std::string_view, std::uint64_t, bool)>& row) const {
+  impl_->scan("SELECT digest, size, contents_known FROM manifests ORDER BY digest",
+              [&](const Query& q) { row(q.view(0), q.size(1), q.integer(2) != 0); });
+}
+
+void MetadataSnapshot::blobs(
+    const std::function<void(std::string_view, const BlobRecord&)>& row) const {
+  impl_->scan("SELECT digest, size, stored_at, last_access FROM blobs ORDER BY digest",
+              [&](const Query& q) {
+                row(q.view(0), BlobRecord{q.size(1), q.integer(2), q.integer(3)});
+              });
+}
+
+void MetadataSnapshot::contents(
+    const std::function<void(std::string_view, std::string_view)>& row) const {
+  impl_->scan("SELECT manifest, digest FROM contents ORDER BY manifest, digest",
+              [&](const Query& q) { row(q.view(0), q.view(1)); });
+}
+
+void MetadataSnapshot::tags(
+    const std::function<void(std::string_view, std::string_view, std::string_view, std::string_view,
+                             UnixSeconds)>& row) const {
+  impl_->scan(
+      "SELECT registry, repository, tag, digest, last_used FROM tags "
+      "ORDER BY registry, repository, tag, types",
+      [&](const Query& q) { row(q.view(0), q.view(1), q.view(2), q.view(3), q.integer(4)); });
+}
+
+void MetadataSnapshot::links(const std::function<void(std::string_view, std::string_view,
+                                                      std::string_view, UnixSeconds)>& row) const {
+  impl_->scan(
+      "SELECT registry, repository, digest, last_used FROM links "
+      "ORDER BY registry, repository, digest",
+      [&](const Query& q) { row(q.view(0), q.view(1), q.view(2), q.integer(3)); });
+}
+
+std::vector<PinRecord> MetadataSnapshot::pins() const {
+  std::vector<PinRecord> result;
+  impl_->scan("SELECT pattern, created_at, expires_at, source FROM pins ORDER BY pattern",
+              [&](const Query& q) { result.push_back(pin_of(q)); });
+  return result;
 }
 
 }  // namespace pullthrough::proxy

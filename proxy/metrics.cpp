@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,26 @@ void write_metrics(core::MetricsWriter& writer, const RegistryCache& cache, cons
   }
   writer.gauge("pullthrough_storage_min_free_bytes", "storage.min_free",
                static_cast<double>(config.storage.min_free));
+
+  const Retention& retention = cache.retention();
+  writer.counters("pullthrough_retention", retention.counters());
+  auto status = retention.status();
+  writer.gauge("pullthrough_storage_bytes", "bytes of blobs and manifests in the store",
+               static_cast<double>(status.stored_bytes));
+  writer.gauge("pullthrough_storage_max_size_bytes", "storage.max_size (0: no bound)",
+               static_cast<double>(config.storage.max_size));
+  writer.gauge("pullthrough_storage_pinned_bytes",
+               "bytes that pinned or kept-forever references reach, at the last collection",
+               static_cast<double>(status.pinned_bytes));
+  writer.gauge("pullthrough_retention_last_collection_duration_seconds",
+               "how long the last collection took",
+               static_cast<double>(status.last_took.count()) / 1000.0);
+  writer.gauge(
+      "pullthrough_retention_last_collection_timestamp_seconds",
+      "when the last collection ran (0: none since start)",
+      status.last_collection
+          ? std::chrono::duration<double>(status.last_collection->time_since_epoch()).count()
+          : 0.0);
 }
 
 }  // namespace pullthrough::proxy

@@ -12,6 +12,8 @@
 
 #include "core/logging.hpp"
 #include "proxy/lifecycle/access_recorder.hpp"
+#include "proxy/lifecycle/content_guard.hpp"
+#include "proxy/lifecycle/retention.hpp"
 #include "proxy/local_blob_store.hpp"
 #include "proxy/metadata_index.hpp"
 
@@ -50,11 +52,13 @@ struct RegistryCache::Parts {
   boost::asio::thread_pool disk{kDiskThreads};
   std::unique_ptr<LocalBlobStore> store;
   std::unique_ptr<MetadataIndex> index;
+  ContentGuard guard;
   std::unique_ptr<AccessRecorder> recorder;  // writes what is left when it goes: after `disk`
   std::unique_ptr<StorageMonitor> storage;
   std::vector<std::unique_ptr<UpstreamClient>> upstreams;
   std::unique_ptr<BlobFetches> fetches;
   std::unique_ptr<ManifestCache> manifests;
+  std::unique_ptr<Retention> retention;
   std::unique_ptr<CachedBlobs> blobs;
   std::unique_ptr<AccessBooks> access;
   std::unique_ptr<RegistryProxy> proxy;
@@ -97,12 +101,29 @@ RegistryCache::RegistryCache(boost::asio::io_context& io, const config::Config& 
         std::make_unique<UpstreamClient>(io, std::move(settings), resolver, p.steady_clock));
     proxy_parts.upstreams.emplace(&registry, p.upstreams.back().get());
   }
-  p.fetches = std::make_unique<BlobFetches>(io, p.disk.get_executor(), *p.store, *p.index,
-                                            p.wall_clock, p.fetch_counters);
-  p.manifests = std::make_unique<ManifestCache>(*p.store, *p.index, p.wall_clock,
-                                                p.disk.get_executor(), p.manifest_counters);
   p.recorder = std::make_unique<AccessRecorder>(*p.index, p.disk.get_executor(), p.wall_clock);
-  p.blobs = std::make_unique<CachedBlobs>(*p.store, *p.index, *p.fetches, *p.recorder);
+  p.fetches = std::make_unique<BlobFetches>(io, p.disk.get_executor(), *p.store, *p.index, p.guard,
+                                            p.wall_clock, p.fetch_counters);
+  p.manifests =
+      std::make_unique<ManifestCache>(*p.store, *p.index, *p.recorder, p.guard, p.wall_clock,
+                                      p.disk.get_executor(), p.manifest_counters);
+  p.blobs = std::make_unique<CachedBlobs>(*p.store, *p.index, *p.fetches, *p.recorder, p.guard);
+  RetentionSettings retention;
+  retention.retention = config.retention;
+  retention.max_size = config.storage.max_size;
+  retention.low_watermark = config.storage.low_watermark;
+  retention.min_free = config.storage.min_free;
+  p.retention = std::make_unique<Retention>(
+      io, p.disk.get_executor(), *p.index, *p.store, p.guard, p.wall_clock, std::move(retention),
+      [storage = p.storage.get()] { return storage->last().health.free_bytes; });
+  p.retention->on_forget([manifests = p.manifests.get()](const std::vector<std::string>& removed) {
+    manifests->forget(removed);
+  });
+  p.fetches->on_stored(
+      [retention = p.retention.get()](std::uint64_t bytes) { retention->stored(bytes); });
+  p.manifests->on_stored(
+      [retention = p.retention.get()](std::uint64_t bytes) { retention->stored(bytes); });
+  p.retention->recover();
   p.access = std::make_unique<AccessBooks>(p.steady_clock, p.index.get());
   proxy_parts.config = &config;
   proxy_parts.access = p.access.get();
@@ -140,12 +161,14 @@ bool RegistryCache::leaving() const { return parts_->leaving.load(); }
 
 void RegistryCache::start() {
   parts_->storage->start();
+  parts_->retention->start();
   parts_->front_door->start();
 }
 
 void RegistryCache::stop(std::function<void()> drained) {
   Parts* p = parts_.get();
   p->storage->stop();
+  p->retention->stop();
   p->front_door->stop([p, drained = std::move(drained)]() mutable {
     p->fetches->stop([p, drained = std::move(drained)] {
       for (auto& upstream : p->upstreams) upstream->shutdown();
@@ -166,6 +189,7 @@ const UpstreamCounters& RegistryCache::upstream_counters(std::size_t index) cons
   return parts_->upstreams.at(index)->counters();
 }
 const StorageMonitor& RegistryCache::storage() const { return *parts_->storage; }
+Retention& RegistryCache::retention() const { return *parts_->retention; }
 std::size_t RegistryCache::open_connections() const {
   return parts_->front_door->open_connections();
 }

@@ -10,6 +10,42 @@
 
 namespace pullthrough::proxy {
 
+namespace {
+
+// What a use is of: the kind and its names, in one string ('\n' is in no name's grammar).
+std::string key_of(ContentUse::Kind kind, const std::string& registry,
+                   const std::string& repository, const std::string& name) {
+  std::string key;
+  key.reserve(2 + registry.size() + repository.size() + name.size() + 2);
+  key += static_cast<char>('0' + static_cast<int>(kind));
+  if (kind != ContentUse::Kind::blob) {
+    key += registry;
+    key += '\n';
+    key += repository;
+    key += '\n';
+  }
+  key += name;
+  return key;
+}
+
+ContentUse use_of(const std::string& key, UnixSeconds when) {
+  ContentUse use;
+  use.kind = static_cast<ContentUse::Kind>(key.front() - '0');
+  use.when = when;
+  if (use.kind == ContentUse::Kind::blob) {
+    use.name = key.substr(1);
+    return use;
+  }
+  auto first = key.find('\n', 1);
+  auto second = key.find('\n', first + 1);
+  use.registry = key.substr(1, first - 1);
+  use.repository = key.substr(first + 1, second - first - 1);
+  use.name = key.substr(second + 1);
+  return use;
+}
+
+}  // namespace
+
 struct AccessRecorder::State {
   explicit State(MetadataIndex& i) : index(i), log(core::logger("proxy")) {}
 
@@ -30,18 +66,35 @@ AccessRecorder::AccessRecorder(MetadataIndex& index, asio::any_io_executor disk,
 AccessRecorder::~AccessRecorder() { flush(); }
 
 void AccessRecorder::blob(const std::string& digest) {
+  static const std::string none;
+  note(ContentUse::Kind::blob, none, none, digest);
+}
+
+void AccessRecorder::tag(const std::string& registry, const std::string& repository,
+                         const std::string& tag) {
+  note(ContentUse::Kind::tag, registry, repository, tag);
+}
+
+void AccessRecorder::manifest(const std::string& registry, const std::string& repository,
+                              const std::string& digest) {
+  note(ContentUse::Kind::manifest, registry, repository, digest);
+}
+
+void AccessRecorder::note(ContentUse::Kind kind, const std::string& registry,
+                          const std::string& repository, const std::string& name) {
   const UnixSeconds now = unix_seconds(clock_);
+  std::string key = key_of(kind, registry, repository, name);
   bool post = false;
   {
     std::lock_guard lock(state_->mutex);
-    auto [it, inserted] = state_->last_noted.try_emplace(digest, now);
+    auto [it, inserted] = state_->last_noted.try_emplace(key, now);
     if (!inserted) {
       // A clock stepped back counts as a new use, so no hit is lost to it.
       if (now >= it->second && now - it->second < kGranularity.count()) return;
       it->second = now;
     }
     if (state_->last_noted.size() > kMaxRemembered) state_->last_noted.clear();
-    auto& when = state_->waiting[digest];
+    auto& when = state_->waiting[std::move(key)];
     if (now > when) when = now;
     if (!state_->write_queued) {
       state_->write_queued = true;
@@ -55,23 +108,23 @@ void AccessRecorder::blob(const std::string& digest) {
 void AccessRecorder::write(State& state) {
   std::lock_guard writing(state.writing);
   for (;;) {
-    std::vector<std::pair<std::string, UnixSeconds>> batch;
+    std::vector<ContentUse> batch;
     {
       std::lock_guard lock(state.mutex);
       if (state.waiting.empty()) {
         state.write_queued = false;
         return;
       }
-      batch.assign(std::make_move_iterator(state.waiting.begin()),
-                   std::make_move_iterator(state.waiting.end()));
+      batch.reserve(state.waiting.size());
+      for (const auto& [key, when] : state.waiting) batch.push_back(use_of(key, when));
       state.waiting.clear();
     }
     try {
-      state.index.touch_blobs(batch);
+      state.index.record_uses(batch);
     } catch (const std::exception& e) {
       // Last use is advice for retention: losing a minute of it on a failing disk is better
       // than holding memory for it without bound. The store's own health check reports the disk.
-      state.log->error("recording the last use of {} blobs: {}", batch.size(), e.what());
+      state.log->error("recording the last use of {} objects: {}", batch.size(), e.what());
     }
   }
 }

@@ -36,8 +36,13 @@ class AccessRecorder {
   AccessRecorder(const AccessRecorder&) = delete;
   AccessRecorder& operator=(const AccessRecorder&) = delete;
 
-  // A hit on blob `digest`, now. Thread-safe; never waits for I/O.
+  // A hit, now: on blob `digest`; on `tag` of the repository (GET or HEAD of the manifest by
+  // tag); on manifest `digest` referenced by the repository (by digest, or pushed). Thread-safe;
+  // never waits for I/O.
   void blob(const std::string& digest);
+  void tag(const std::string& registry, const std::string& repository, const std::string& tag);
+  void manifest(const std::string& registry, const std::string& repository,
+                const std::string& digest);
 
   // Writes what is waiting now, on the caller's thread (shutdown, tests).
   void flush();
@@ -47,6 +52,8 @@ class AccessRecorder {
 
  private:
   struct State;
+  void note(ContentUse::Kind kind, const std::string& registry, const std::string& repository,
+            const std::string& name);
   // Takes what is waiting and writes it; then again, if more came meanwhile.
   static void write(State& state);
 

@@ -7,6 +7,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "app/admin_client.hpp"
 #include "app/clients_command.hpp"
 
 namespace pullthrough::app {
@@ -139,6 +140,54 @@ TEST(CommandLineTest, ClientsRejectsBadArguments) {
   EXPECT_EQ(parse_command_line({"help", "clients"}).command->help_topic, "clients");
   EXPECT_THAT(help_text("clients"), HasSubstr("Usage: pullthrough clients ls"));
   EXPECT_THAT(help_text(""), HasSubstr("pullthrough clients add|rm ADDRESS"));
+}
+
+TEST(CommandLineTest, CacheSubcommandsAndTheirOptions) {
+  auto ls = parse_command_line({"cache", "ls", "quay.io/**", "--json", "--config", "a.yaml"});
+  ASSERT_TRUE(ls.command) << ls.error;
+  EXPECT_EQ(ls.command->kind, Command::Kind::cache_ls);
+  EXPECT_EQ(ls.command->ref, "quay.io/**");
+  EXPECT_TRUE(ls.command->json);
+  EXPECT_EQ(ls.command->config_file, "a.yaml");
+  auto gc = parse_command_line({"cache", "gc", "--dry-run", "--admin=http://127.0.0.1:9091"});
+  ASSERT_TRUE(gc.command) << gc.error;
+  EXPECT_EQ(gc.command->kind, Command::Kind::cache_gc);
+  EXPECT_TRUE(gc.command->dry_run);
+  EXPECT_EQ(gc.command->admin_url, "http://127.0.0.1:9091");
+  auto rm = parse_command_line({"cache", "rm", "quay.io/org/app:v1", "--token-file", "t"});
+  ASSERT_TRUE(rm.command) << rm.error;
+  EXPECT_EQ(rm.command->kind, Command::Kind::cache_rm);
+  EXPECT_EQ(rm.command->ref, "quay.io/org/app:v1");
+  EXPECT_EQ(rm.command->token_file, "t");
+  EXPECT_EQ(parse_command_line({"cache", "pin", "quay.io/a@sha256:x"}).command->kind,
+            Command::Kind::cache_pin);
+  EXPECT_EQ(parse_command_line({"cache", "unpin", "x"}).command->kind, Command::Kind::cache_unpin);
+  EXPECT_EQ(parse_command_line({"cache", "du"}).command->kind, Command::Kind::cache_du);
+  EXPECT_EQ(parse_command_line({"cache", "pins", "--json"}).command->kind,
+            Command::Kind::cache_pins);
+}
+
+TEST(CommandLineTest, CacheRejectsBadArguments) {
+  using ::testing::HasSubstr;
+  EXPECT_THAT(parse_command_line({"cache"}).error, HasSubstr("needs a subcommand"));
+  EXPECT_THAT(parse_command_line({"cache", "prune"}).error, HasSubstr("unknown subcommand"));
+  EXPECT_THAT(parse_command_line({"cache", "rm"}).error, HasSubstr("needs a REF"));
+  EXPECT_THAT(parse_command_line({"cache", "pin"}).error, HasSubstr("needs a REF"));
+  EXPECT_THAT(parse_command_line({"cache", "du", "x"}).error, HasSubstr("unknown argument"));
+  EXPECT_THAT(parse_command_line({"cache", "pin", "x", "--json"}).error,
+              HasSubstr("unknown argument"));
+  EXPECT_THAT(parse_command_line({"cache", "ls", "--dry-run"}).error,
+              HasSubstr("unknown argument"));
+  EXPECT_THAT(parse_command_line({"cache", "ls", "a", "b"}).error, HasSubstr("unknown argument"));
+  EXPECT_THAT(parse_command_line({"cache", "gc", "--admin"}).error, HasSubstr("needs a value"));
+  EXPECT_THAT(parse_command_line({"cache", "gc", "--admin", "a", "--admin", "b"}).error,
+              HasSubstr("given twice"));
+  EXPECT_THAT(parse_command_line({"cache", "gc", "--admin", "a", "--config", "b"}).error,
+              HasSubstr("exclude each other"));
+  EXPECT_EQ(parse_command_line({"cache", "gc", "--help"}).command->help_topic, "cache");
+  EXPECT_EQ(parse_command_line({"help", "cache"}).command->help_topic, "cache");
+  EXPECT_THAT(help_text("cache"), HasSubstr("Usage: pullthrough cache ls [GLOB] [--json]"));
+  EXPECT_THAT(help_text(""), HasSubstr("pullthrough cache rm REF"));
 }
 
 TEST(ClientsCommandTest, TheListReadsAsATable) {

@@ -459,11 +459,7 @@ TEST(ConfigLoaderTest, RetentionRulesKeepTheirOrderAndWhatTheyKeep) {
   EXPECT_EQ(retention.rules[2].keep_tags, 20U);
   EXPECT_FALSE(retention.rules[3].expire_unused_after);
   EXPECT_EQ(retention.rules[3].keep_tags, 3U);
-  // Nothing applies them yet, and the file says so where the rules are.
-  ASSERT_EQ(result.warnings.size(), 1U);
-  EXPECT_EQ(result.warnings[0].key, "retention.rules");
-  EXPECT_EQ(result.warnings[0].line, 4);
-  EXPECT_THAT(result.warnings[0].message, HasSubstr("not applied yet"));
+  EXPECT_TRUE(result.warnings.empty());
 
   EXPECT_TRUE(load_ok("retention: {rules: []}\n").retention.rules.empty());
   EXPECT_EQ(load_ok("").retention.interval, std::chrono::hours(1));
@@ -501,20 +497,15 @@ TEST(ConfigLoaderTest, BadRetentionRulesAreErrorsWithTheirLineAndKey) {
               HasSubstr("expected a list"));
 }
 
-// Regression: storage.max_size was parsed and documented, but nothing enforced it. Until eviction
-// exists the setting is accepted (a file written for a later version still loads) and reported.
-TEST(ConfigLoaderTest, AMaxSizeThatIsNotEnforcedIsReportedWithItsPlace) {
-  auto result = load_string("storage:\n  max_size: 100GiB\n", "t.yaml");
+// storage.max_size and retention rules were once accepted with a warning that nothing applied
+// them; now that eviction and retention do, a file that sets them loads without one.
+TEST(ConfigLoaderTest, MaxSizeAndRetentionRulesLoadWithoutWarnings) {
+  auto result = load_string(
+      "storage:\n  max_size: 100GiB\nretention:\n  rules: [{match: \"**\", keep_tags: 3}]\n",
+      "t.yaml");
   ASSERT_TRUE(result.config);
   EXPECT_EQ(result.config->storage.max_size, 100ULL << 30);
-  ASSERT_EQ(result.warnings.size(), 1U);
-  const ConfigError& w = result.warnings.front();
-  EXPECT_EQ(w.key, "storage.max_size");
-  EXPECT_EQ(w.line, 2);
-  EXPECT_THAT(w.to_string(), HasSubstr("t.yaml:2:"));
-  EXPECT_THAT(w.message, HasSubstr("not enforced"));
-
-  EXPECT_TRUE(load_string("storage: {max_size: 0}\n", "t.yaml").warnings.empty());
+  EXPECT_TRUE(result.warnings.empty());
   EXPECT_TRUE(load_string(std::string(embedded_default_yaml()), "default.yaml").warnings.empty());
 }
 

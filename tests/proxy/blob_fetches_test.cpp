@@ -53,8 +53,8 @@ class BlobFetchesTest : public ::testing::Test {
     root_ = testing::test_directory("fetches");
     store_ = std::make_unique<LocalBlobStore>(root_.string());
     index_ = MetadataIndex::open((root_ / "metadata.db").string());
-    fetches_ = std::make_unique<BlobFetches>(io_, disk_.get_executor(), *store_, *index_, clock_,
-                                             counters_);
+    fetches_ = std::make_unique<BlobFetches>(io_, disk_.get_executor(), *store_, *index_, guard_,
+                                             clock_, counters_);
   }
   void TearDown() override {
     fetches_.reset();
@@ -120,6 +120,7 @@ class BlobFetchesTest : public ::testing::Test {
   BlobFetchCounters counters_;
   std::unique_ptr<LocalBlobStore> store_;
   std::unique_ptr<MetadataIndex> index_;
+  ContentGuard guard_;
   std::unique_ptr<BlobFetches> fetches_;
 };
 

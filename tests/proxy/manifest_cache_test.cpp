@@ -53,14 +53,16 @@ class ManifestCacheTest : public ::testing::Test {
     root_ = testing::test_directory("manifests");
     store_ = std::make_unique<LocalBlobStore>(root_.string());
     index_ = MetadataIndex::open((root_ / "metadata.db").string());
-    cache_ =
-        std::make_unique<ManifestCache>(*store_, *index_, clock_, disk_.get_executor(), counters_);
+    recorder_ = std::make_unique<AccessRecorder>(*index_, disk_.get_executor(), clock_);
+    cache_ = std::make_unique<ManifestCache>(*store_, *index_, *recorder_, guard_, clock_,
+                                             disk_.get_executor(), counters_);
     registry_.host = "quay.io";
     registry_.manifest_ttl = std::chrono::minutes(5);
   }
   void TearDown() override {
     cache_.reset();
     disk_.join();
+    recorder_.reset();
     fs::remove_all(root_);
   }
 
@@ -91,6 +93,8 @@ class ManifestCacheTest : public ::testing::Test {
   config::RegistryConfig registry_;
   std::unique_ptr<LocalBlobStore> store_;
   std::unique_ptr<MetadataIndex> index_;
+  ContentGuard guard_;
+  std::unique_ptr<AccessRecorder> recorder_;
   std::unique_ptr<ManifestCache> cache_;
 };
 

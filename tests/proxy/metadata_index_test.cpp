@@ -1,5 +1,6 @@
 #include "proxy/metadata_index.hpp"
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -302,10 +303,10 @@ TEST_F(MetadataIndexTest, TagMappingSurvivesReopen) {
   EXPECT_TRUE(index->linked(kDockerHub, "library/alpine", kDigestB));
 }
 
-TEST_F(MetadataIndexTest, NewDatabaseUsesWalAndSchemaVersionThree) {
+TEST_F(MetadataIndexTest, NewDatabaseUsesWalAndSchemaVersionFour) {
   open_index();
   EXPECT_EQ(pragma_raw("journal_mode"), "wal");
-  EXPECT_EQ(pragma_raw("user_version"), "3");
+  EXPECT_EQ(pragma_raw("user_version"), "4");
 }
 
 TEST_F(MetadataIndexTest, VisibilityIsKeptPerRepositoryAndOverwritten) {
@@ -387,19 +388,133 @@ TEST_F(MetadataIndexTest, SchemaVersionOneIsMigratedWithItsTags) {
       "INSERT INTO tags VALUES ('" +
       kDockerHub + "', 'library/alpine', 'latest', '" + kDigestA +
       "', 1234);"
+      "INSERT INTO manifests VALUES ('" +
+      kDigestA + "', '" + kIndexMediaType +
+      "', 300);"
+      "INSERT INTO links VALUES ('" +
+      kDockerHub + "', 'library/alpine', '" + kDigestA +
+      "');"
       "PRAGMA user_version = 1;");
+  const auto before = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
   {
     auto index = open_index();
     auto tag = index->tag(kDockerHub, "library/alpine", "latest");
     ASSERT_TRUE(tag);
     EXPECT_EQ(tag->digest, kDigestA);
     EXPECT_EQ(tag->confirmed_at, 1234);
+    // Content of an older version counts as used at the upgrade, and what its manifests
+    // reference is read later (RegistryCache's back-fill).
+    EXPECT_GE(index->tag_last_used(kDockerHub, "library/alpine", "latest").value_or(0), before);
+    EXPECT_GE(index->link_last_used(kDockerHub, "library/alpine", kDigestA).value_or(0), before);
+    EXPECT_EQ(index->manifests_without_contents(10), Strings{kDigestA});
     index->put_tag(kDockerHub, "library/alpine", "latest", kDigestB, 5, 0b0100);
   }
-  EXPECT_EQ(pragma_raw("user_version"), "3");
+  EXPECT_EQ(pragma_raw("user_version"), "4");
   auto index = open_index();  // a migrated file opens again as it is
   EXPECT_FALSE(index->visibility(kDockerHub, "library/alpine"));
   EXPECT_EQ(index->tag(kDockerHub, "library/alpine", "latest", 0b0100)->digest, kDigestB);
+}
+
+TEST_F(MetadataIndexTest, ContentsAreWrittenWithTheManifestOrLaterAndThenKnown) {
+  auto index = open_index();
+  index->put_manifest(kDigestA, kIndexMediaType, 100, {"sha256:c1", "sha256:c2"});
+  EXPECT_EQ(index->contents(kDigestA), (Strings{"sha256:c1", "sha256:c2"}));
+  index->put_manifest(kDigestB, kIndexMediaType, 100);  // contents not known yet
+  EXPECT_EQ(index->manifests_without_contents(10), Strings{kDigestB});
+  index->set_contents(kDigestB, {"sha256:c3"});
+  EXPECT_TRUE(index->manifests_without_contents(10).empty());
+  EXPECT_EQ(index->contents(kDigestB), Strings{"sha256:c3"});
+  // A re-put replaces the list; setting the contents of an unknown manifest writes nothing.
+  index->put_manifest(kDigestA, kIndexMediaType, 100, {"sha256:c2"});
+  EXPECT_EQ(index->contents(kDigestA), Strings{"sha256:c2"});
+  index->set_contents("sha256:unknown", {"sha256:c9"});
+  EXPECT_TRUE(index->contents("sha256:unknown").empty());
+}
+
+TEST_F(MetadataIndexTest, UsesRaiseTheLastUseOfTagsLinksAndBlobsNeverLowerIt) {
+  auto index = open_index();
+  index->put_tag(kQuay, "org/app", "v1", kDigestA, 100, 0b0001);
+  index->put_tag(kQuay, "org/app", "v1", kDigestB, 150, 0b0010);
+  index->link(kQuay, "org/app", kDigestA, 100);
+  index->put_blob(kDigestB, 1, 100);
+  EXPECT_EQ(index->tag_last_used(kQuay, "org/app", "v1"), 150);
+  index->record_uses({{ContentUse::Kind::tag, kQuay, "org/app", "v1", 500},
+                      {ContentUse::Kind::manifest, kQuay, "org/app", kDigestA, 600},
+                      {ContentUse::Kind::blob, {}, {}, kDigestB, 700},
+                      {ContentUse::Kind::tag, kQuay, "org/app", "unknown", 800}});
+  EXPECT_EQ(index->tag_last_used(kQuay, "org/app", "v1"), 500);  // every type set's row
+  EXPECT_EQ(index->link_last_used(kQuay, "org/app", kDigestA), 600);
+  EXPECT_EQ(index->blob(kDigestB)->last_access, 700);
+  EXPECT_FALSE(index->tag_last_used(kQuay, "org/app", "unknown"));
+  index->record_uses({{ContentUse::Kind::tag, kQuay, "org/app", "v1", 400},
+                      {ContentUse::Kind::manifest, kQuay, "org/app", kDigestA, 10}});
+  EXPECT_EQ(index->tag_last_used(kQuay, "org/app", "v1"), 500);
+  EXPECT_EQ(index->link_last_used(kQuay, "org/app", kDigestA), 600);
+  // A confirmation by upstream is a use too; a link made again keeps the later use.
+  index->put_tag(kQuay, "org/app", "v1", kDigestA, 900, 0b0001);
+  EXPECT_EQ(index->tag_last_used(kQuay, "org/app", "v1"), 900);
+  index->link(kQuay, "org/app", kDigestA, 50);
+  EXPECT_EQ(index->link_last_used(kQuay, "org/app", kDigestA), 600);
+}
+
+TEST_F(MetadataIndexTest, PinsSurviveReopenAndAreOverwrittenByPattern) {
+  {
+    auto index = open_index();
+    EXPECT_TRUE(index->put_pin({"quay.io/org/**", 10, 0, "cli"}));
+    EXPECT_TRUE(index->put_pin({"ghcr.io/a:v1", 20, 99, "prefetch"}));
+    EXPECT_FALSE(index->put_pin({"ghcr.io/a:v1", 30, 0, "cli"}));
+  }
+  auto index = open_index();
+  EXPECT_EQ(index->pins(), (std::vector<PinRecord>{{"ghcr.io/a:v1", 30, 0, "cli"},
+                                                   {"quay.io/org/**", 10, 0, "cli"}}));
+  EXPECT_TRUE(index->remove_pin("quay.io/org/**"));
+  EXPECT_FALSE(index->remove_pin("quay.io/org/**"));
+  EXPECT_EQ(index->pins().size(), 1U);
+}
+
+TEST_F(MetadataIndexTest, ARemovalDeletesTheRowsAndJournalsUntilItEnds) {
+  auto index = open_index();
+  index->put_manifest(kDigestA, kIndexMediaType, 100, {kDigestB});
+  index->put_blob(kDigestB, 10, 1);
+  index->link(kQuay, "org/app", kDigestA, 1);
+  index->link(kQuay, "org/app", kDigestB, 1);
+  index->link(kDockerHub, "library/x", kDigestB, 1);
+  index->put_tag(kQuay, "org/app", "v1", kDigestA, 1);
+  index->put_tag(kQuay, "org/app", "v2", "sha256:other", 1);
+  index->link(kQuay, "org/app", "sha256:other", 1);
+
+  RemovalBatch batch;
+  batch.objects = {kDigestA, kDigestB};
+  batch.tags = {{kQuay, "org/app", "v2"}};
+  batch.links = {{kQuay, "org/app", "sha256:other"}};
+  index->begin_removal(batch, 5);
+  EXPECT_FALSE(index->holds(kDigestA));
+  EXPECT_FALSE(index->holds(kDigestB));
+  EXPECT_TRUE(index->contents(kDigestA).empty());
+  EXPECT_FALSE(index->linked(kDockerHub, "library/x", kDigestB));  // in every repository
+  EXPECT_FALSE(index->tag(kQuay, "org/app", "v1"));                // it named a removed manifest
+  EXPECT_FALSE(index->tag(kQuay, "org/app", "v2"));
+  EXPECT_FALSE(index->linked(kQuay, "org/app", "sha256:other"));
+  EXPECT_EQ(index->pending_removals(), (Strings{kDigestB, kDigestA}));
+  index->end_removal({kDigestA});
+  EXPECT_EQ(index->pending_removals(), Strings{kDigestB});
+}
+
+TEST_F(MetadataIndexTest, ASnapshotDoesNotSeeWhatIsWrittenAfterIt) {
+  auto index = open_index();
+  index->put_blob(kDigestA, 10, 1);
+  auto snapshot = index->snapshot();
+  index->put_blob(kDigestB, 20, 2);  // the proxy keeps writing meanwhile
+  Strings seen;
+  snapshot->blobs([&](std::string_view digest, const BlobRecord&) { seen.emplace_back(digest); });
+  EXPECT_EQ(seen, Strings{kDigestA});
+  snapshot.reset();
+  seen.clear();
+  index->snapshot()->blobs(
+      [&](std::string_view digest, const BlobRecord&) { seen.emplace_back(digest); });
+  EXPECT_EQ(seen.size(), 2U);
 }
 
 TEST_F(MetadataIndexTest, GarbageFileThrowsNamingTheFile) {

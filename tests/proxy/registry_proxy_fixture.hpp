@@ -77,15 +77,15 @@ class RegistryProxyTest : public ::testing::Test {
     server_ = std::make_unique<testing::TestServerTls>(config_, root_);
     store_ = std::make_unique<LocalBlobStore>((root_ / "store").string());
     index_ = MetadataIndex::open((root_ / "metadata.db").string());
-    fetches_ = std::make_unique<BlobFetches>(io_, disk_.get_executor(), *store_, *index_, clock_,
-                                             fetch_counters_);
-    manifests_ = std::make_unique<ManifestCache>(*store_, *index_, clock_, disk_.get_executor(),
-                                                 manifest_counters_);
+    recorder_ = std::make_unique<AccessRecorder>(*index_, disk_.get_executor(), clock_);
+    fetches_ = std::make_unique<BlobFetches>(io_, disk_.get_executor(), *store_, *index_, guard_,
+                                             clock_, fetch_counters_);
+    manifests_ = std::make_unique<ManifestCache>(*store_, *index_, *recorder_, guard_, clock_,
+                                                 disk_.get_executor(), manifest_counters_);
     RegistryProxyParts parts;
     parts.config = &config_;
     parts.upstreams.emplace(&config_.registries.at(0), &upstream_);
-    recorder_ = std::make_unique<AccessRecorder>(*index_, disk_.get_executor(), clock_);
-    blobs_ = std::make_unique<CachedBlobs>(*store_, *index_, *fetches_, *recorder_);
+    blobs_ = std::make_unique<CachedBlobs>(*store_, *index_, *fetches_, *recorder_, guard_);
     parts.blobs = blobs_.get();
     parts.manifests = manifests_.get();
     parts.counters = &counters_;
@@ -153,9 +153,10 @@ class RegistryProxyTest : public ::testing::Test {
   ManifestCounters manifest_counters_;
   RegistryCounters counters_;
   std::atomic<bool> leaving_{false};
+  ContentGuard guard_;
+  std::unique_ptr<AccessRecorder> recorder_;
   std::unique_ptr<BlobFetches> fetches_;
   std::unique_ptr<ManifestCache> manifests_;
-  std::unique_ptr<AccessRecorder> recorder_;
   std::unique_ptr<CachedBlobs> blobs_;
   // An anonymous registry that has nothing: `GET /v2/` answers 200, everything else 404.
   ScriptedUpstream upstream_{[](const UpstreamRequest& request) {

@@ -1,0 +1,242 @@
+#include "app/cache_admin.hpp"
+
+#include <chrono>
+#include <stdexcept>
+
+#include <nlohmann/json.hpp>
+
+#include "core/units.hpp"
+
+namespace pullthrough::app {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+std::string time_of(proxy::UnixSeconds at) {
+  return core::format_rfc3339(core::SystemTime(std::chrono::seconds(at)));
+}
+
+core::HttpResponse json_response(const core::HttpRequest& request, http::status status,
+                                 const Json& body) {
+  core::HttpResponse response{status, request.version()};
+  response.set(http::field::content_type, "application/json");
+  response.set(http::field::cache_control, "no-store");
+  response.body() = body.dump(2) + "\n";
+  return response;
+}
+
+core::HttpResponse text_response(const core::HttpRequest& request, http::status status,
+                                 std::string body) {
+  core::HttpResponse response{status, request.version()};
+  response.set(http::field::content_type, "text/plain; charset=utf-8");
+  response.set(http::field::cache_control, "no-store");
+  response.body() = std::move(body);
+  return response;
+}
+
+core::HttpResponse not_allowed(const core::HttpRequest& request, std::string_view allow) {
+  auto response = text_response(request, http::status::method_not_allowed,
+                                "allowed: " + std::string(allow) + "\n");
+  response.set(http::field::allow, allow);
+  return response;
+}
+
+Json outcome_json(const proxy::CollectionOutcome& outcome) {
+  Json references = Json::array();
+  for (const auto& r : outcome.plan.references) {
+    if (r.implied) continue;  // a link that goes with its reference
+    references.push_back(Json{{"ref", r.ref()},
+                              {"digest", r.digest},
+                              {"cause", std::string(proxy::to_string(r.cause))},
+                              {"reason", r.reason}});
+  }
+  Json objects = Json::array();
+  for (const auto& o : outcome.plan.objects) {
+    objects.push_back(Json{{"digest", o.digest},
+                           {"size", o.size},
+                           {"kind", o.manifest ? "manifest" : "blob"},
+                           {"cause", std::string(proxy::to_string(o.cause))},
+                           {"reason", o.reason}});
+  }
+  Json out{
+      {"dry_run", outcome.dry_run},
+      {"took_ms", outcome.took.count()},
+      {"stored_bytes", outcome.plan.stored_bytes},
+      {"bytes_freed", outcome.dry_run ? outcome.plan.bytes_freed : outcome.applied.bytes_freed},
+      {"objects_busy", outcome.applied.objects_busy},
+      {"shortfall", outcome.plan.shortfall},
+      {"references", std::move(references)},
+      {"objects", std::move(objects)}};
+  if (!outcome.plan.blocked.empty()) out["blocked"] = outcome.plan.blocked;
+  if (!outcome.error.empty()) out["error"] = outcome.error;
+  return out;
+}
+
+Json pin_json(const proxy::PinRecord& pin) {
+  return Json{{"pattern", pin.pattern},
+              {"created_at", time_of(pin.created_at)},
+              {"expires_at", pin.expires_at == 0 ? Json(nullptr) : Json(time_of(pin.expires_at))},
+              {"source", pin.source}};
+}
+
+bool yes(const std::optional<std::string>& value) {
+  return value && (*value == "1" || *value == "true");
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+}  // namespace
+
+std::optional<std::string> query_value(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    auto end = query.find('&');
+    auto pair = query.substr(0, end);
+    query = end == std::string_view::npos ? std::string_view() : query.substr(end + 1);
+    auto equals = pair.find('=');
+    if (pair.substr(0, equals) != name) continue;
+    std::string_view raw =
+        equals == std::string_view::npos ? std::string_view() : pair.substr(equals + 1);
+    std::string value;
+    for (std::size_t i = 0; i < raw.size(); ++i) {
+      if (raw[i] != '%') {
+        value += raw[i];
+        continue;
+      }
+      if (i + 2 >= raw.size()) return std::nullopt;
+      int high = hex_value(raw[i + 1]);
+      int low = hex_value(raw[i + 2]);
+      if (high < 0 || low < 0) return std::nullopt;
+      value += static_cast<char>(high * 16 + low);
+      i += 2;
+    }
+    return value;
+  }
+  return std::nullopt;
+}
+
+std::string percent_encode(std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (char c : text) {
+    auto u = static_cast<unsigned char>(c);
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+        c == '.' || c == '_' || c == '~') {
+      out += c;
+    } else {
+      out += '%';
+      out += kHex[u >> 4];
+      out += kHex[u & 0xF];
+    }
+  }
+  return out;
+}
+
+asio::awaitable<core::HttpResponse> serve_cache(proxy::Retention& retention,
+                                                const core::HttpRequest& request,
+                                                std::string_view path, std::string_view query) {
+  const auto method = request.method();
+  const bool read = method == http::verb::get || method == http::verb::head;
+  std::string refusal;
+  try {
+    if (path == "/cache/refs") {
+      if (!read) co_return not_allowed(request, "GET, HEAD");
+      // Arguments are named first: g++ 12 mishandles temporaries in a co_await expression.
+      std::string glob = query_value(query, "glob").value_or("");
+      auto refs = co_await retention.references(glob);
+      Json out = Json::array();
+      for (const auto& r : refs) {
+        out.push_back(Json{{"ref", r.ref},
+                           {"digest", r.digest},
+                           {"size", r.size},
+                           {"unique_size", r.unique_size},
+                           {"last_used", time_of(r.last_used)},
+                           {"pinned", r.pinned},
+                           {"rule", r.rule.empty() ? Json(nullptr) : Json(r.rule)}});
+      }
+      co_return json_response(request, http::status::ok, out);
+    }
+    if (path == "/cache/usage") {
+      if (!read) co_return not_allowed(request, "GET, HEAD");
+      auto usage = co_await retention.usage();
+      Json registries = Json::object();
+      for (const auto& [registry, bytes] : usage.by_registry) registries[registry] = bytes;
+      const auto& settings = retention.settings();
+      co_return json_response(request, http::status::ok,
+                              Json{{"total", usage.total},
+                                   {"max_size", settings.max_size},
+                                   {"low_watermark", settings.low_watermark},
+                                   {"pinned", usage.pinned},
+                                   {"evictable", usage.evictable},
+                                   {"by_registry", std::move(registries)}});
+    }
+    if (path == "/cache/gc") {
+      if (method != http::verb::post) co_return not_allowed(request, "POST");
+      const bool dry_run = yes(query_value(query, "dry_run"));
+      auto outcome = co_await retention.collect(dry_run);
+      co_return json_response(
+          request, outcome.error.empty() ? http::status::ok : http::status::internal_server_error,
+          outcome_json(outcome));
+    }
+    if (path == "/cache/rm") {
+      if (method != http::verb::post) co_return not_allowed(request, "POST");
+      auto ref = query_value(query, "ref");
+      if (!ref || ref->empty()) {
+        co_return text_response(request, http::status::bad_request,
+                                "POST /cache/rm?ref=REF: REF is missing\n");
+      }
+      const bool dry_run = yes(query_value(query, "dry_run"));
+      std::string pattern = *ref;
+      auto outcome = co_await retention.remove(pattern, dry_run);
+      if (outcome.plan.references.empty() && outcome.plan.blocked.empty() &&
+          outcome.error.empty()) {
+        co_return text_response(request, http::status::not_found,
+                                "no cached reference matches " + *ref + "\n");
+      }
+      co_return json_response(
+          request, outcome.error.empty() ? http::status::ok : http::status::internal_server_error,
+          outcome_json(outcome));
+    }
+    if (path == "/cache/pins") {
+      if (read) {
+        Json out = Json::array();
+        auto pins = co_await retention.pins();
+        for (const auto& pin : pins) out.push_back(pin_json(pin));
+        co_return json_response(request, http::status::ok, out);
+      }
+      auto ref = query_value(query, "ref");
+      if (!ref || ref->empty()) {
+        co_return text_response(request, http::status::bad_request,
+                                "/cache/pins?ref=REF: REF is missing\n");
+      }
+      if (method == http::verb::post) {
+        std::string pattern = *ref;
+        std::string source = "cli";
+        bool added = co_await retention.pin(pattern, 0, source);
+        co_return text_response(request, http::status::ok,
+                                (added ? "pinned " : "was pinned already: ") + *ref + "\n");
+      }
+      if (method == http::verb::delete_) {
+        std::string pattern = *ref;
+        bool removed = co_await retention.unpin(pattern);
+        co_return text_response(request, removed ? http::status::ok : http::status::not_found,
+                                (removed ? "unpinned " : "not pinned: ") + *ref + "\n");
+      }
+      co_return not_allowed(request, "GET, HEAD, POST, DELETE");
+    }
+  } catch (const std::invalid_argument& e) {
+    refusal = e.what();
+  }
+  if (!refusal.empty()) {
+    co_return text_response(request, http::status::bad_request, refusal + "\n");
+  }
+  co_return text_response(request, http::status::not_found,
+                          "not found: /cache/refs, /cache/usage, /cache/gc, /cache/rm, "
+                          "/cache/pins\n");
+}
+
+}  // namespace pullthrough::app
