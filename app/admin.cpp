@@ -280,7 +280,7 @@ core::AsyncHttpHandler make_admin_service(AdminSources sources) {
       }
       auto query =
           question == std::string_view::npos ? std::string_view() : target.substr(question + 1);
-      co_return co_await serve_cache(*sources.retention, request, path, query);
+      co_return co_await serve_cache(*sources.retention, sources.prefetcher, request, path, query);
     }
     co_return sync(exchange);
   };

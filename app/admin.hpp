@@ -19,6 +19,7 @@
 #include "health/client_scope.hpp"
 #include "health/monitor.hpp"
 #include "proxy/client_trust.hpp"
+#include "proxy/lifecycle/prefetch.hpp"
 #include "proxy/lifecycle/retention.hpp"
 #include "proxy/storage_monitor.hpp"
 
@@ -39,6 +40,7 @@ struct AdminSources {
   const proxy::ClientTrust* trust = nullptr;
   // Roles proxy and all: retention, pins and the cache's contents (/cache).
   proxy::Retention* retention = nullptr;
+  proxy::Prefetcher* prefetcher = nullptr;
   // Changes (POST, PUT, DELETE) need `Authorization: Bearer <token>` (admin.token_file) when the
   // listener is not on a loopback address; with no token they are then refused.
   bool changes_need_token = false;

@@ -454,7 +454,10 @@ int serve(const ServeOptions& options) {
   if (auto* cache = proxy_parts.cache) sources.leaving = [cache] { return cache->leaving(); };
   sources.scope = dns_parts.scope.get();
   sources.trust = proxy_parts.trust.get();
-  if (auto* cache = proxy_parts.cache) sources.retention = &cache->retention();
+  if (auto* cache = proxy_parts.cache) {
+    sources.retention = &cache->retention();
+    sources.prefetcher = &cache->prefetcher();
+  }
   sources.changes_need_token = !cfg.admin.listen.address.is_loopback();
   if (!cfg.admin.token_file.empty()) {
     auto token = read_token_file(cfg.admin.token_file);

@@ -1,5 +1,6 @@
 #include "app/cache_admin.hpp"
 
+#include <charconv>
 #include <chrono>
 #include <stdexcept>
 
@@ -136,13 +137,90 @@ std::string percent_encode(std::string_view text) {
   return out;
 }
 
+namespace {
+
+Json prefetch_json(const proxy::PrefetchStatus& status) {
+  Json refs = Json::array();
+  for (const auto& ref : status.refs) {
+    Json blobs = Json::array();
+    for (const auto& blob : ref.blobs) {
+      Json b{{"digest", blob.digest},
+             {"size", blob.size},
+             {"fetched", blob.fetched},
+             {"state", blob.state}};
+      if (!blob.error.empty()) b["error"] = blob.error;
+      blobs.push_back(std::move(b));
+    }
+    Json r{{"ref", ref.ref},
+           {"state", ref.state},
+           {"digest", ref.digest},
+           {"platforms", ref.platforms},
+           {"blobs", std::move(blobs)}};
+    if (!ref.error.empty()) r["error"] = ref.error;
+    refs.push_back(std::move(r));
+  }
+  return Json{{"id", status.id}, {"done", status.done}, {"refs", std::move(refs)}};
+}
+
+core::HttpResponse serve_prefetch(proxy::Prefetcher* prefetcher, const core::HttpRequest& request,
+                                  std::string_view path, std::string_view query) {
+  if (prefetcher == nullptr) {
+    return text_response(request, http::status::not_found, "this cache runs no prefetcher\n");
+  }
+  const auto method = request.method();
+  if (path == "/cache/prefetch") {
+    if (method != http::verb::post) return not_allowed(request, "POST");
+    auto list = query_value(query, "refs");
+    if (!list || list->empty()) {
+      return text_response(request, http::status::bad_request,
+                           "POST /cache/prefetch?refs=REF[,REF...]: no reference\n");
+    }
+    std::vector<std::string> refs;
+    std::size_t start = 0;
+    for (;;) {
+      auto comma = list->find(',', start);
+      std::string ref = list->substr(start, comma == std::string::npos ? comma : comma - start);
+      if (!ref.empty()) refs.push_back(std::move(ref));
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+    std::string error;
+    auto platform =
+        proxy::PlatformFilter::parse(query_value(query, "platform").value_or("all"), error);
+    if (!platform) return text_response(request, http::status::bad_request, error + "\n");
+    auto id = prefetcher->start(std::move(refs), std::move(*platform));
+    return json_response(request, http::status::accepted, Json{{"id", id}});
+  }
+  if (method != http::verb::get && method != http::verb::head) {
+    return not_allowed(request, "GET, HEAD");
+  }
+  auto text = path.substr(std::string_view("/cache/prefetch/").size());
+  std::uint64_t id = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
+  auto status = ec == std::errc() && end == text.data() + text.size()
+                    ? prefetcher->status(id)
+                    : std::optional<proxy::PrefetchStatus>();
+  if (!status) {
+    return text_response(request, http::status::not_found,
+                         "no prefetch " + std::string(text) + " (the last " +
+                             std::to_string(proxy::Prefetcher::kMaxJobs) + " are kept)\n");
+  }
+  return json_response(request, http::status::ok, prefetch_json(*status));
+}
+
+}  // namespace
+
 asio::awaitable<core::HttpResponse> serve_cache(proxy::Retention& retention,
+                                                proxy::Prefetcher* prefetcher,
                                                 const core::HttpRequest& request,
                                                 std::string_view path, std::string_view query) {
   const auto method = request.method();
   const bool read = method == http::verb::get || method == http::verb::head;
   std::string refusal;
   try {
+    if (path == "/cache/prefetch" || path.starts_with("/cache/prefetch/")) {
+      co_return serve_prefetch(prefetcher, request, path, query);
+    }
     if (path == "/cache/refs") {
       if (!read) co_return not_allowed(request, "GET, HEAD");
       // Arguments are named first: g++ 12 mishandles temporaries in a co_await expression.
@@ -236,7 +314,7 @@ asio::awaitable<core::HttpResponse> serve_cache(proxy::Retention& retention,
   }
   co_return text_response(request, http::status::not_found,
                           "not found: /cache/refs, /cache/usage, /cache/gc, /cache/rm, "
-                          "/cache/pins\n");
+                          "/cache/pins, /cache/prefetch\n");
 }
 
 }  // namespace pullthrough::app

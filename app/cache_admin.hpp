@@ -7,6 +7,8 @@
 //   GET    /cache/pins                   the pins
 //   POST   /cache/pins?ref=R             pins (cache pin)
 //   DELETE /cache/pins?ref=R             unpins (cache unpin)
+//   POST   /cache/prefetch?refs=R1,R2[&platform=os/arch|all]   starts a prefetch: 202 {"id"}
+//   GET    /cache/prefetch/<id>          its progress, per reference and blob (prefetch)
 //
 // Answers are JSON: sizes in bytes, times in RFC 3339. Query values are percent-encoded.
 #pragma once
@@ -20,11 +22,13 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "core/http_service.hpp"
+#include "proxy/lifecycle/prefetch.hpp"
 #include "proxy/lifecycle/retention.hpp"
 
 namespace pullthrough::app {
 
 boost::asio::awaitable<core::HttpResponse> serve_cache(proxy::Retention& retention,
+                                                       proxy::Prefetcher* prefetcher,
                                                        const core::HttpRequest& request,
                                                        std::string_view path,
                                                        std::string_view query);

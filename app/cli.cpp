@@ -19,6 +19,7 @@ Usage:
   pullthrough clients add|rm ADDRESS [--config FILE]
   pullthrough cache ls [GLOB] [--json] | du [--json] | gc [--dry-run] [--json]
   pullthrough cache rm REF [--dry-run] [--json] | pin REF | unpin REF | pins [--json]
+  pullthrough prefetch REF... [--file LIST] [--platform os/arch | --all-platforms]
   pullthrough version
   pullthrough help [COMMAND]
 
@@ -102,6 +103,24 @@ pins   lists the pins.
 
   --config FILE      the configuration that names admin.listen and admin.token_file; without
                      it, the built-in defaults
+  --admin URL        the admin listener to ask instead (http://127.0.0.1:9090)
+  --token-file FILE  the admin token for changes instead of the configuration's
+)";
+
+constexpr std::string_view kPrefetch =
+    R"(Usage: pullthrough prefetch REF... [--file LIST] [--platform os/arch | --all-platforms]
+
+Pulls images into a running cache ahead of need, through the cache's own fetch path (asked of
+its admin listener: the process that runs the proxy role). REF is host/repository[:tag] (no tag:
+latest) or host/repository@digest, of an intercepted registry. Of an image index only the
+platform's manifest is fetched: --platform (default: linux and this machine's architecture) or
+every one with --all-platforms.
+
+On a terminal it shows each layer's bytes, rate and ETA, and a total; otherwise it prints a line
+per layer as it completes and a summary. It exits 1 if any reference failed, and says which.
+
+  --file LIST        more references, one per line (# starts a comment)
+  --config FILE      the configuration that names admin.listen and admin.token_file
   --admin URL        the admin listener to ask instead (http://127.0.0.1:9090)
   --token-file FILE  the admin token for changes instead of the configuration's
 )";
@@ -363,6 +382,63 @@ ParsedCommandLine parse_cache(const std::vector<std::string_view>& args) {
   return ok(c);
 }
 
+ParsedCommandLine parse_prefetch(const std::vector<std::string_view>& args) {
+  Command c;
+  c.kind = Command::Kind::prefetch;
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    std::string_view arg = args[i];
+    if (is_help_flag(arg)) return ok(help_for("prefetch"));
+    if (arg == "--all-platforms") {
+      c.all_platforms = true;
+      continue;
+    }
+    std::string error;
+    if (auto v = option_value(args, i, "--config", !c.config_file.empty(), error)) {
+      if (!error.empty()) return fail("prefetch: " + error);
+      c.config_file = std::move(*v);
+      continue;
+    }
+    if (auto v = option_value(args, i, "--admin", !c.admin_url.empty(), error)) {
+      if (!error.empty()) return fail("prefetch: " + error);
+      c.admin_url = std::move(*v);
+      continue;
+    }
+    if (auto v = option_value(args, i, "--token-file", !c.token_file.empty(), error)) {
+      if (!error.empty()) return fail("prefetch: " + error);
+      c.token_file = std::move(*v);
+      continue;
+    }
+    if (auto v = option_value(args, i, "--file", !c.ref_file.empty(), error)) {
+      if (!error.empty()) return fail("prefetch: " + error);
+      c.ref_file = std::move(*v);
+      continue;
+    }
+    if (auto v = option_value(args, i, "--platform", !c.platform.empty(), error)) {
+      if (!error.empty()) return fail("prefetch: " + error);
+      c.platform = std::move(*v);
+      continue;
+    }
+    if (!arg.starts_with("-") && !arg.empty()) {
+      c.refs.emplace_back(arg);
+      continue;
+    }
+    return fail("prefetch: unknown argument \"" + std::string(arg) +
+                "\" (see pullthrough prefetch --help)");
+  }
+  if (c.refs.empty() && c.ref_file.empty()) {
+    return fail(
+        "prefetch: needs a REF (host/repository[:tag] or host/repository@digest) or "
+        "--file LIST");
+  }
+  if (c.all_platforms && !c.platform.empty()) {
+    return fail("prefetch: --platform and --all-platforms exclude each other");
+  }
+  if (!c.admin_url.empty() && !c.config_file.empty()) {
+    return fail("prefetch: --admin and --config exclude each other");
+  }
+  return ok(c);
+}
+
 }  // namespace
 
 std::string_view to_string(Role role) {
@@ -385,7 +461,8 @@ ParsedCommandLine parse_command_line(const std::vector<std::string_view>& args) 
     if (args.size() > 2) return fail("help: takes at most one command name");
     std::string_view topic = args.size() == 2 ? args[1] : "";
     if (!topic.empty() && topic != "serve" && topic != "check-config" && topic != "version" &&
-        topic != "ca" && topic != "clients" && topic != "cache" && topic != "help") {
+        topic != "ca" && topic != "clients" && topic != "cache" && topic != "prefetch" &&
+        topic != "help") {
       return fail("help: no command \"" + std::string(topic) + "\"");
     }
     return ok(help_for(topic == "help" ? "" : topic));
@@ -394,6 +471,7 @@ ParsedCommandLine parse_command_line(const std::vector<std::string_view>& args) 
   if (command == "ca") return parse_ca(args);
   if (command == "clients") return parse_clients(args);
   if (command == "cache") return parse_cache(args);
+  if (command == "prefetch") return parse_prefetch(args);
   if (command == "check-config") {
     Command c;
     c.kind = Command::Kind::check_config;
@@ -424,6 +502,7 @@ std::string help_text(std::string_view topic) {
   if (topic == "ca") return std::string(kCa);
   if (topic == "clients") return std::string(kClients);
   if (topic == "cache") return std::string(kCache);
+  if (topic == "prefetch") return std::string(kPrefetch);
   return std::string(kOverview);
 }
 

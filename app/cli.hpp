@@ -1,5 +1,5 @@
-// The command line: `pullthrough serve|check-config|ca|clients|cache|version|help`, each with
-// --help.
+// The command line: `pullthrough serve|check-config|ca|clients|cache|prefetch|version|help`,
+// each with --help.
 #pragma once
 
 #include <optional>
@@ -30,7 +30,8 @@ struct Command {
     cache_gc,
     cache_pin,
     cache_unpin,
-    cache_pins
+    cache_pins,
+    prefetch
   };
   Kind kind = Kind::help;
   std::string config_file;  // empty: the embedded default configuration
@@ -41,8 +42,12 @@ struct Command {
   std::string ref;         // cache ls GLOB, cache rm|pin|unpin REF
   bool dry_run = false;    // cache rm|gc --dry-run
   std::string admin_url;   // cache --admin URL: instead of the configuration's admin.listen
-  std::string token_file;  // cache --token-file FILE: instead of the configuration's
-  std::string help_topic;  // for Kind::help: "" (overview) or a command name
+  std::string token_file;  // cache, prefetch --token-file FILE: instead of the configuration's
+  std::vector<std::string> refs;  // prefetch REF...
+  std::string ref_file;           // prefetch --file LIST
+  std::string platform;           // prefetch --platform os/arch[/variant]
+  bool all_platforms = false;     // prefetch --all-platforms
+  std::string help_topic;         // for Kind::help: "" (overview) or a command name
 };
 
 struct ParsedCommandLine {

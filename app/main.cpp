@@ -10,6 +10,7 @@
 #include "app/cache_command.hpp"
 #include "app/cli.hpp"
 #include "app/clients_command.hpp"
+#include "app/prefetch_command.hpp"
 #include "app/version.hpp"
 #include "config/embedded.hpp"
 #include "config/loader.hpp"
@@ -118,6 +119,11 @@ int main(int argc, char** argv) {
         auto loaded = load_config(command.config_file);
         if (!loaded.config) return kExitUsage;
         return pullthrough::app::cache_command(*loaded.config, command, std::cout, std::cerr);
+      }
+      case Command::Kind::prefetch: {
+        auto loaded = load_config(command.config_file);
+        if (!loaded.config) return kExitUsage;
+        return pullthrough::app::prefetch_command(*loaded.config, command, std::cout, std::cerr);
       }
     }
   } catch (const std::exception& e) {

@@ -13,6 +13,7 @@
 #include "core/logging.hpp"
 #include "proxy/lifecycle/access_recorder.hpp"
 #include "proxy/lifecycle/content_guard.hpp"
+#include "proxy/lifecycle/prefetch.hpp"
 #include "proxy/lifecycle/retention.hpp"
 #include "proxy/local_blob_store.hpp"
 #include "proxy/metadata_index.hpp"
@@ -61,6 +62,7 @@ struct RegistryCache::Parts {
   std::unique_ptr<Retention> retention;
   std::unique_ptr<CachedBlobs> blobs;
   std::unique_ptr<AccessBooks> access;
+  std::unique_ptr<Prefetcher> prefetcher;
   std::unique_ptr<RegistryProxy> proxy;
   std::unique_ptr<TlsFrontDoor> front_door;
 
@@ -124,7 +126,10 @@ RegistryCache::RegistryCache(boost::asio::io_context& io, const config::Config& 
   p.manifests->on_stored(
       [retention = p.retention.get()](std::uint64_t bytes) { retention->stored(bytes); });
   p.retention->recover();
+
   p.access = std::make_unique<AccessBooks>(p.steady_clock, p.index.get());
+  p.prefetcher = std::make_unique<Prefetcher>(io, config, proxy_parts.upstreams, *p.manifests,
+                                              *p.blobs, *p.access);
   proxy_parts.config = &config;
   proxy_parts.access = p.access.get();
   proxy_parts.blobs = p.blobs.get();
@@ -190,6 +195,7 @@ const UpstreamCounters& RegistryCache::upstream_counters(std::size_t index) cons
 }
 const StorageMonitor& RegistryCache::storage() const { return *parts_->storage; }
 Retention& RegistryCache::retention() const { return *parts_->retention; }
+Prefetcher& RegistryCache::prefetcher() const { return *parts_->prefetcher; }
 std::size_t RegistryCache::open_connections() const {
   return parts_->front_door->open_connections();
 }

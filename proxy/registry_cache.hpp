@@ -25,6 +25,7 @@
 #include "proxy/blob_fetches.hpp"
 #include "proxy/client_trust.hpp"
 #include "proxy/front_door.hpp"
+#include "proxy/lifecycle/prefetch.hpp"
 #include "proxy/lifecycle/retention.hpp"
 #include "proxy/manifest_cache.hpp"
 #include "proxy/registry_proxy.hpp"
@@ -69,6 +70,8 @@ class RegistryCache final : public core::Service {
   const StorageMonitor& storage() const;
   // Retention, eviction, pins and the admin's questions about the cache (thread-safe).
   Retention& retention() const;
+  // `pullthrough prefetch`: images pulled into the cache through its own fetch path.
+  Prefetcher& prefetcher() const;
   std::size_t open_connections() const;
   std::size_t blob_fetches_in_flight() const;
 

@@ -9,6 +9,7 @@
 
 #include "app/admin_client.hpp"
 #include "app/clients_command.hpp"
+#include "app/prefetch_command.hpp"
 
 namespace pullthrough::app {
 namespace {
@@ -188,6 +189,62 @@ TEST(CommandLineTest, CacheRejectsBadArguments) {
   EXPECT_EQ(parse_command_line({"help", "cache"}).command->help_topic, "cache");
   EXPECT_THAT(help_text("cache"), HasSubstr("Usage: pullthrough cache ls [GLOB] [--json]"));
   EXPECT_THAT(help_text(""), HasSubstr("pullthrough cache rm REF"));
+}
+
+TEST(CommandLineTest, PrefetchTakesReferencesAFileAndAPlatform) {
+  using ::testing::HasSubstr;
+  auto p = parse_command_line({"prefetch", "quay.io/a:1", "ghcr.io/b@sha256:x", "--file", "l",
+                               "--platform", "linux/arm64", "--config", "c.yaml"});
+  ASSERT_TRUE(p.command) << p.error;
+  EXPECT_EQ(p.command->kind, Command::Kind::prefetch);
+  EXPECT_EQ(p.command->refs, (std::vector<std::string>{"quay.io/a:1", "ghcr.io/b@sha256:x"}));
+  EXPECT_EQ(p.command->ref_file, "l");
+  EXPECT_EQ(p.command->platform, "linux/arm64");
+  EXPECT_TRUE(
+      parse_command_line({"prefetch", "--file=l", "--all-platforms"}).command->all_platforms);
+  EXPECT_THAT(parse_command_line({"prefetch"}).error, HasSubstr("needs a REF"));
+  EXPECT_THAT(parse_command_line({"prefetch", "a", "--platform", "x", "--all-platforms"}).error,
+              HasSubstr("exclude each other"));
+  EXPECT_THAT(parse_command_line({"prefetch", "a", "--json"}).error, HasSubstr("unknown argument"));
+  EXPECT_EQ(parse_command_line({"help", "prefetch"}).command->help_topic, "prefetch");
+  EXPECT_THAT(help_text("prefetch"), HasSubstr("--all-platforms"));
+}
+
+TEST(PrefetchDisplayTest, PlainOutputReportsEachLayerOnceAndTheSummaryNamesFailures) {
+  const std::string a = "sha256:" + std::string(64, 'a');
+  const std::string b = "sha256:" + std::string(64, 'b');
+  auto answer = [&](const std::string& b_state, const std::string& ref_state, bool done) {
+    return R"({"id":1,"done":)" + std::string(done ? "true" : "false") +
+           R"(,"refs":[{"ref":"quay.io/x:1","state":")" + ref_state + R"(","digest":")" + a +
+           R"(","platforms":[],"blobs":[
+             {"digest":")" +
+           a + R"(","size":10,"fetched":10,"state":"cached"},
+             {"digest":")" +
+           b + R"(","size":2048,"fetched":1024,"state":")" + b_state +
+           R"("}]},{"ref":"quay.io/y:1","state":"failed","error":"no such tag","digest":"",
+             "platforms":[],"blobs":[]}]})";
+  };
+  PrefetchDisplay plain(false);
+  auto first = plain.update(answer("fetching", "fetching", false), 0.5);
+  EXPECT_THAT(first, ::testing::HasSubstr("quay.io/x:1 sha256:aaaaaaaaaaaa 10 B cached\n"));
+  EXPECT_THAT(first, ::testing::Not(::testing::HasSubstr("sha256:bbbb")));
+  EXPECT_THAT(first, ::testing::HasSubstr("quay.io/y:1 failed: no such tag\n"));
+  auto second = plain.update(answer("fetched", "done", true), 1.0);
+  EXPECT_EQ(second,
+            "quay.io/x:1 sha256:bbbbbbbbbbbb 2.0 KiB fetched\nquay.io/x:1 done "
+            "(sha256:aaaaaaaaaaaa)\n");
+  auto summary = plain.summary(answer("fetched", "done", true));
+  EXPECT_THAT(summary, ::testing::HasSubstr("1 of 2 references prefetched: 2.0 KiB fetched, "
+                                            "10 B already cached"));
+  EXPECT_THAT(summary, ::testing::HasSubstr("failed:\n  quay.io/y:1: no such tag\n"));
+
+  PrefetchDisplay terminal(true);
+  auto drawn = terminal.update(answer("fetching", "fetching", false), 0.5);
+  EXPECT_THAT(drawn, ::testing::HasSubstr("1.0 KiB / 2.0 KiB"));
+  EXPECT_THAT(drawn, ::testing::HasSubstr("total "));
+  auto redrawn = terminal.update(answer("fetching", "fetching", false), 1.5);
+  // Drawn over the previous display: the cursor goes back up its lines first.
+  EXPECT_EQ(redrawn.rfind("\x1b[" + std::to_string(terminal.lines_drawn()) + "A", 0), 0U);
 }
 
 TEST(ClientsCommandTest, TheListReadsAsATable) {

@@ -7,7 +7,8 @@
 #   - `cache ls --json` and `cache du --json` match what is on disk;
 #   - a pinned image, the least recently used of all, survives a size squeeze that evicts the
 #     least recently used unpinned image, within seconds of the write that crossed the bound;
-#   - 100 pulls racing `cache gc` (whose rule removes the image every time) never get wrong bytes.
+#   - 100 pulls racing `cache gc` (whose rule removes the image every time) never get wrong bytes;
+#   - `prefetch` of one platform of an index, then the upstream stopped: the image still pulls.
 #   lifecycle_test.sh PULLTHROUGH_BINARY
 # Exit 0 pass, 1 fail, 77 skip (not root, or a peer or client missing).
 set -uo pipefail
@@ -22,7 +23,6 @@ if ! missing=$(e2e_have_tools); then echo "skipped: $missing"; exit 77; fi
 
 t_start=$(e2e_now)
 pt_addr=127.0.0.2
-img=$E2E_WORK/images
 kib=${E2E_LAYER_KIB}
 
 # layer FILE KIB: a file of KIB KiB of random bytes (a layer no other image has).
@@ -43,6 +43,23 @@ build_images() {
     layer "$src/f2" "$kib" && umoci insert --image "$l:fresh1" --tag fresh "$src/f2" /data/f2.bin ||
     return 1
   layer "$src/r" 64 && umoci insert --image "$l:empty" --tag race "$src/r" /data/r.bin || return 1
+  # warm: an index of an amd64 and an arm64 image, for prefetch.
+  layer "$src/wa" "$kib" && umoci insert --image "$l:empty" --tag warm-amd64 "$src/wa" /data/wa.bin &&
+    layer "$src/wb" "$kib" && umoci insert --image "$l:empty" --tag warm-arm64 "$src/wb" /data/wb.bin &&
+    umoci config --image "$l:warm-arm64" --architecture arm64 || return 1
+  local amd arm index d
+  amd=$(e2e_oci_manifest "$l" warm-amd64) && arm=$(e2e_oci_manifest "$l" warm-arm64) || return 1
+  index=$(jq -cn --argjson a "$amd" --argjson b "$arm" '{schemaVersion: 2,
+    mediaType: "application/vnd.oci.image.index.v1+json",
+    manifests: [($a | del(.annotations) | .platform = {architecture: "amd64", os: "linux"}),
+                ($b | del(.annotations) | .platform = {architecture: "arm64", os: "linux"})]}')
+  d=$(printf %s "$index" | sha256sum | cut -d' ' -f1)
+  printf %s "$index" >"$l/blobs/sha256/$d"
+  jq -c --arg d "sha256:$d" --argjson s "${#index}" '.manifests += [{
+    mediaType: "application/vnd.oci.image.index.v1+json", digest: $d, size: $s,
+    annotations: {"org.opencontainers.image.ref.name": "warm"}}]' "$l/index.json" >"$l/index.new" &&
+    mv "$l/index.new" "$l/index.json" || return 1
+  e2e_push "oci:$l:warm" quay.io/e2e/warm:v1 --all || return 1
   e2e_push "oci:$l:old" quay.io/e2e/old:v1 && e2e_push "oci:$l:kept" ghcr.io/e2e/kept:v1 &&
     e2e_push "oci:$l:pinned" quay.io/e2e/pinned:v1 && e2e_push "oci:$l:fresh" quay.io/e2e/fresh:v1 &&
     e2e_push "oci:$l:race" quay.io/e2e/race:v1
@@ -67,6 +84,7 @@ image_bytes() {
 }
 
 setup "namespace and upstream CA" e2e_init
+img=$E2E_WORK/images  # E2E_WORK exists from e2e_init on
 setup "dnsmasq" e2e_start_dns
 setup "registry quay.io" e2e_start_registry quay.io "$(e2e_addr quay.io)"
 setup "registry ghcr.io" e2e_start_registry ghcr.io "$(e2e_addr ghcr.io)"
@@ -104,6 +122,11 @@ setup "clients resolve through the appliance" e2e_client_dns 127.0.0.1
 
 cache() { e2e_ns "$pt_bin" cache "$@" --config "$E2E_WORK/pt.yaml"; }
 pull() { rm -rf "$E2E_WORK/pulled/$2" && mkdir -p "$E2E_WORK/pulled" && e2e_skopeo_copy "$1" "$E2E_WORK/pulled/$2"; }
+# pull_arch ARCH REF DIR: as pull, choosing ARCH from an index (skopeo's global --override-arch).
+pull_arch() {
+  rm -rf "$E2E_WORK/pulled/$3" && mkdir -p "$E2E_WORK/pulled" && _e2e_client_env &&
+    e2e_skopeo --override-arch "$1" copy --quiet --retry-times 0 "docker://$2" "oci:$E2E_WORK/pulled/$3"
+}
 blob_file() { echo "$E2E_WORK/pt/cache/blobs/sha256/${1:7:2}/${1:7}"; }
 on_disk() { find "$E2E_WORK/pt/cache/blobs" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }'; }
 ref_field() { jq -r --arg r "$2" ".[] | select(.ref == \$r) | .$3" <<<"$1"; }
@@ -214,6 +237,26 @@ check "race: every pull completed ($ok of 100)" test "$ok" = 100
 check "race: the collections removed the image again and again ($removed times)" test "${removed:-0}" -ge 10
 check "race: the appliance never served unverified bytes" \
   fails grep -q 'digest mismatch\|hash to' "$E2E_WORK/logs/pullthrough.log"
+
+# --- Prefetch --------------------------------------------------------------------------------------
+warm_amd64_layer=$(e2e_oci_blob "$img/layout" "$(manifest_of warm-amd64)" | jq -r '.layers[0].digest')
+warm_arm64_layer=$(e2e_oci_blob "$img/layout" "$(manifest_of warm-arm64)" | jq -r '.layers[0].digest')
+prefetch_out=$E2E_WORK/prefetch.out
+check "prefetch: one platform of quay.io/e2e/warm:v1 (exit 0)" \
+  e2e_ns "$pt_bin" prefetch quay.io/e2e/warm:v1 --platform linux/arm64 --config "$E2E_WORK/pt.yaml" \
+  >"$prefetch_out" 2>&1
+cat "$prefetch_out"
+check "prefetch: a line per layer as it completes" \
+  grep -q "quay.io/e2e/warm:v1 ${warm_arm64_layer:0:19} .* fetched" "$prefetch_out"
+check "prefetch: a summary" grep -q '^1 of 1 references prefetched' "$prefetch_out"
+check "prefetch: the arm64 layer is stored" test -s "$(blob_file "$warm_arm64_layer")"
+check "prefetch: the amd64 layer is not (another platform)" test ! -e "$(blob_file "$warm_amd64_layer")"
+check "prefetch: an unknown image fails, named, exit 1" \
+  fails_with 'quay.io/e2e/nothing:v1' e2e_ns "$pt_bin" prefetch quay.io/e2e/nothing:v1 \
+  --config "$E2E_WORK/pt.yaml"
+setup "stop registry quay.io" e2e_stop registry-quay.io
+check "prefetched, upstream down: skopeo pulls warm:v1 for arm64 from the cache" \
+  pull_arch arm64 quay.io/e2e/warm:v1 warm
 
 stop_appliance() {
   local pid
