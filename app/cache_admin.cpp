@@ -184,11 +184,22 @@ core::HttpResponse serve_prefetch(proxy::Prefetcher* prefetcher, const core::Htt
       if (comma == std::string::npos) break;
       start = comma + 1;
     }
-    std::string error;
-    auto platform =
-        proxy::PlatformFilter::parse(query_value(query, "platform").value_or("all"), error);
-    if (!platform) return text_response(request, http::status::bad_request, error + "\n");
-    auto id = prefetcher->start(std::move(refs), std::move(*platform));
+    std::vector<proxy::PlatformFilter> platforms;
+    const std::string list_of_platforms = query_value(query, "platform").value_or("all");
+    start = 0;
+    for (;;) {
+      auto comma = list_of_platforms.find(',', start);
+      std::string error;
+      auto platform = proxy::PlatformFilter::parse(
+          std::string_view(list_of_platforms)
+              .substr(start, comma == std::string::npos ? comma : comma - start),
+          error);
+      if (!platform) return text_response(request, http::status::bad_request, error + "\n");
+      platforms.push_back(std::move(*platform));
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+    auto id = prefetcher->start(std::move(refs), std::move(platforms));
     return json_response(request, http::status::accepted, Json{{"id", id}});
   }
   if (method != http::verb::get && method != http::verb::head) {

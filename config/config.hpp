@@ -13,6 +13,7 @@
 
 #include <spdlog/common.h>
 
+#include "config/platform.hpp"
 #include "config/ref_glob.hpp"
 #include "core/logging.hpp"
 #include "core/net.hpp"
@@ -167,6 +168,16 @@ struct RetentionConfig {
   bool operator==(const RetentionConfig&) const = default;
 };
 
+// Images fetched ahead of need and kept warm: each ref again every interval (a tag is resolved
+// anew), pinned until the refresh after.
+struct PrefetchConfig {
+  Duration interval = std::chrono::hours(6);
+  std::vector<std::string> refs;  // host/repository[:tag] or host/repository@digest
+  // Of an image index, the children for these platforms: linux/amd64 when not set.
+  std::vector<PlatformFilter> platforms;
+  bool operator==(const PrefetchConfig&) const = default;
+};
+
 struct CaConfig {
   // Both set (operator's own CA) or both empty (generated under <state_dir>/ca).
   std::string cert_file;
@@ -198,6 +209,7 @@ struct Config {
   std::vector<RegistryConfig> registries;
   StorageConfig storage;
   RetentionConfig retention;
+  PrefetchConfig prefetch;
   CaConfig ca;
   HealthConfig health;
   bool operator==(const Config&) const = default;

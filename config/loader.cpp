@@ -808,6 +808,57 @@ const RegistryConfig* Config::find_registry(std::string_view name) const {
   return nullptr;
 }
 
+std::optional<PlatformFilter> parse_platform(Context& ctx, const Value& v) {
+  auto text = parse_string(ctx, v);
+  if (!text) return std::nullopt;
+  std::string error;
+  auto platform = PlatformFilter::parse(*text, error);
+  if (!platform) ctx.error(v.mark, v.path, error);
+  return platform;
+}
+
+// host/repository[:tag] or host/repository@digest, of a configured registry (host or alias).
+// The repository and tag are checked as retention globs are (lower-case path components, a
+// tag's characters); the proxy checks the full grammar again when it fetches.
+auto parse_prefetch_ref(const std::vector<RegistryConfig>& registries) {
+  return [&registries](Context& ctx, const Value& v) -> std::optional<std::string> {
+    auto text = parse_string(ctx, v);
+    if (!text) return std::nullopt;
+    auto bad = [&](const std::string& why) -> std::optional<std::string> {
+      ctx.error(v.mark, v.path, "\"" + *text + "\": " + why);
+      return std::nullopt;
+    };
+    auto slash = text->find('/');
+    if (slash == std::string::npos || slash == 0) {
+      return bad("not host/repository[:tag] or host/repository@digest");
+    }
+    std::string host = core::ascii_lower(std::string_view(*text).substr(0, slash));
+    bool known = std::any_of(registries.begin(), registries.end(), [&](const RegistryConfig& r) {
+      return r.host == host ||
+             std::find(r.aliases.begin(), r.aliases.end(), host) != r.aliases.end();
+    });
+    if (!known) return bad("\"" + host + "\" is not one of the registries");
+    std::string reference = *text;
+    if (auto at = text->find('@'); at != std::string::npos) {
+      std::string digest = text->substr(at + 1);
+      auto hex = [](std::string_view h, std::size_t n) {
+        return h.size() == n && std::all_of(h.begin(), h.end(), [](char c) {
+                 return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+               });
+      };
+      bool ok = (digest.starts_with("sha256:") && hex(std::string_view(digest).substr(7), 64)) ||
+                (digest.starts_with("sha512:") && hex(std::string_view(digest).substr(7), 128));
+      if (!ok) return bad("the digest is not sha256:<64 hex> or sha512:<128 hex>");
+      reference = text->substr(0, at);
+    }
+    std::string error;
+    if (reference.find('*') != std::string::npos || !RefGlob::compile(reference, error)) {
+      return bad(error.empty() ? "a reference, not a pattern" : error);
+    }
+    return text;
+  };
+}
+
 Config defaults() {
   Config c;
   auto ep = [](const char* text) { return *core::parse_endpoint(text); };
@@ -817,6 +868,7 @@ Config defaults() {
   c.proxy.http_listen = {ep("0.0.0.0:80")};
   c.proxy.allow = core::private_networks();
   c.admin.listen = ep("127.0.0.1:9090");
+  c.prefetch.platforms = {PlatformFilter{"linux", "amd64", "", false}};
   c.admin.allow = core::private_networks();
   RegistryConfig hub;
   hub.host = "registry-1.docker.io";
@@ -936,6 +988,24 @@ LoadResult load_string(std::string_view yaml, std::string_view file_name) {
       if (auto v = r.take("rules")) {
         if (auto rules = parse_list<RetentionRule>(ctx, *v, parse_retention_rule)) {
           c.retention.rules = std::move(*rules);
+        }
+      }
+    });
+    m.nested("prefetch", [&](MapReader& p) {
+      p.read("interval", c.prefetch.interval,
+             duration_within(std::chrono::minutes(1), Duration::max(), "must be at least 1m"));
+      if (auto v = p.take("refs")) {
+        if (auto refs = parse_list<std::string>(ctx, *v, parse_prefetch_ref(c.registries))) {
+          c.prefetch.refs = std::move(*refs);
+        }
+      }
+      if (auto v = p.take("platforms")) {
+        if (auto platforms = parse_list<PlatformFilter>(ctx, *v, parse_platform)) {
+          if (platforms->empty()) {
+            ctx.error(v->mark, v->path, "needs at least one platform, or [all]");
+          } else {
+            c.prefetch.platforms = std::move(*platforms);
+          }
         }
       }
     });

@@ -44,6 +44,7 @@ std::string read_password(const std::string& path, const std::string& registry) 
 // Destroyed bottom-up: everything is declared after what it refers to. (The counters, aligned
 // to cache lines, come first, which also keeps padding down.)
 struct RegistryCache::Parts {
+  const config::Config* config = nullptr;
   RegistryCounters counters;
   BlobFetchCounters fetch_counters;
   ManifestCounters manifest_counters;
@@ -78,6 +79,7 @@ RegistryCache::RegistryCache(boost::asio::io_context& io, const config::Config& 
     : parts_(std::make_unique<Parts>()) {
   auto log = core::logger("proxy");
   auto& p = *parts_;
+  p.config = &config;
   p.store = std::make_unique<LocalBlobStore>(config.storage.path);
   if (p.store->leftovers_removed() > 0) {
     log->info("removed {} partial files left by an earlier run", p.store->leftovers_removed());
@@ -167,6 +169,8 @@ bool RegistryCache::leaving() const { return parts_->leaving.load(); }
 void RegistryCache::start() {
   parts_->storage->start();
   parts_->retention->start();
+  parts_->prefetcher->start_schedule(parts_->config->prefetch, *parts_->retention,
+                                     parts_->wall_clock);
   parts_->front_door->start();
 }
 
@@ -174,6 +178,7 @@ void RegistryCache::stop(std::function<void()> drained) {
   Parts* p = parts_.get();
   p->storage->stop();
   p->retention->stop();
+  p->prefetcher->stop();
   p->front_door->stop([p, drained = std::move(drained)]() mutable {
     p->fetches->stop([p, drained = std::move(drained)] {
       for (auto& upstream : p->upstreams) upstream->shutdown();

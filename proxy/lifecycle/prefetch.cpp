@@ -68,44 +68,6 @@ bool is_index(std::string_view media_type) {
 
 }  // namespace
 
-std::optional<PlatformFilter> PlatformFilter::parse(std::string_view text, std::string& error) {
-  PlatformFilter filter;
-  if (text == "all") {
-    filter.all = true;
-    return filter;
-  }
-  std::vector<std::string> parts;
-  std::size_t start = 0;
-  for (;;) {
-    auto slash = text.find('/', start);
-    parts.emplace_back(text.substr(start, slash == std::string_view::npos ? slash : slash - start));
-    if (slash == std::string_view::npos) break;
-    start = slash + 1;
-  }
-  bool ok = (parts.size() == 2 || parts.size() == 3);
-  for (const auto& part : parts) {
-    ok = ok && !part.empty() && part.size() <= 32 &&
-         std::all_of(part.begin(), part.end(), [](char c) {
-           return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
-         });
-  }
-  if (!ok) {
-    error = "\"" + std::string(text) +
-            "\" is not os/arch[/variant] (linux/amd64, linux/arm64/v8) "
-            "or all";
-    return std::nullopt;
-  }
-  filter.os = parts[0];
-  filter.architecture = parts[1];
-  if (parts.size() == 3) filter.variant = parts[2];
-  return filter;
-}
-
-std::string PlatformFilter::to_string() const {
-  if (all) return "all";
-  return os + "/" + architecture + (variant.empty() ? "" : "/" + variant);
-}
-
 std::optional<std::vector<IndexChild>> index_children(std::string_view body) {
   Json json = Json::parse(body, nullptr, false);
   if (!json.is_object() || !json.contains("manifests") || !json["manifests"].is_array()) {
@@ -175,11 +137,14 @@ std::optional<std::vector<BlobDescriptor>> image_blobs(std::string_view body) {
 
 struct Prefetcher::Job {
   std::uint64_t id = 0;
-  PlatformFilter platforms;
+  std::vector<PlatformFilter> platforms;
+  UnixSeconds pin_until = 0;
   mutable std::mutex mutex;  // guards what follows: the job runs on a strand, status() anywhere
   std::vector<PrefetchRefStatus> refs;
   // Per ref, per blob: the fetch a blob is waiting on, for its bytes so far (null otherwise).
   std::vector<std::vector<std::shared_ptr<BlobFetch>>> fetches;
+  // Per ref: what pins it (host/repository@digest of what it named), once resolved.
+  std::vector<std::string> pins;
   bool done = false;
 };
 
@@ -197,13 +162,16 @@ Prefetcher::Prefetcher(
 
 Prefetcher::~Prefetcher() = default;
 
-std::uint64_t Prefetcher::start(std::vector<std::string> refs, PlatformFilter platforms) {
+std::uint64_t Prefetcher::start(std::vector<std::string> refs,
+                                std::vector<PlatformFilter> platforms, UnixSeconds pin_until) {
   if (refs.empty()) throw std::invalid_argument("no reference to prefetch");
+  if (platforms.empty()) throw std::invalid_argument("no platform to prefetch");
   if (refs.size() > kMaxRefs) {
     throw std::invalid_argument("at most " + std::to_string(kMaxRefs) + " references at once");
   }
   auto job = std::make_shared<Job>();
   job->platforms = std::move(platforms);
+  job->pin_until = pin_until;
   for (auto& ref : refs) {
     PrefetchRefStatus status;
     status.ref = std::move(ref);
@@ -211,6 +179,7 @@ std::uint64_t Prefetcher::start(std::vector<std::string> refs, PlatformFilter pl
     job->refs.push_back(std::move(status));
   }
   job->fetches.resize(job->refs.size());
+  job->pins.resize(job->refs.size());
   {
     std::lock_guard lock(mutex_);
     job->id = next_id_++;
@@ -251,12 +220,24 @@ asio::awaitable<void> Prefetcher::run(std::shared_ptr<Job> job) {
       job->refs[i].state = "failed";
       job->refs[i].error = e.what();
     }
-    std::lock_guard lock(job->mutex);
-    const auto& ref = job->refs[i];
-    if (ref.state == "failed") {
-      log_->warn("prefetch of {} failed: {}", ref.ref, ref.error);
-    } else {
-      log_->info("prefetched {} ({}, {} blobs)", ref.ref, ref.digest, ref.blobs.size());
+    std::string pin;
+    {
+      std::lock_guard lock(job->mutex);
+      const auto& ref = job->refs[i];
+      if (ref.state == "failed") {
+        log_->warn("prefetch of {} failed: {}", ref.ref, ref.error);
+      } else {
+        log_->info("prefetched {} ({}, {} blobs)", ref.ref, ref.digest, ref.blobs.size());
+        if (job->pin_until != 0 && retention_ != nullptr) pin = job->pins[i];
+      }
+    }
+    if (!pin.empty()) {
+      try {
+        std::string source = "prefetch";
+        co_await retention_->pin(pin, job->pin_until, source);
+      } catch (const std::exception& e) {
+        log_->error("pinning {}: {}", pin, e.what());
+      }
     }
   }
   std::lock_guard lock(job->mutex);
@@ -300,7 +281,11 @@ asio::awaitable<void> Prefetcher::fetch_ref(Job& job, std::size_t index) {
     fail(top.message);
     co_return;
   }
-  set([&](PrefetchRefStatus& ref) { ref.digest = top.digest; });
+  {
+    std::lock_guard lock(job.mutex);
+    job.refs[index].digest = top.digest;
+    job.pins[index] = parsed->registry->host + "/" + parsed->repository + "@" + top.digest;
+  }
 
   // Whether anyone may be served it: what a client's first pull would have asked (an anonymous
   // HEAD), so that the access check knows the answer while upstream is down.
@@ -334,7 +319,10 @@ asio::awaitable<void> Prefetcher::fetch_ref(Job& job, std::size_t index) {
     std::vector<std::string> offered;
     for (const auto& child : *children) {
       offered.push_back(child.platform);
-      if (!matches(job.platforms, child.platform)) continue;
+      if (std::none_of(job.platforms.begin(), job.platforms.end(),
+                       [&](const PlatformFilter& f) { return matches(f, child.platform); })) {
+        continue;
+      }
       ManifestRequest child_request = request;
       child_request.reference = child.digest;
       child_request.by_digest = true;
@@ -350,7 +338,9 @@ asio::awaitable<void> Prefetcher::fetch_ref(Job& job, std::size_t index) {
     if (images.empty()) {
       std::string list;
       for (const auto& p : offered) list += (list.empty() ? "" : ", ") + p;
-      fail("no manifest for " + job.platforms.to_string() + " in the index (it has " + list + ")");
+      std::string wanted;
+      for (const auto& p : job.platforms) wanted += (wanted.empty() ? "" : ", ") + p.to_string();
+      fail("no manifest for " + wanted + " in the index (it has " + list + ")");
       co_return;
     }
   } else {
@@ -426,6 +416,32 @@ asio::awaitable<void> Prefetcher::fetch_ref(Job& job, std::size_t index) {
   } else {
     set([](PrefetchRefStatus& ref) { ref.state = "done"; });
   }
+}
+
+void Prefetcher::start_schedule(const config::PrefetchConfig& prefetch, Retention& retention,
+                                const core::WallClock& clock) {
+  retention_ = &retention;
+  clock_ = &clock;
+  if (prefetch.refs.empty()) return;
+  schedule_ = &prefetch;
+  timer_ = std::make_unique<asio::steady_timer>(io_);
+  schedule(std::chrono::milliseconds(0));
+}
+
+void Prefetcher::schedule(std::chrono::milliseconds after) {
+  timer_->expires_after(after);
+  timer_->async_wait([this](const error_code& ec) {
+    if (ec) return;
+    const auto interval = std::chrono::duration_cast<std::chrono::seconds>(schedule_->interval);
+    const UnixSeconds pin_until = unix_seconds(*clock_) + interval.count() + interval.count() / 2;
+    log_->info("prefetching the {} references of the configuration", schedule_->refs.size());
+    start(schedule_->refs, schedule_->platforms, pin_until);
+    schedule(std::chrono::duration_cast<std::chrono::milliseconds>(schedule_->interval));
+  });
+}
+
+void Prefetcher::stop() {
+  if (timer_) asio::post(io_, [this] { timer_->cancel(); });
 }
 
 }  // namespace pullthrough::proxy

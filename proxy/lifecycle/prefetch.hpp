@@ -19,23 +19,19 @@
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <spdlog/logger.h>
 
 #include "config/config.hpp"
+#include "config/platform.hpp"
 #include "proxy/api/access_check.hpp"
 #include "proxy/cached_blobs.hpp"
+#include "proxy/lifecycle/retention.hpp"
 #include "proxy/manifest_cache.hpp"
 
 namespace pullthrough::proxy {
 
-// "os/arch" or "os/arch/variant"; empty means every platform of an index.
-struct PlatformFilter {
-  std::string os, architecture, variant;
-  bool all = false;
-  // Nothing, and `error` says why, for a text that is neither `all` nor os/arch[/variant].
-  static std::optional<PlatformFilter> parse(std::string_view text, std::string& error);
-  std::string to_string() const;
-};
+using config::PlatformFilter;
 
 // One entry of an index: the child manifest and the platform it is for.
 struct IndexChild {
@@ -44,8 +40,10 @@ struct IndexChild {
 };
 
 // The children of an image index (or Docker manifest list) `body`, in order; nothing for what is
-// not an index. `filter` picks the ones a prefetch fetches.
+// not an index.
 std::optional<std::vector<IndexChild>> index_children(std::string_view body);
+// Whether `filter` picks a child for `platform`; without a variant, any variant of the
+// architecture (linux/arm64 takes linux/arm64/v8).
 bool matches(const PlatformFilter& filter, std::string_view platform);
 
 // The blobs an image manifest `body` names (config, then layers), with their sizes.
@@ -92,15 +90,26 @@ class Prefetcher {
   ~Prefetcher();
 
   // Starts a job for `refs` (host/repository[:tag] or host/repository@digest; no tag means
-  // latest) and returns its id. A reference that does not parse fails within the job, with the
-  // reason. Throws std::invalid_argument for no references or more than kMaxRefs.
-  std::uint64_t start(std::vector<std::string> refs, PlatformFilter platforms);
+  // latest), fetching the children of an index that one of `platforms` picks, and returns its
+  // id. A reference that does not parse fails within the job, with the reason. With
+  // `pin_until`, what each reference named is pinned until then (the configuration's refresh).
+  // Throws std::invalid_argument for no references, more than kMaxRefs, or no platform.
+  std::uint64_t start(std::vector<std::string> refs, std::vector<PlatformFilter> platforms,
+                      UnixSeconds pin_until = 0);
   std::optional<PrefetchStatus> status(std::uint64_t id) const;
+
+  // The configuration's `prefetch`: a job for its refs now and every interval, each pinning what
+  // it fetched until an interval and a half later (past the next refresh, which renews it).
+  void start_schedule(const config::PrefetchConfig& prefetch, Retention& retention,
+                      const core::WallClock& clock);
+  void stop();
 
  private:
   struct Job;
   boost::asio::awaitable<void> run(std::shared_ptr<Job> job);
   boost::asio::awaitable<void> fetch_ref(Job& job, std::size_t index);
+
+  void schedule(std::chrono::milliseconds after);
 
   boost::asio::io_context& io_;
   const config::Config& config_;
@@ -112,6 +121,11 @@ class Prefetcher {
   mutable std::mutex mutex_;
   std::uint64_t next_id_ = 1;
   std::map<std::uint64_t, std::shared_ptr<Job>> jobs_;
+  // The schedule, once started.
+  const config::PrefetchConfig* schedule_ = nullptr;
+  Retention* retention_ = nullptr;
+  const core::WallClock* clock_ = nullptr;
+  std::unique_ptr<boost::asio::steady_timer> timer_;
 };
 
 }  // namespace pullthrough::proxy

@@ -497,6 +497,39 @@ TEST(ConfigLoaderTest, BadRetentionRulesAreErrorsWithTheirLineAndKey) {
               HasSubstr("expected a list"));
 }
 
+TEST(ConfigLoaderTest, PrefetchTakesReferencesOfTheRegistriesAndPlatforms) {
+  const std::string digest = "sha256:" + std::string(64, 'e');
+  auto c = load_ok(
+      "prefetch:\n"
+      "  interval: 2h\n"
+      "  refs: [docker.io/library/alpine:3.20, quay.io/org/app, \"ghcr.io/a/b@" +
+      digest +
+      "\"]\n"
+      "  platforms: [linux/amd64, linux/arm64/v8]\n");
+  EXPECT_EQ(c.prefetch.interval, std::chrono::hours(2));
+  ASSERT_EQ(c.prefetch.refs.size(), 3U);
+  EXPECT_EQ(c.prefetch.refs[0], "docker.io/library/alpine:3.20");  // an alias of Docker Hub
+  ASSERT_EQ(c.prefetch.platforms.size(), 2U);
+  EXPECT_EQ(c.prefetch.platforms[1].to_string(), "linux/arm64/v8");
+  EXPECT_TRUE(load_ok("prefetch: {platforms: [all]}\n").prefetch.platforms[0].all);
+  EXPECT_EQ(load_ok("").prefetch.platforms.at(0).to_string(), "linux/amd64");
+  EXPECT_TRUE(load_ok("").prefetch.refs.empty());
+
+  auto e = one_error("prefetch:\n  refs: [quay.io/app, example.com/app:1]\n");
+  EXPECT_EQ(e.key, "prefetch.refs[1]");
+  EXPECT_EQ(e.line, 2);
+  EXPECT_THAT(e.message, HasSubstr("not one of the registries"));
+  EXPECT_THAT(one_error("prefetch: {refs: [quay.io/App:1]}\n").message, HasSubstr("quay.io/App"));
+  EXPECT_THAT(one_error("prefetch: {refs: [\"quay.io/a/*:1\"]}\n").message,
+              HasSubstr("not a pattern"));
+  EXPECT_THAT(one_error("prefetch: {refs: [\"quay.io/a@sha256:12\"]}\n").message,
+              HasSubstr("digest"));
+  EXPECT_THAT(one_error("prefetch: {refs: [alpine]}\n").message, HasSubstr("host/repository"));
+  EXPECT_EQ(one_error("prefetch: {platforms: [linux]}\n").key, "prefetch.platforms[0]");
+  EXPECT_THAT(one_error("prefetch: {platforms: []}\n").message, HasSubstr("at least one"));
+  EXPECT_THAT(one_error("prefetch: {interval: 30s}\n").message, HasSubstr("at least 1m"));
+}
+
 // storage.max_size and retention rules were once accepted with a warning that nothing applied
 // them; now that eviction and retention do, a file that sets them loads without one.
 TEST(ConfigLoaderTest, MaxSizeAndRetentionRulesLoadWithoutWarnings) {

@@ -43,6 +43,7 @@ build_images() {
     layer "$src/f2" "$kib" && umoci insert --image "$l:fresh1" --tag fresh "$src/f2" /data/f2.bin ||
     return 1
   layer "$src/r" 64 && umoci insert --image "$l:empty" --tag race "$src/r" /data/r.bin || return 1
+  layer "$src/c" 64 && umoci insert --image "$l:empty" --tag sched "$src/c" /data/c.bin || return 1
   # warm: an index of an amd64 and an arm64 image, for prefetch.
   layer "$src/wa" "$kib" && umoci insert --image "$l:empty" --tag warm-amd64 "$src/wa" /data/wa.bin &&
     layer "$src/wb" "$kib" && umoci insert --image "$l:empty" --tag warm-arm64 "$src/wb" /data/wb.bin &&
@@ -62,7 +63,7 @@ build_images() {
   e2e_push "oci:$l:warm" quay.io/e2e/warm:v1 --all || return 1
   e2e_push "oci:$l:old" quay.io/e2e/old:v1 && e2e_push "oci:$l:kept" ghcr.io/e2e/kept:v1 &&
     e2e_push "oci:$l:pinned" quay.io/e2e/pinned:v1 && e2e_push "oci:$l:fresh" quay.io/e2e/fresh:v1 &&
-    e2e_push "oci:$l:race" quay.io/e2e/race:v1
+    e2e_push "oci:$l:race" quay.io/e2e/race:v1 && e2e_push "oci:$l:sched" quay.io/e2e/sched:v1
 }
 # manifest_of TAG, digests TAG (manifest, config, layers), bytes DIGEST...: from the layout.
 manifest_of() { e2e_oci_manifest "$img/layout" "$1" | jq -r .digest; }
@@ -111,6 +112,7 @@ retention:
   rules:
     - {match: "quay.io/e2e/old", expire_unused_after: 3s}
     - {match: "quay.io/e2e/race", expire_unused_after: 1ms}
+prefetch: {interval: 1h, refs: [quay.io/e2e/sched:v1], platforms: [linux/amd64]}
 YAML
 start_appliance() {
   _e2e_bg pullthrough ns "$pt_bin" serve --config "$E2E_WORK/pt.yaml"
@@ -131,6 +133,18 @@ blob_file() { echo "$E2E_WORK/pt/cache/blobs/sha256/${1:7:2}/${1:7}"; }
 on_disk() { find "$E2E_WORK/pt/cache/blobs" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }'; }
 ref_field() { jq -r --arg r "$2" ".[] | select(.ref == \$r) | .$3" <<<"$1"; }
 
+# --- The configuration's prefetch ------------------------------------------------------------------
+sched_digest=$(manifest_of sched)
+sched_bytes=$(image_bytes sched)
+sched_pinned() {
+  cache pins --json | jq -e --arg p "quay.io/e2e/sched@$sched_digest" \
+    '.[] | select(.pattern == $p and .source == "prefetch" and .expires_at != null)' >/dev/null
+}
+check "prefetch (configuration): sched:v1 is fetched and pinned until after its next refresh" \
+  wait_until 20 sched_pinned
+check "prefetch (configuration): its layer is stored" \
+  test -s "$(blob_file "$(e2e_oci_blob "$img/layout" "$sched_digest" | jq -r '.layers[0].digest')")"
+
 # --- Expiry with a shared layer -------------------------------------------------------------------
 check "pull quay.io/e2e/pinned:v1, then pin it" pull quay.io/e2e/pinned:v1 pinned
 check "cache pin quay.io/e2e/pinned:v1" cache pin quay.io/e2e/pinned:v1
@@ -140,7 +154,7 @@ check "pull ghcr.io/e2e/kept:v1 (shares a layer with old, in another registry)" 
 ls_json=$(cache ls --json)
 du_json=$(cache du --json)
 echo "$ls_json" | jq -c '.[] | {ref, size, unique_size, pinned}'
-check "ls: three references" test "$(jq length <<<"$ls_json")" = 3
+check "ls: four references" test "$(jq length <<<"$ls_json")" = 4
 check "ls: old's size is its manifest, config and layers ($old_bytes)" \
   test "$(ref_field "$ls_json" quay.io/e2e/old:v1 size)" = "$old_bytes"
 check "ls: old's unique size leaves out the shared layer" \
@@ -160,11 +174,12 @@ check "ls: every digest listed is on disk" all_on_disk "$ls_json"
 total=$(jq .total <<<"$du_json")
 check "du: total ($total) is what the store holds on disk ($(on_disk))" test "$total" = "$(on_disk)"
 check "du: total counts the shared layer once" \
-  test "$total" = "$((pinned_bytes + old_bytes + kept_bytes - shared_bytes))"
+  test "$total" = "$((pinned_bytes + old_bytes + kept_bytes - shared_bytes + sched_bytes))"
 check "du: max_size is the configured one" test "$(jq .max_size <<<"$du_json")" = "$max_size"
-check "du: pinned bytes are the pinned image's" test "$(jq .pinned <<<"$du_json")" = "$pinned_bytes"
+check "du: pinned bytes are the pinned images' (by the CLI and by prefetch)" \
+  test "$(jq .pinned <<<"$du_json")" = "$((pinned_bytes + sched_bytes))"
 check "du: by registry" test "$(jq -c '.by_registry' <<<"$du_json")" = \
-  "{\"ghcr.io\":$kept_bytes,\"quay.io\":$((pinned_bytes + old_bytes))}"
+  "{\"ghcr.io\":$kept_bytes,\"quay.io\":$((pinned_bytes + old_bytes + sched_bytes))}"
 
 sleep 4  # old's rule: unused for 3 s
 gc_json=$(cache gc --json)
