@@ -92,13 +92,16 @@ void truncate(const Query& query, std::uint16_t flags, Built& out) {
 }
 
 // Whether a name read through any pointer-like byte pair at or after `from` touches a byte the
-// replay changes: a TTL, or anything at or after `removed_from` (the upstream's OPT, which the
-// replay drops).
+// replay changes: the header, a TTL, or anything at or after `removed_from` (the upstream's OPT,
+// which the replay drops).
 bool reads_changing_bytes(std::span<const std::uint8_t> message, std::size_t from,
                           const std::vector<ReplayTemplate::Ttl>& ttls, std::size_t removed_from) {
   const std::uint8_t* data = message.data();
   const std::size_t size = message.size();
   std::vector<bool> ttl_byte(size, false);
+  // The header is the client's, not upstream's: a name that reads its bytes (a pointer below
+  // offset 12 in rdata, which no encoder writes) would mean something else in the answer.
+  for (std::size_t i = 0; i < kHeaderSize && i < size; ++i) ttl_byte[i] = true;
   for (const auto& ttl : ttls) {
     for (std::size_t i = 0; i < 4; ++i) ttl_byte[ttl.offset + i] = true;
   }

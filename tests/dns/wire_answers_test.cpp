@@ -251,6 +251,19 @@ TEST(WireAnswersTest, PrepareDeclinesANameCompressedIntoTheOpt) {
 }
 
 // Found by dns_codec_fuzz: for a name near 255 octets, hostmaster.<name> is no name at all.
+// Found by dns_codec_fuzz: the header is the client's in the relayed answer, so a name in rdata
+// compressed into it (here NS "n." then a pointer to offset 1, upstream's ID byte 0x00) would read
+// the client's ID and flags instead.
+TEST(WireAnswersTest, PrepareDeclinesANameCompressedIntoTheHeader) {
+  const std::vector<std::uint8_t> message{
+      0x00, 0x00, 0x81, 0x80, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00,  // header
+      0x01, 'a',  0x00, 0x00, 0x01, 0x00, 0x01,                                // a. A IN
+      0xC0, 0x0C, 0x00, 0x02, 0x00, 0x01, 0x00, 0x00, 0x00, 0x3C, 0x00, 0x04,  // a. 60 NS
+      0x01, 'n',  0xC0, 0x01};                                                 // n + -> 1
+  ASSERT_EQ(check_message(message).error, WireError::none);
+  EXPECT_FALSE(wire_answers::prepare(message));
+}
+
 TEST(WireAnswersTest, NodataForAVeryLongNameStaysWellFormed) {
   std::string name;
   for (int i = 0; i < 4; ++i) name += std::string(60, static_cast<char>('a' + i)) + ".";
