@@ -1,6 +1,7 @@
 #include "app/admin_client.hpp"
 
 #include <fstream>
+#include <ostream>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -82,6 +83,31 @@ std::optional<std::string> read_token_file(const std::string& path) {
   while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
   if (token.empty()) return std::nullopt;
   return token;
+}
+
+std::optional<AdminTarget> admin_target(const config::Config& config, const Command& command,
+                                        std::ostream& err) {
+  AdminTarget target{admin_endpoint(config), {}};
+  if (!command.admin_url.empty()) {
+    auto parsed = parse_admin_url(command.admin_url);
+    if (!parsed) {
+      err << "pullthrough: --admin " << command.admin_url
+          << " is not an admin URL (http://127.0.0.1:9090)\n";
+      return std::nullopt;
+    }
+    target.endpoint = *parsed;
+  }
+  const std::string& token_file =
+      !command.token_file.empty() ? command.token_file : config.admin.token_file;
+  if (!token_file.empty()) {
+    auto read = read_token_file(token_file);
+    if (!read) {
+      err << "pullthrough: cannot read the admin token from " << token_file << "\n";
+      return std::nullopt;
+    }
+    target.token = std::move(*read);
+  }
+  return target;
 }
 
 }  // namespace pullthrough::app

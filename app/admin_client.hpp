@@ -5,11 +5,13 @@
 #include "core/asio.hpp"
 
 #include <chrono>
+#include <iosfwd>
 #include <optional>
 #include <string>
 
 #include <boost/beast/http.hpp>
 
+#include "app/cli.hpp"
 #include "config/config.hpp"
 #include "core/net.hpp"
 
@@ -35,5 +37,15 @@ std::optional<core::Endpoint> parse_admin_url(std::string_view url);
 
 // The first line of a token file, without its line break; nothing when unreadable or empty.
 std::optional<std::string> read_token_file(const std::string& path);
+
+// Where a command that changes a running appliance sends its requests, and with what token: its
+// --admin URL or the configuration's admin.listen, its --token-file or admin.token_file.
+struct AdminTarget {
+  core::Endpoint endpoint;
+  std::string token;  // empty: none configured
+};
+// Nothing, after saying why on `err`, for a bad --admin URL or an unreadable token file.
+std::optional<AdminTarget> admin_target(const config::Config& config, const Command& command,
+                                        std::ostream& err);
 
 }  // namespace pullthrough::app

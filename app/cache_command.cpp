@@ -130,27 +130,10 @@ std::string format_pins(const std::string& text) {
 
 int cache_command(const config::Config& config, const Command& command, std::ostream& out,
                   std::ostream& err) {
-  core::Endpoint admin = admin_endpoint(config);
-  if (!command.admin_url.empty()) {
-    auto parsed = parse_admin_url(command.admin_url);
-    if (!parsed) {
-      err << "pullthrough: --admin " << command.admin_url
-          << " is not an admin URL (http://127.0.0.1:9090)\n";
-      return 2;
-    }
-    admin = *parsed;
-  }
-  std::string token;
-  const std::string& token_file =
-      !command.token_file.empty() ? command.token_file : config.admin.token_file;
-  if (!token_file.empty()) {
-    auto read = read_token_file(token_file);
-    if (!read) {
-      err << "pullthrough: cannot read the admin token from " << token_file << "\n";
-      return 2;
-    }
-    token = std::move(*read);
-  }
+  auto where = admin_target(config, command, err);
+  if (!where) return 2;
+  const core::Endpoint& admin = where->endpoint;
+  const std::string& token = where->token;
 
   using Kind = Command::Kind;
   http::verb method = http::verb::get;

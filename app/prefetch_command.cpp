@@ -175,26 +175,10 @@ int prefetch_command(const config::Config& config, const Command& command, std::
     err << "pullthrough: no reference to prefetch\n";
     return 2;
   }
-  core::Endpoint admin = admin_endpoint(config);
-  if (!command.admin_url.empty()) {
-    auto parsed = parse_admin_url(command.admin_url);
-    if (!parsed) {
-      err << "pullthrough: --admin " << command.admin_url << " is not an admin URL\n";
-      return 2;
-    }
-    admin = *parsed;
-  }
-  std::string token;
-  const std::string& token_file =
-      !command.token_file.empty() ? command.token_file : config.admin.token_file;
-  if (!token_file.empty()) {
-    auto read = read_token_file(token_file);
-    if (!read) {
-      err << "pullthrough: cannot read the admin token from " << token_file << "\n";
-      return 2;
-    }
-    token = std::move(*read);
-  }
+  auto target = admin_target(config, command, err);
+  if (!target) return 2;
+  const core::Endpoint& admin = target->endpoint;
+  const std::string& token = target->token;
   std::string joined;
   for (const auto& ref : refs) joined += (joined.empty() ? "" : ",") + ref;
   const std::string platform = command.all_platforms       ? "all"

@@ -438,6 +438,15 @@ ReferenceRemoval reference_removal(const Model& model, const Root& root) {
                           root.digests.back(), root.cause,      root.reason};
 }
 
+// Why nothing may be decided yet: manifests whose contents are not known (a start's back-fill of
+// an older cache is still under way). Empty when there is nothing in the way.
+std::string blocked_reason(const Model& model) {
+  if (model.unknown_contents == 0) return {};
+  return fmt::format(
+      "{} manifests stored by an older version are still being read for what they reference",
+      model.unknown_contents);
+}
+
 std::uint64_t total_bytes(const Model& model) {
   std::uint64_t total = 0;
   for (const auto& object : model.objects) total += object.size;
@@ -469,12 +478,8 @@ CollectionPlan Collector::plan(const MetadataSnapshot& snapshot, const Retention
   CollectionPlan plan;
   Decisions decisions(snapshot, policy, now);
   Model& model = decisions.model;
-  if (model.unknown_contents > 0) {
-    plan.blocked = fmt::format(
-        "{} manifests stored by an older version are still being read for what they reference",
-        model.unknown_contents);
-    return plan;
-  }
+  plan.blocked = blocked_reason(model);
+  if (!plan.blocked.empty()) return plan;
   plan.stored_bytes = total_bytes(model);
   decisions.count_kept();
   const std::size_t n = model.objects.size();
@@ -661,12 +666,8 @@ CollectionPlan Collector::plan_removal(const MetadataSnapshot& snapshot, std::st
   RetentionPolicy keep_all;
   Decisions decisions(snapshot, keep_all, 0);
   Model& model = decisions.model;
-  if (model.unknown_contents > 0) {
-    plan.blocked = fmt::format(
-        "{} manifests stored by an older version are still being read for what they reference",
-        model.unknown_contents);
-    return plan;
-  }
+  plan.blocked = blocked_reason(model);
+  if (!plan.blocked.empty()) return plan;
   plan.stored_bytes = total_bytes(model);
   for (auto& root : model.roots) {
     if (!pattern->covers(model.repos[root.repo].name, root.tag, root.digests)) continue;
