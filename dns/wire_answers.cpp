@@ -266,7 +266,13 @@ std::optional<ReplayTemplate> prepare(std::span<const std::uint8_t> upstream) {
       continue;
     }
     t.ttls.push_back({static_cast<std::uint16_t>(next + 4), read_u32(data + next + 4)});
-    if (type == rrtype::kCname && i < s.ancount) cnames.push_back({std::move(*owner), rdata});
+    if (type == rrtype::kCname && i < s.ancount) {
+      // The ldns path follows only a CNAME whose rdata is one name, exactly; anything else (an
+      // empty rdata would have the name after it read as the target) is its to judge.
+      std::size_t target_end = 0;
+      if (!read_name(upstream, rdata, &target_end) || target_end != pos) return std::nullopt;
+      cnames.push_back({std::move(*owner), rdata});
+    }
   }
   // Replay rewrites the TTLs in place and drops a last OPT. A name compressed into a TTL field or
   // into the OPT, or into a label that runs over one (legal framing, though no real encoder

@@ -250,7 +250,6 @@ TEST(WireAnswersTest, PrepareDeclinesANameCompressedIntoTheOpt) {
   EXPECT_THAT(d.authority, ::testing::ElementsAre("a. 60 IN NS ."));
 }
 
-// Found by dns_codec_fuzz: for a name near 255 octets, hostmaster.<name> is no name at all.
 // Found by dns_codec_fuzz: the header is the client's in the relayed answer, so a name in rdata
 // compressed into it (here NS "n." then a pointer to offset 1, upstream's ID byte 0x00) would read
 // the client's ID and flags instead.
@@ -264,6 +263,36 @@ TEST(WireAnswersTest, PrepareDeclinesANameCompressedIntoTheHeader) {
   EXPECT_FALSE(wire_answers::prepare(message));
 }
 
+// Found by dns_codec_fuzz: a CNAME with an empty rdata, then one into an intercepted name. The
+// fast path took the name after the empty rdata as the first CNAME's target and missed the chain
+// into quay.io, so it relayed what the ldns path rewrites.
+TEST(WireAnswersTest, PrepareDeclinesACnameWhoseRdataIsNotOneName) {
+  const std::vector<std::uint8_t> message{
+      0x00, 0x01, 0x81, 0x80, 0x00, 0x01, 0x00, 0x03, 0x00, 0x00, 0x00, 0x00,  // header
+      0x01, 'a',  0x00, 0x00, 0x01, 0x00, 0x01,                                // a. A IN
+      0xC0, 0x0C, 0x00, 0x05, 0x00, 0x01, 0x00, 0x00, 0x00, 0x3C, 0x00, 0x00,  // a. CNAME, empty
+      0xC0, 0x0C, 0x00, 0x05, 0x00, 0x01, 0x00, 0x00, 0x00, 0x3C, 0x00, 0x09,  // a. CNAME
+      0x04, 'q',  'u',  'a',  'y',  0x02, 'i',  'o',  0x00,                    //   quay.io.
+      0xC0, 0x2B, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x00, 0x3C, 0x00, 0x04,  // quay.io. A
+      0xCB, 0x00, 0x71, 0x05};
+  ASSERT_EQ(check_message(message).error, WireError::none);
+  EXPECT_FALSE(wire_answers::prepare(message));
+  // The ldns path follows the well-formed CNAME into quay.io and rewrites.
+  auto parsed = parse_upstream(message);
+  ASSERT_TRUE(parsed);
+  auto q = query_for({.name = "a.", .type = rrtype::kA});
+  std::vector<core::IpAddress> to{ip("192.0.2.10")};
+  RelayOptions rewrite;
+  rewrite.intercepted = [](std::string_view name) { return name == "quay.io"; };
+  rewrite.rewrite_to = &to;
+  auto d = decode(relay(q.query, *parsed->answer, rewrite, 512).wire);
+  ASSERT_TRUE(d.ok);
+  EXPECT_THAT(d.answer, ::testing::ElementsAre("a. 60 IN CNAME quay.io.",
+                                               ::testing::StartsWith("quay.io. ")));
+  EXPECT_THAT(d.answer.back(), ::testing::EndsWith("192.0.2.10"));
+}
+
+// Found by dns_codec_fuzz: for a name near 255 octets, hostmaster.<name> is no name at all.
 TEST(WireAnswersTest, NodataForAVeryLongNameStaysWellFormed) {
   std::string name;
   for (int i = 0; i < 4; ++i) name += std::string(60, static_cast<char>('a' + i)) + ".";
