@@ -18,12 +18,17 @@ std::string time_of(proxy::UnixSeconds at) {
 }
 
 core::HttpResponse json_response(const core::HttpRequest& request, http::status status,
-                                 const Json& body) {
+                                 std::string text) {
   core::HttpResponse response{status, request.version()};
   response.set(http::field::content_type, "application/json");
   response.set(http::field::cache_control, "no-store");
-  response.body() = body.dump(2) + "\n";
+  response.body() = std::move(text);
   return response;
+}
+
+core::HttpResponse json_response(const core::HttpRequest& request, http::status status,
+                                 const Json& body) {
+  return json_response(request, status, body.dump(2) + "\n");
 }
 
 core::HttpResponse text_response(const core::HttpRequest& request, http::status status,
@@ -42,34 +47,68 @@ core::HttpResponse not_allowed(const core::HttpRequest& request, std::string_vie
   return response;
 }
 
-Json outcome_json(const proxy::CollectionOutcome& outcome) {
-  Json references = Json::array();
-  for (const auto& r : outcome.plan.references) {
+// The outcome as JSON text, one reference or object per line, written directly: a collection
+// may name a million objects, whose document tree would take several times the text's memory.
+std::string outcome_text(const proxy::CollectionOutcome& outcome) {
+  const auto& plan = outcome.plan;
+  std::string out;
+  out.reserve(512 + (plan.references.size() + plan.objects.size()) * 224);
+  auto text = [&out](std::string_view value) { out += Json(value).dump(); };
+  auto number = [&out](auto value) { out += std::to_string(value); };
+  out += "{\n  \"dry_run\": ";
+  out += outcome.dry_run ? "true" : "false";
+  out += ",\n  \"took_ms\": ";
+  number(outcome.took.count());
+  out += ",\n  \"stored_bytes\": ";
+  number(plan.stored_bytes);
+  out += ",\n  \"bytes_freed\": ";
+  number(outcome.dry_run ? plan.bytes_freed : outcome.applied.bytes_freed);
+  out += ",\n  \"objects_busy\": ";
+  number(outcome.applied.objects_busy);
+  out += ",\n  \"shortfall\": ";
+  number(plan.shortfall);
+  out += ",\n  \"references\": [";
+  const char* separator = "\n    ";
+  for (const auto& r : plan.references) {
     if (r.implied) continue;  // a link that goes with its reference
-    references.push_back(Json{{"ref", r.ref()},
-                              {"digest", r.digest},
-                              {"cause", std::string(proxy::to_string(r.cause))},
-                              {"reason", r.reason}});
+    out += separator;
+    out += "{\"ref\": ";
+    text(r.ref());
+    out += ", \"digest\": ";
+    text(r.digest);
+    out += ", \"cause\": ";
+    text(proxy::to_string(r.cause));
+    out += ", \"reason\": ";
+    text(r.reason);
+    out += "}";
+    separator = ",\n    ";
   }
-  Json objects = Json::array();
-  for (const auto& o : outcome.plan.objects) {
-    objects.push_back(Json{{"digest", o.digest},
-                           {"size", o.size},
-                           {"kind", o.manifest ? "manifest" : "blob"},
-                           {"cause", std::string(proxy::to_string(o.cause))},
-                           {"reason", o.reason}});
+  out += "\n  ],\n  \"objects\": [";
+  separator = "\n    ";
+  for (const auto& o : plan.objects) {
+    out += separator;
+    out += "{\"digest\": ";
+    text(o.digest);
+    out += ", \"size\": ";
+    number(o.size);
+    out +=
+        o.manifest ? ", \"kind\": \"manifest\", \"cause\": " : ", \"kind\": \"blob\", \"cause\": ";
+    text(proxy::to_string(o.cause));
+    out += ", \"reason\": ";
+    text(o.reason);
+    out += "}";
+    separator = ",\n    ";
   }
-  Json out{
-      {"dry_run", outcome.dry_run},
-      {"took_ms", outcome.took.count()},
-      {"stored_bytes", outcome.plan.stored_bytes},
-      {"bytes_freed", outcome.dry_run ? outcome.plan.bytes_freed : outcome.applied.bytes_freed},
-      {"objects_busy", outcome.applied.objects_busy},
-      {"shortfall", outcome.plan.shortfall},
-      {"references", std::move(references)},
-      {"objects", std::move(objects)}};
-  if (!outcome.plan.blocked.empty()) out["blocked"] = outcome.plan.blocked;
-  if (!outcome.error.empty()) out["error"] = outcome.error;
+  out += "\n  ]";
+  if (!plan.blocked.empty()) {
+    out += ",\n  \"blocked\": ";
+    text(plan.blocked);
+  }
+  if (!outcome.error.empty()) {
+    out += ",\n  \"error\": ";
+    text(outcome.error);
+  }
+  out += "\n}\n";
   return out;
 }
 
@@ -237,17 +276,21 @@ asio::awaitable<core::HttpResponse> serve_cache(proxy::Retention& retention,
       // Arguments are named first: g++ 12 mishandles temporaries in a co_await expression.
       std::string glob = query_value(query, "glob").value_or("");
       auto refs = co_await retention.references(glob);
-      Json out = Json::array();
-      for (const auto& r : refs) {
-        out.push_back(Json{{"ref", r.ref},
-                           {"digest", r.digest},
-                           {"size", r.size},
-                           {"unique_size", r.unique_size},
-                           {"last_used", time_of(r.last_used)},
-                           {"pinned", r.pinned},
-                           {"rule", r.rule.empty() ? Json(nullptr) : Json(r.rule)}});
-      }
-      co_return json_response(request, http::status::ok, out);
+      auto format = [&refs] {
+        Json out = Json::array();
+        for (const auto& r : refs) {
+          out.push_back(Json{{"ref", r.ref},
+                             {"digest", r.digest},
+                             {"size", r.size},
+                             {"unique_size", r.unique_size},
+                             {"last_used", time_of(r.last_used)},
+                             {"pinned", r.pinned},
+                             {"rule", r.rule.empty() ? Json(nullptr) : Json(r.rule)}});
+        }
+        return out.dump(2) + "\n";
+      };
+      std::string text = co_await retention.format(std::move(format));
+      co_return json_response(request, http::status::ok, std::move(text));
     }
     if (path == "/cache/usage") {
       if (!read) co_return not_allowed(request, "GET, HEAD");
@@ -267,9 +310,11 @@ asio::awaitable<core::HttpResponse> serve_cache(proxy::Retention& retention,
       if (method != http::verb::post) co_return not_allowed(request, "POST");
       const bool dry_run = yes(query_value(query, "dry_run"));
       auto outcome = co_await retention.collect(dry_run);
+      auto format = [&outcome] { return outcome_text(outcome); };
+      std::string text = co_await retention.format(std::move(format));
       co_return json_response(
           request, outcome.error.empty() ? http::status::ok : http::status::internal_server_error,
-          outcome_json(outcome));
+          std::move(text));
     }
     if (path == "/cache/rm") {
       if (method != http::verb::post) co_return not_allowed(request, "POST");
@@ -286,9 +331,11 @@ asio::awaitable<core::HttpResponse> serve_cache(proxy::Retention& retention,
         co_return text_response(request, http::status::not_found,
                                 "no cached reference matches " + *ref + "\n");
       }
+      auto format = [&outcome] { return outcome_text(outcome); };
+      std::string text = co_await retention.format(std::move(format));
       co_return json_response(
           request, outcome.error.empty() ? http::status::ok : http::status::internal_server_error,
-          outcome_json(outcome));
+          std::move(text));
     }
     if (path == "/cache/pins") {
       if (read) {

@@ -2,6 +2,7 @@
 
 #include "core/asio.hpp"
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <span>
@@ -130,7 +131,7 @@ std::shared_ptr<const ManifestCache::Cached> ManifestCache::remember(const std::
 std::optional<TagRecord> ManifestCache::tag_of(const std::string& host,
                                                const ManifestRequest& request,
                                                ManifestTypeSet types) {
-  std::string key = tag_key(host, request, types);
+  std::string key = tag_key(host, request.repository, request.reference, types);
   {
     std::lock_guard lock(hot_mutex_);
     auto found = hot_tags_.find(key);
@@ -150,27 +151,42 @@ void ManifestCache::remember_tag(const std::string& host, const ManifestRequest&
   TagRecord record{digest, unix_seconds(clock_)};
   std::lock_guard lock(hot_mutex_);
   if (hot_tags_.size() >= kHotTags) hot_tags_.clear();
-  hot_tags_[tag_key(host, request, types)] = std::move(record);
+  hot_tags_[tag_key(host, request.repository, request.reference, types)] = std::move(record);
 }
 
 bool ManifestCache::is_linked(const std::string& host, const std::string& repository,
                               const std::string& digest) {
-  std::string key = host + "/" + repository + "@" + digest;
+  std::string name = host + "/" + repository;
+  auto holds = [&name](const std::vector<std::string>& names) {
+    return std::find(names.begin(), names.end(), name) != names.end();
+  };
   {
     std::lock_guard lock(hot_mutex_);
-    if (hot_links_.contains(key)) return true;
+    auto found = hot_links_.find(digest);
+    if (found != hot_links_.end() && holds(found->second)) return true;
   }
   if (!index_.linked(host, repository, digest)) return false;
   std::lock_guard lock(hot_mutex_);
-  if (hot_links_.size() >= kHotLinks) hot_links_.clear();
-  hot_links_.insert(std::move(key));
+  if (hot_link_count_ >= kHotLinks) {
+    hot_links_.clear();
+    hot_link_count_ = 0;
+  }
+  auto& names = hot_links_[digest];
+  if (!holds(names)) {
+    names.push_back(std::move(name));
+    ++hot_link_count_;
+  }
   return true;
 }
 
-std::string ManifestCache::tag_key(const std::string& host, const ManifestRequest& request,
-                                   ManifestTypeSet types) {
+std::string ManifestCache::tag_key(std::string_view host, std::string_view repository,
+                                   std::string_view tag, ManifestTypeSet types) {
   // '#' is in neither the repository nor the tag grammar.
-  return host + "/" + request.repository + ":" + request.reference + "#" + std::to_string(types);
+  std::string key;
+  key.reserve(host.size() + repository.size() + tag.size() + 5);
+  key.append(host).append("/").append(repository).append(":").append(tag).append("#");
+  key += std::to_string(types);
+  return key;
 }
 
 asio::awaitable<ManifestAnswer> ManifestCache::answer_cached(const ManifestRequest& request,
@@ -383,16 +399,40 @@ asio::awaitable<void> ManifestCache::keep(const std::string& host, const std::st
   if (wrote && stored_) stored_(body.size());
 }
 
-void ManifestCache::forget(const std::vector<std::string>& removed) {
-  std::lock_guard lock(hot_mutex_);
-  for (const auto& digest : removed) {
-    auto found = hot_manifests_.find(digest);
-    if (found == hot_manifests_.end()) continue;
-    hot_bytes_ -= found->second->body.size();
-    hot_manifests_.erase(found);
+void ManifestCache::forget(const RemovalBatch& removed) {
+  // The keys are made before the lock: pulls wait on it.
+  std::vector<std::string> tags;
+  tags.reserve(removed.tags.size() * kAllManifestTypes);
+  for (const auto& tag : removed.tags) {
+    for (ManifestTypeSet types = 1; types <= kAllManifestTypes; ++types) {
+      tags.push_back(tag_key(tag.registry, tag.repository, tag.tag, types));
+    }
   }
-  hot_tags_.clear();
-  hot_links_.clear();
+  std::lock_guard lock(hot_mutex_);
+  for (const auto& digest : removed.objects) {
+    if (auto found = hot_manifests_.find(digest); found != hot_manifests_.end()) {
+      hot_bytes_ -= found->second->body.size();
+      hot_manifests_.erase(found);
+    }
+    if (auto found = hot_links_.find(digest); found != hot_links_.end()) {
+      hot_link_count_ -= found->second.size();
+      hot_links_.erase(found);
+    }
+  }
+  for (const auto& key : tags) hot_tags_.erase(key);
+  for (const auto& link : removed.links) {
+    auto found = hot_links_.find(link.digest);
+    if (found == hot_links_.end()) continue;
+    auto name = std::find_if(found->second.begin(), found->second.end(), [&](const auto& n) {
+      return n.size() == link.registry.size() + 1 + link.repository.size() &&
+             n.starts_with(link.registry) && n[link.registry.size()] == '/' &&
+             n.ends_with(link.repository);
+    });
+    if (name == found->second.end()) continue;
+    found->second.erase(name);
+    --hot_link_count_;
+    if (found->second.empty()) hot_links_.erase(found);
+  }
 }
 
 asio::awaitable<void> ManifestCache::put_pushed(const config::RegistryConfig& registry,

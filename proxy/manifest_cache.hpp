@@ -26,7 +26,6 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -102,9 +101,12 @@ class ManifestCache {
   // Called with the size of each manifest stored (for the size bound); set before serving.
   void on_stored(std::function<void(std::uint64_t)> stored) { stored_ = std::move(stored); }
 
-  // A collection removed these objects: the memory copies of them and of every tag and link
-  // are dropped, so nothing removed is served from memory.
-  void forget(const std::vector<std::string>& removed);
+  // A collection removed these rows: the memory copies of the removed manifests, of the removed
+  // tags (of every type set) and of the links of removed references and objects are dropped, so
+  // nothing removed is served from memory. The rest stays, so pulls of what is kept do not wait
+  // on the index while a collection writes it. (Every tag naming a removed manifest is itself
+  // among the removed references.)
+  void forget(const RemovalBatch& removed);
 
   boost::asio::awaitable<ManifestAnswer> get(ManifestRequest request);
 
@@ -139,8 +141,8 @@ class ManifestCache {
                                     const std::string& digest, const std::string& media_type,
                                     const std::string& body);
   bool is_linked(const std::string& host, const std::string& repository, const std::string& digest);
-  static std::string tag_key(const std::string& host, const ManifestRequest& request,
-                             ManifestTypeSet types);
+  static std::string tag_key(std::string_view host, std::string_view repository,
+                             std::string_view tag, ManifestTypeSet types);
   // The answer for an upstream status other than 200 (to a GET or a HEAD of the manifest).
   ManifestAnswer refused(const ManifestRequest& request, unsigned status,
                          const boost::beast::http::response_header<>& header);
@@ -169,7 +171,9 @@ class ManifestCache {
   std::unordered_map<std::string, std::shared_ptr<const Cached>> hot_manifests_;
   std::size_t hot_bytes_ = 0;
   std::unordered_map<std::string, TagRecord> hot_tags_;
-  std::unordered_set<std::string> hot_links_;
+  // digest -> the "host/repository" names that link it (hot_link_count_ in all).
+  std::unordered_map<std::string, std::vector<std::string>> hot_links_;
+  std::size_t hot_link_count_ = 0;
 };
 
 }  // namespace pullthrough::proxy

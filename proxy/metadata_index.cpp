@@ -323,19 +323,18 @@ void ensure_schema(sqlite3* db, const std::string& path) {
 
 }  // namespace
 
-// All access to `db` and the statements happens under `mutex`: the connection is opened with
-// SQLITE_OPEN_NOMUTEX, and sqlite3_errmsg() must be read by the thread whose call failed.
+// All access to `db` and its statements happens under `mutex`, to `lookup_db` and its statements
+// under `lookup_mutex`: the connections are opened with SQLITE_OPEN_NOMUTEX, and sqlite3_errmsg()
+// must be read by the thread whose call failed.
 struct MetadataIndex::Impl {
   std::string path;
   DatabasePtr db;  // declared before the statements, so it is closed after they are finalized
   std::mutex mutex;
 
   StatementPtr put_tag;
-  StatementPtr get_tag;
   StatementPtr list_tags;
   StatementPtr put_manifest;
   StatementPtr put_manifest_known;
-  StatementPtr get_manifest;
   StatementPtr unknown_contents;
   StatementPtr mark_contents_known;
   StatementPtr clear_contents;
@@ -359,20 +358,29 @@ struct MetadataIndex::Impl {
   StatementPtr list_removals;
   StatementPtr holds;
   StatementPtr put_blob;
-  StatementPtr get_blob;
   StatementPtr touch_blob;
   StatementPtr forget_blob;
   StatementPtr put_link;
-  StatementPtr get_link;
   StatementPtr least_recently_used;
   StatementPtr total_blob_bytes;
   StatementPtr total_bytes;
   StatementPtr put_visibility;
-  StatementPtr get_visibility;
   StatementPtr put_base_answer;
+
+  // Point reads, which the network threads make, use a connection of their own under
+  // `lookup_mutex`: in WAL mode it reads the last committed state without waiting for a write
+  // transaction on `db` (a collection's removals, a batch of recorded uses) to end.
+  DatabasePtr lookup_db;  // before its statements, as `db`
+  std::mutex lookup_mutex;
+  StatementPtr get_tag;
+  StatementPtr get_manifest;
+  StatementPtr get_blob;
+  StatementPtr get_link;
+  StatementPtr get_visibility;
   StatementPtr get_base_answer;
 
   Query query(const StatementPtr& stmt) { return Query(db.get(), path, stmt.get()); }
+  Query lookup(const StatementPtr& stmt) { return Query(lookup_db.get(), path, stmt.get()); }
   void write_contents(const std::string& manifest, const std::vector<std::string>& contents) {
     query(clear_contents).bind(1, manifest).run();
     for (const auto& digest : contents) query(put_content).bind(1, manifest).bind(2, digest).run();
@@ -397,6 +405,16 @@ std::unique_ptr<MetadataIndex> MetadataIndex::open(const std::string& path) {
 
   configure(db, path);
   ensure_schema(db, path);
+  sqlite3* lookup = nullptr;
+  rc = sqlite3_open_v2(path.c_str(), &lookup, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr);
+  impl->lookup_db.reset(lookup);
+  if (rc != SQLITE_OK) {
+    fail(path, "cannot open for lookups",
+         lookup != nullptr ? sqlite3_errmsg(lookup) : sqlite3_errstr(rc));
+  }
+  if (sqlite3_busy_timeout(lookup, kBusyTimeoutMs) != SQLITE_OK) {
+    fail(lookup, path, "cannot set busy timeout");
+  }
 
   // A confirmation is made for a client's request: it is a use of the tag too.
   impl->put_tag = prepare(db, path,
@@ -405,7 +423,7 @@ std::unique_ptr<MetadataIndex> MetadataIndex::open(const std::string& path) {
                           "ON CONFLICT (registry, repository, tag, types) DO UPDATE SET "
                           "digest = excluded.digest, confirmed_at = excluded.confirmed_at, "
                           "last_used = max(last_used, excluded.last_used)");
-  impl->get_tag = prepare(db, path,
+  impl->get_tag = prepare(lookup, path,
                           "SELECT digest, confirmed_at FROM tags "
                           "WHERE registry = ?1 AND repository = ?2 AND tag = ?3 AND types = ?4");
   impl->list_tags = prepare(db, path,
@@ -423,7 +441,7 @@ std::unique_ptr<MetadataIndex> MetadataIndex::open(const std::string& path) {
                                      "media_type = excluded.media_type, size = excluded.size, "
                                      "contents_known = 1");
   impl->get_manifest =
-      prepare(db, path, "SELECT media_type, size FROM manifests WHERE digest = ?1");
+      prepare(lookup, path, "SELECT media_type, size FROM manifests WHERE digest = ?1");
   impl->unknown_contents = prepare(db, path,
                                    "SELECT digest FROM manifests WHERE contents_known = 0 "
                                    "ORDER BY digest LIMIT ?1");
@@ -481,7 +499,7 @@ std::unique_ptr<MetadataIndex> MetadataIndex::open(const std::string& path) {
                            "ON CONFLICT (digest) DO UPDATE SET size = excluded.size, "
                            "last_access = max(last_access, excluded.last_access)");
   impl->get_blob =
-      prepare(db, path, "SELECT size, stored_at, last_access FROM blobs WHERE digest = ?1");
+      prepare(lookup, path, "SELECT size, stored_at, last_access FROM blobs WHERE digest = ?1");
   impl->touch_blob = prepare(db, path,
                              "UPDATE blobs SET last_access = ?2 "
                              "WHERE digest = ?1 AND last_access < ?2");
@@ -490,7 +508,7 @@ std::unique_ptr<MetadataIndex> MetadataIndex::open(const std::string& path) {
                            "INSERT INTO links (registry, repository, digest, last_used) "
                            "VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO UPDATE SET "
                            "last_used = max(last_used, excluded.last_used)");
-  impl->get_link = prepare(db, path,
+  impl->get_link = prepare(lookup, path,
                            "SELECT 1 FROM links "
                            "WHERE registry = ?1 AND repository = ?2 AND digest = ?3");
   impl->least_recently_used = prepare(db, path,
@@ -507,7 +525,7 @@ std::unique_ptr<MetadataIndex> MetadataIndex::open(const std::string& path) {
                                  "checked_at) VALUES (?1, ?2, ?3, ?4) "
                                  "ON CONFLICT (registry, repository) DO UPDATE SET "
                                  "public = excluded.public, checked_at = excluded.checked_at");
-  impl->get_visibility = prepare(db, path,
+  impl->get_visibility = prepare(lookup, path,
                                  "SELECT public, checked_at FROM repositories "
                                  "WHERE registry = ?1 AND repository = ?2");
   impl->put_base_answer = prepare(db, path,
@@ -515,7 +533,7 @@ std::unique_ptr<MetadataIndex> MetadataIndex::open(const std::string& path) {
                                   "seen_at) VALUES (?1, ?2, ?3, ?4) "
                                   "ON CONFLICT (registry) DO UPDATE SET status = excluded.status, "
                                   "challenges = excluded.challenges, seen_at = excluded.seen_at");
-  impl->get_base_answer = prepare(db, path,
+  impl->get_base_answer = prepare(lookup, path,
                                   "SELECT status, challenges, seen_at FROM base_answers "
                                   "WHERE registry = ?1");
 
@@ -546,8 +564,8 @@ void MetadataIndex::put_tag(const std::string& registry, const std::string& repo
 std::optional<TagRecord> MetadataIndex::tag(const std::string& registry,
                                             const std::string& repository, const std::string& tag,
                                             ManifestTypeSet types) const {
-  std::lock_guard lock(impl_->mutex);
-  Query query = impl_->query(impl_->get_tag);
+  std::lock_guard lock(impl_->lookup_mutex);
+  Query query = impl_->lookup(impl_->get_tag);
   query.bind(1, registry)
       .bind(2, repository)
       .bind(3, tag)
@@ -616,8 +634,8 @@ std::vector<std::string> MetadataIndex::contents(const std::string& manifest) co
 }
 
 std::optional<ManifestRecord> MetadataIndex::manifest(const std::string& digest) const {
-  std::lock_guard lock(impl_->mutex);
-  Query query = impl_->query(impl_->get_manifest);
+  std::lock_guard lock(impl_->lookup_mutex);
+  Query query = impl_->lookup(impl_->get_manifest);
   query.bind(1, digest);
   if (!query.step()) return std::nullopt;
   return ManifestRecord{query.text(0), query.size(1)};
@@ -629,8 +647,8 @@ void MetadataIndex::put_blob(const std::string& digest, std::uint64_t size, Unix
 }
 
 std::optional<BlobRecord> MetadataIndex::blob(const std::string& digest) const {
-  std::lock_guard lock(impl_->mutex);
-  Query query = impl_->query(impl_->get_blob);
+  std::lock_guard lock(impl_->lookup_mutex);
+  Query query = impl_->lookup(impl_->get_blob);
   query.bind(1, digest);
   if (!query.step()) return std::nullopt;
   return BlobRecord{query.size(0), query.integer(1), query.integer(2)};
@@ -806,8 +824,8 @@ void MetadataIndex::link(const std::string& registry, const std::string& reposit
 
 bool MetadataIndex::linked(const std::string& registry, const std::string& repository,
                            const std::string& digest) const {
-  std::lock_guard lock(impl_->mutex);
-  Query query = impl_->query(impl_->get_link);
+  std::lock_guard lock(impl_->lookup_mutex);
+  Query query = impl_->lookup(impl_->get_link);
   query.bind(1, registry).bind(2, repository).bind(3, digest);
   return query.step();
 }
@@ -855,8 +873,8 @@ void MetadataIndex::put_visibility(const std::string& registry, const std::strin
 
 std::optional<VisibilityRecord> MetadataIndex::visibility(const std::string& registry,
                                                           const std::string& repository) const {
-  std::lock_guard lock(impl_->mutex);
-  Query query = impl_->query(impl_->get_visibility);
+  std::lock_guard lock(impl_->lookup_mutex);
+  Query query = impl_->lookup(impl_->get_visibility);
   query.bind(1, registry).bind(2, repository);
   if (!query.step()) return std::nullopt;
   return VisibilityRecord{query.integer(0) != 0, query.integer(1)};
@@ -882,8 +900,8 @@ void MetadataIndex::put_base_answer(const std::string& registry, const BaseAnswe
 }
 
 std::optional<BaseAnswerRecord> MetadataIndex::base_answer(const std::string& registry) const {
-  std::lock_guard lock(impl_->mutex);
-  Query query = impl_->query(impl_->get_base_answer);
+  std::lock_guard lock(impl_->lookup_mutex);
+  Query query = impl_->lookup(impl_->get_base_answer);
   query.bind(1, registry);
   if (!query.step()) return std::nullopt;
   BaseAnswerRecord answer;
@@ -977,6 +995,17 @@ void MetadataSnapshot::links(const std::function<void(std::string_view, std::str
       "SELECT registry, repository, digest, last_used FROM links "
       "ORDER BY registry, repository, digest",
       [&](const Query& q) { row(q.view(0), q.view(1), q.view(2), q.integer(3)); });
+}
+
+MetadataSnapshot::Counts MetadataSnapshot::counts() const {
+  Counts counts;
+  impl_->scan(
+      "SELECT (SELECT count(*) FROM manifests), (SELECT count(*) FROM blobs), "
+      "(SELECT count(*) FROM contents), (SELECT count(*) FROM links)",
+      [&](const Query& q) {
+        counts = Counts{q.size(0), q.size(1), q.size(2), q.size(3)};
+      });
+  return counts;
 }
 
 std::vector<PinRecord> MetadataSnapshot::pins() const {

@@ -238,6 +238,12 @@ class MetadataSnapshot {
                                       std::string_view digest, UnixSeconds last_used)>& row) const;
   std::vector<PinRecord> pins() const;
 
+  // How many rows each scan above gives, for sizing what is built from them.
+  struct Counts {
+    std::size_t manifests = 0, blobs = 0, contents = 0, links = 0;
+  };
+  Counts counts() const;
+
  private:
   friend class MetadataIndex;
   struct Impl;

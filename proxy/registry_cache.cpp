@@ -8,9 +8,11 @@
 #include <stdexcept>
 #include <unordered_map>
 
+#include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
 
 #include "core/logging.hpp"
+#include "core/thread_priority.hpp"
 #include "proxy/lifecycle/access_recorder.hpp"
 #include "proxy/lifecycle/content_guard.hpp"
 #include "proxy/lifecycle/prefetch.hpp"
@@ -52,6 +54,8 @@ struct RegistryCache::Parts {
   core::SteadyClock steady_clock;
   std::atomic<bool> leaving{false};
   boost::asio::thread_pool disk{kDiskThreads};
+  // Collections and the admin's reports: long, and never urgent (see make_this_thread_background).
+  boost::asio::thread_pool background{1};
   std::unique_ptr<LocalBlobStore> store;
   std::unique_ptr<MetadataIndex> index;
   ContentGuard guard;
@@ -68,6 +72,8 @@ struct RegistryCache::Parts {
   std::unique_ptr<TlsFrontDoor> front_door;
 
   ~Parts() {
+    background.stop();
+    background.join();
     disk.stop();
     disk.join();
   }
@@ -117,12 +123,17 @@ RegistryCache::RegistryCache(boost::asio::io_context& io, const config::Config& 
   retention.max_size = config.storage.max_size;
   retention.low_watermark = config.storage.low_watermark;
   retention.min_free = config.storage.min_free;
-  p.retention = std::make_unique<Retention>(
-      io, p.disk.get_executor(), *p.index, *p.store, p.guard, p.wall_clock, std::move(retention),
-      [storage = p.storage.get()] { return storage->last().health.free_bytes; });
-  p.retention->on_forget([manifests = p.manifests.get()](const std::vector<std::string>& removed) {
-    manifests->forget(removed);
+  boost::asio::post(p.background, [log] {
+    if (auto failed = core::make_this_thread_background(); !failed.empty()) {
+      log->warn("collections run at normal priority: {}", failed);
+    }
   });
+  p.retention = std::make_unique<Retention>(
+      io, p.background.get_executor(), *p.index, *p.store, p.guard, p.wall_clock,
+      std::move(retention),
+      [storage = p.storage.get()] { return storage->last().health.free_bytes; });
+  p.retention->on_forget(
+      [manifests = p.manifests.get()](const RemovalBatch& removed) { manifests->forget(removed); });
   p.fetches->on_stored(
       [retention = p.retention.get()](std::uint64_t bytes) { retention->stored(bytes); });
   p.manifests->on_stored(

@@ -46,8 +46,9 @@ RepositoryAccess::Known RepositoryAccess::visibility(const std::string& host,
 }
 
 void RepositoryAccess::record_visibility(const std::string& host, const std::string& repository,
-                                         bool is_public) {
-  const auto now = clock_.now();
+                                         bool is_public,
+                                         std::optional<core::Clock::TimePoint> checked) {
+  const auto now = checked.value_or(clock_.now());
   std::string key = repository_key(host, repository);
   std::lock_guard lock(mutex_);
   if (auto old = repositories_.find(key); old != repositories_.end()) {

@@ -43,7 +43,9 @@ class RepositoryAccess {
   // What is known of `repository` of registry `host`; fresh when checked within `ttl`.
   Known visibility(const std::string& host, const std::string& repository,
                    std::chrono::nanoseconds ttl) const;
-  void record_visibility(const std::string& host, const std::string& repository, bool is_public);
+  // Checked now, or at `checked` (an answer remembered from before a restart).
+  void record_visibility(const std::string& host, const std::string& repository, bool is_public,
+                         std::optional<core::Clock::TimePoint> checked = std::nullopt);
 
   // Whether `identity` holds an unexpired grant for `repository` of `host`. Never true for the
   // anonymous client: what it may read is what is public.

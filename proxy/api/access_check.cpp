@@ -42,12 +42,18 @@ OciError error_for(unsigned status, ApiEndpoint endpoint) {
 
 RepositoryAccess::Known AccessBooks::visibility(const std::string& host,
                                                 const std::string& repository,
-                                                std::chrono::nanoseconds ttl) const {
+                                                std::chrono::nanoseconds ttl) {
   RepositoryAccess::Known known = repositories.visibility(host, repository, ttl);
   if (known.visibility != Visibility::unknown || index_ == nullptr) return known;
   try {
     if (auto stored = index_->visibility(host, repository)) {
-      known.visibility = stored->is_public ? Visibility::public_repository : Visibility::restricted;
+      const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count();
+      // A check time in the future (the wall clock stepped back) counts as now.
+      const std::chrono::seconds age(std::max<UnixSeconds>(0, now - stored->checked_at));
+      repositories.record_visibility(host, repository, stored->is_public, clock.now() - age);
+      known = repositories.visibility(host, repository, ttl);
     }
   } catch (const std::exception& e) {
     core::logger("proxy")->error("reading the visibility of {}/{}: {}", host, repository, e.what());

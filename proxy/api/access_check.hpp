@@ -42,8 +42,11 @@ struct AccessBooks {
   explicit AccessBooks(const core::Clock& steady, MetadataIndex* index = nullptr)
       : clock(steady), tokens(steady), repositories(steady), realms(steady), index_(index) {}
 
+  // From memory; else from the index, as of the check recorded there, and then remembered: the
+  // index is read once per repository, not on every request (which would wait on the index
+  // while a collection writes it).
   RepositoryAccess::Known visibility(const std::string& host, const std::string& repository,
-                                     std::chrono::nanoseconds ttl) const;
+                                     std::chrono::nanoseconds ttl);
   void record_visibility(const std::string& host, const std::string& repository, bool is_public);
   std::optional<RealmBook::BaseAnswer> base_answer(const std::string& host) const;
   void record_base_answer(const std::string& host, RealmBook::BaseAnswer answer);

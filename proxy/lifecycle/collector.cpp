@@ -94,6 +94,9 @@ struct Root {
 class Model {
  public:
   explicit Model(const MetadataSnapshot& snapshot) {
+    // Sized up front: a million blobs must not cost twice their memory in growth.
+    const auto counts = snapshot.counts();
+    objects.reserve(counts.manifests + counts.blobs);
     snapshot.manifests([&](std::string_view digest, std::uint64_t size, bool known) {
       if (!known) ++unknown_contents;
       objects.push_back(Object{key_of(digest), size, 0, true, false});
@@ -103,24 +106,24 @@ class Model {
     });
     std::sort(objects.begin(), objects.end(),
               [](const Object& a, const Object& b) { return a.key < b.key; });
-    // One object per key: a digest stored as a manifest and as a blob is one set of bytes.
-    std::vector<Object> merged;
-    merged.reserve(objects.size());
-    for (const auto& object : objects) {
-      if (!merged.empty() && merged.back().key == object.key) {
-        Object& into = merged.back();
-        into.size = std::max(into.size, object.size);
-        into.last_access = std::max(into.last_access, object.last_access);
-        into.manifest = into.manifest || object.manifest;
-        into.blob = into.blob || object.blob;
+    // One object per key: a digest stored as a manifest and as a blob is one set of bytes. Merged
+    // in place (rare: the vector keeps its size).
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < objects.size(); ++i) {
+      if (kept > 0 && objects[kept - 1].key == objects[i].key) {
+        Object& into = objects[kept - 1];
+        into.size = std::max(into.size, objects[i].size);
+        into.last_access = std::max(into.last_access, objects[i].last_access);
+        into.manifest = into.manifest || objects[i].manifest;
+        into.blob = into.blob || objects[i].blob;
       } else {
-        merged.push_back(object);
+        objects[kept++] = objects[i];
       }
     }
-    objects = std::move(merged);
-    objects.shrink_to_fit();
+    objects.resize(kept);
 
     std::vector<std::pair<std::uint32_t, std::uint32_t>> edges;
+    edges.reserve(counts.contents);
     snapshot.contents([&](std::string_view manifest, std::string_view digest) {
       auto parent = find(manifest);
       auto child = find(digest);
@@ -169,6 +172,7 @@ class Model {
       UnixSeconds last_used;
     };
     std::vector<ManifestLink> manifest_links;
+    blob_links.reserve(counts.links);
     snapshot.links([&](std::string_view registry, std::string_view repository,
                        std::string_view digest, UnixSeconds last_used) {
       auto id = find(digest);
@@ -760,9 +764,9 @@ UsageReport Collector::usage(const MetadataSnapshot& snapshot, const RetentionPo
   return usage;
 }
 
-Collector::Applied Collector::apply(
-    const CollectionPlan& plan, MetadataIndex& index, BlobStore& store, ContentGuard& guard,
-    UnixSeconds now, const std::function<void(const std::vector<std::string>&)>& forget) {
+Collector::Applied Collector::apply(const CollectionPlan& plan, MetadataIndex& index,
+                                    BlobStore& store, ContentGuard& guard, UnixSeconds now,
+                                    const std::function<void(const RemovalBatch&)>& forget) {
   Applied applied;
   auto log = core::logger("proxy");
   RemovalBatch references;
@@ -777,7 +781,7 @@ Collector::Applied Collector::apply(
   // kept one) goes even when every object is busy.
   index.begin_removal(references, now);
   applied.references_removed = plan.references.size();
-  if (forget) forget({});
+  if (forget) forget(references);
 
   for (std::size_t at = 0; at < plan.objects.size(); at += kRemovalBatch) {
     auto end = std::min(plan.objects.size(), at + kRemovalBatch);
@@ -799,7 +803,7 @@ Collector::Applied Collector::apply(
       for (const auto& digest : batch.objects) guard.end_removal(digest);
       throw;
     }
-    if (forget) forget(batch.objects);
+    if (forget) forget(batch);
     std::vector<std::string> done;
     for (std::size_t i = 0; i < batch.objects.size(); ++i) {
       const auto& digest = batch.objects[i];

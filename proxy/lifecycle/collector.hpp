@@ -136,13 +136,13 @@ class Collector {
     std::size_t references_removed = 0;
     std::uint64_t bytes_freed = 0;
   };
-  // Carries out `plan` (see step 4 above). `forget` is told of each batch of objects once their
-  // rows are gone and before their bytes go, and once (with none) after the references went, so
-  // the proxy drops what it holds of them in memory. Blocks on I/O: the disk pool only.
-  static Applied apply(
-      const CollectionPlan& plan, MetadataIndex& index, BlobStore& store, ContentGuard& guard,
-      UnixSeconds now,
-      const std::function<void(const std::vector<std::string>& objects)>& forget = {});
+  // Carries out `plan` (see step 4 above). `forget` is told of the references once their rows
+  // are gone, then of each batch of objects once their rows are gone and before their bytes go,
+  // so the proxy drops what it holds of exactly those in memory. Blocks on I/O: the disk pool
+  // only.
+  static Applied apply(const CollectionPlan& plan, MetadataIndex& index, BlobStore& store,
+                       ContentGuard& guard, UnixSeconds now,
+                       const std::function<void(const RemovalBatch&)>& forget = {});
 
   // Deletes the bytes of journaled objects whose rows are gone (a collection that crashed) and
   // clears the journal; returns how many. At start, before the proxy serves.

@@ -4,8 +4,9 @@
 // asks (`pullthrough cache gc`). It also answers the admin's questions about the cache (`cache ls`,
 // `du`) and keeps the pins.
 //
-// Everything that touches the index in bulk runs on one strand of the disk pool, one job at a
-// time: two collections never overlap, and none ever runs on a network thread.
+// Everything that touches the index in bulk runs on one strand of `background` (in the appliance
+// a thread of its own at a lower priority: core/thread_priority.hpp), one job at a time: two
+// collections never overlap, and none ever runs on a network thread or takes the CPU from one.
 #pragma once
 
 #include "core/asio.hpp"
@@ -80,18 +81,18 @@ struct RetentionStatus {
 
 class Retention {
  public:
-  // Everything given must outlive this; `disk` must be stopped and joined before it goes.
+  // Everything given must outlive this; `background` must be stopped and joined before it goes.
   // `free_bytes` says the store's free space as last measured (empty when unknown).
-  Retention(boost::asio::io_context& io, boost::asio::any_io_executor disk, MetadataIndex& index,
-            BlobStore& store, ContentGuard& guard, const core::WallClock& clock,
-            RetentionSettings settings,
+  Retention(boost::asio::io_context& io, boost::asio::any_io_executor background,
+            MetadataIndex& index, BlobStore& store, ContentGuard& guard,
+            const core::WallClock& clock, RetentionSettings settings,
             std::function<std::optional<std::uint64_t>()> free_bytes = {});
   ~Retention();
   Retention(const Retention&) = delete;
   Retention& operator=(const Retention&) = delete;
 
   // Told of removed objects (see Collector::apply); set before start().
-  void on_forget(std::function<void(const std::vector<std::string>&)> forget);
+  void on_forget(std::function<void(const RemovalBatch&)> forget);
 
   // On the caller's thread, before the cache serves: finishes the removals a crash left
   // (Collector::finish_removals) and reads what each manifest stored by an older version
@@ -114,6 +115,9 @@ class Retention {
   boost::asio::awaitable<bool> pin(std::string ref, UnixSeconds expires_at, std::string source);
   boost::asio::awaitable<bool> unpin(std::string ref);
   boost::asio::awaitable<std::vector<PinRecord>> pins();
+  // Runs `work` on the strand after the jobs before it, off the network threads: for answers
+  // too large to format on one (a collection can name a million objects).
+  boost::asio::awaitable<std::string> format(std::function<std::string()> work);
 
   const RetentionSettings& settings() const { return settings_; }
   RetentionStatus status() const;
@@ -136,7 +140,7 @@ class Retention {
   const core::WallClock& clock_;
   const RetentionSettings settings_;
   std::function<std::optional<std::uint64_t>()> free_bytes_;
-  std::function<void(const std::vector<std::string>&)> forget_;
+  std::function<void(const RemovalBatch&)> forget_;
   std::shared_ptr<spdlog::logger> log_;
   RetentionCounters counters_;
 

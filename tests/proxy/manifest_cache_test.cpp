@@ -218,6 +218,64 @@ TEST_F(ManifestCacheTest, NothingCachedAndUpstreamDownIsUnavailable) {
   EXPECT_EQ(counters_.manifests_unavailable.value(), 1U);
 }
 
+// A collection's removals drop exactly what they name from memory. Here the other tag's row goes
+// from the index behind the cache's back: only memory can still serve it, as it must while a
+// collection is writing the index.
+TEST_F(ManifestCacheTest, ForgetDropsTheRemovedTagsOnly) {
+  ScriptedUpstream upstream([](const UpstreamRequest& request) {
+    return manifest_reply(
+        request.target.ends_with(":v1") || request.target.ends_with("/v1") ? kIndex : kOtherIndex,
+        kOciIndex);
+  });
+  ASSERT_TRUE(get(upstream, "v1").found);
+  ASSERT_TRUE(get(upstream, "v2").found);
+  RemovalBatch expired;
+  expired.tags.push_back({"quay.io", "e2e/multi", "v1"});
+  index_->begin_removal(expired, 0);
+  cache_->forget(expired);
+  RemovalBatch behind_its_back;
+  behind_its_back.tags.push_back({"quay.io", "e2e/multi", "v2"});
+  index_->begin_removal(behind_its_back, 0);
+
+  upstream.set_script([](const UpstreamRequest&) { return unreachable(); });
+  auto v1 = get(upstream, "v1");
+  EXPECT_FALSE(v1.found);
+  EXPECT_EQ(v1.error, OciError::unavailable);
+  auto v2 = get(upstream, "v2");
+  ASSERT_TRUE(v2.found) << v2.message;
+  EXPECT_EQ(v2.body, kOtherIndex);
+  EXPECT_EQ(upstream.seen().size(), 3U);  // two fetches, then v1 only
+}
+
+TEST_F(ManifestCacheTest, ForgetDropsTheLinksOfRemovedReferencesAndObjects) {
+  const std::string digest = sha256_of(kManifest);
+  const std::string other = sha256_of(kIndex);
+  ScriptedUpstream upstream([](const UpstreamRequest& request) {
+    return request.target.ends_with(sha256_of(kIndex)) ? manifest_reply(kIndex, kOciIndex)
+                                                       : manifest_reply(kManifest, kDockerManifest);
+  });
+  ASSERT_TRUE(get(upstream, digest).found);
+  ASSERT_TRUE(get(upstream, other).found);
+  ASSERT_TRUE(get(upstream, digest).found);  // the link is in memory now
+  ASSERT_TRUE(get(upstream, other).found);
+  ASSERT_EQ(upstream.seen().size(), 2U);
+  RemovalBatch link;
+  link.links.push_back({"quay.io", "e2e/multi", digest});
+  index_->begin_removal(link, 0);
+  cache_->forget(link);
+  RemovalBatch object;
+  object.objects.push_back(other);
+  index_->begin_removal(object, 0);
+  cache_->forget(object);
+  EXPECT_TRUE(store_->remove(other));
+  index_->end_removal(object.objects);
+
+  upstream.set_script([](const UpstreamRequest&) { return unreachable(); });
+  EXPECT_EQ(get(upstream, digest).error, OciError::unavailable);
+  EXPECT_EQ(get(upstream, other).error, OciError::unavailable);
+  EXPECT_EQ(upstream.seen().size(), 4U);
+}
+
 TEST_F(ManifestCacheTest, UpstreamStatusesMapToSpecErrors) {
   const std::pair<unsigned, OciError> cases[] = {
       {404, OciError::manifest_unknown}, {401, OciError::unauthorized},
