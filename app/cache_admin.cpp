@@ -112,6 +112,17 @@ std::string outcome_text(const proxy::CollectionOutcome& outcome) {
   return out;
 }
 
+// The answer to a collection or a removal, formatted off the network threads.
+asio::awaitable<core::HttpResponse> outcome_response(proxy::Retention& retention,
+                                                     const core::HttpRequest& request,
+                                                     const proxy::CollectionOutcome& outcome) {
+  auto format = [&outcome] { return outcome_text(outcome); };
+  std::string text = co_await retention.format(std::move(format));
+  co_return json_response(
+      request, outcome.error.empty() ? http::status::ok : http::status::internal_server_error,
+      std::move(text));
+}
+
 Json pin_json(const proxy::PinRecord& pin) {
   return Json{{"pattern", pin.pattern},
               {"created_at", time_of(pin.created_at)},
@@ -310,11 +321,7 @@ asio::awaitable<core::HttpResponse> serve_cache(proxy::Retention& retention,
       if (method != http::verb::post) co_return not_allowed(request, "POST");
       const bool dry_run = yes(query_value(query, "dry_run"));
       auto outcome = co_await retention.collect(dry_run);
-      auto format = [&outcome] { return outcome_text(outcome); };
-      std::string text = co_await retention.format(std::move(format));
-      co_return json_response(
-          request, outcome.error.empty() ? http::status::ok : http::status::internal_server_error,
-          std::move(text));
+      co_return co_await outcome_response(retention, request, outcome);
     }
     if (path == "/cache/rm") {
       if (method != http::verb::post) co_return not_allowed(request, "POST");
@@ -331,11 +338,7 @@ asio::awaitable<core::HttpResponse> serve_cache(proxy::Retention& retention,
         co_return text_response(request, http::status::not_found,
                                 "no cached reference matches " + *ref + "\n");
       }
-      auto format = [&outcome] { return outcome_text(outcome); };
-      std::string text = co_await retention.format(std::move(format));
-      co_return json_response(
-          request, outcome.error.empty() ? http::status::ok : http::status::internal_server_error,
-          std::move(text));
+      co_return co_await outcome_response(retention, request, outcome);
     }
     if (path == "/cache/pins") {
       if (read) {

@@ -408,6 +408,10 @@ void ManifestCache::forget(const RemovalBatch& removed) {
       tags.push_back(tag_key(tag.registry, tag.repository, tag.tag, types));
     }
   }
+  std::vector<std::string> link_names;
+  link_names.reserve(removed.links.size());
+  for (const auto& link : removed.links)
+    link_names.push_back(link.registry + "/" + link.repository);
   std::lock_guard lock(hot_mutex_);
   for (const auto& digest : removed.objects) {
     if (auto found = hot_manifests_.find(digest); found != hot_manifests_.end()) {
@@ -420,14 +424,10 @@ void ManifestCache::forget(const RemovalBatch& removed) {
     }
   }
   for (const auto& key : tags) hot_tags_.erase(key);
-  for (const auto& link : removed.links) {
-    auto found = hot_links_.find(link.digest);
+  for (std::size_t i = 0; i < removed.links.size(); ++i) {
+    auto found = hot_links_.find(removed.links[i].digest);
     if (found == hot_links_.end()) continue;
-    auto name = std::find_if(found->second.begin(), found->second.end(), [&](const auto& n) {
-      return n.size() == link.registry.size() + 1 + link.repository.size() &&
-             n.starts_with(link.registry) && n[link.registry.size()] == '/' &&
-             n.ends_with(link.repository);
-    });
+    auto name = std::find(found->second.begin(), found->second.end(), link_names[i]);
     if (name == found->second.end()) continue;
     found->second.erase(name);
     --hot_link_count_;

@@ -38,6 +38,12 @@ OciError error_for(unsigned status, ApiEndpoint endpoint) {
   }
 }
 
+UnixSeconds unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 }  // namespace
 
 RepositoryAccess::Known AccessBooks::visibility(const std::string& host,
@@ -47,9 +53,7 @@ RepositoryAccess::Known AccessBooks::visibility(const std::string& host,
   if (known.visibility != Visibility::unknown || index_ == nullptr) return known;
   try {
     if (auto stored = index_->visibility(host, repository)) {
-      const auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                           std::chrono::system_clock::now().time_since_epoch())
-                           .count();
+      const auto now = unix_now();
       // A check time in the future (the wall clock stepped back) counts as now.
       const std::chrono::seconds age(std::max<UnixSeconds>(0, now - stored->checked_at));
       repositories.record_visibility(host, repository, stored->is_public, clock.now() - age);
@@ -66,10 +70,7 @@ void AccessBooks::record_visibility(const std::string& host, const std::string& 
   repositories.record_visibility(host, repository, is_public);
   if (index_ == nullptr) return;
   try {
-    index_->put_visibility(host, repository, is_public,
-                           std::chrono::duration_cast<std::chrono::seconds>(
-                               std::chrono::system_clock::now().time_since_epoch())
-                               .count());
+    index_->put_visibility(host, repository, is_public, unix_now());
   } catch (const std::exception& e) {
     core::logger("proxy")->error("recording the visibility of {}/{}: {}", host, repository,
                                  e.what());
@@ -109,11 +110,7 @@ void AccessBooks::record_base_answer(const std::string& host, RealmBook::BaseAns
   bool changed = !known || known->status != answer.status || known->challenges != answer.challenges;
   if (changed && index_ != nullptr) {
     try {
-      index_->put_base_answer(
-          host, BaseAnswerRecord{answer.status, answer.challenges,
-                                 std::chrono::duration_cast<std::chrono::seconds>(
-                                     std::chrono::system_clock::now().time_since_epoch())
-                                     .count()});
+      index_->put_base_answer(host, BaseAnswerRecord{answer.status, answer.challenges, unix_now()});
     } catch (const std::exception& e) {
       core::logger("proxy")->error("recording the /v2/ answer of {}: {}", host, e.what());
     }
