@@ -14,6 +14,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "core/logging.hpp"
+#include "core/thread_priority.hpp"
 #include "proxy/digester.hpp"
 #include "proxy/lifecycle/manifest_references.hpp"
 #include "proxy/media_types.hpp"
@@ -400,7 +401,7 @@ asio::awaitable<void> ManifestCache::keep(const std::string& host, const std::st
 }
 
 void ManifestCache::forget(const RemovalBatch& removed) {
-  // The keys are made before the lock: pulls wait on it.
+  // The keys are made before the lock, which is taken for a chunk at a time: pulls wait on it.
   std::vector<std::string> tags;
   tags.reserve(removed.tags.size() * kAllManifestTypes);
   for (const auto& tag : removed.tags) {
@@ -412,8 +413,17 @@ void ManifestCache::forget(const RemovalBatch& removed) {
   link_names.reserve(removed.links.size());
   for (const auto& link : removed.links)
     link_names.push_back(link.registry + "/" + link.repository);
-  std::lock_guard lock(hot_mutex_);
-  for (const auto& digest : removed.objects) {
+  auto in_chunks = [this](std::size_t count, auto&& forget_one) {
+    constexpr std::size_t kChunk = 256;
+    for (std::size_t at = 0; at < count; at += kChunk) {
+      // A collection's idle thread, preempted while it held the lock, would stall every hit.
+      core::RaisedPriority priority;
+      std::lock_guard lock(hot_mutex_);
+      for (std::size_t i = at; i < std::min(count, at + kChunk); ++i) forget_one(i);
+    }
+  };
+  in_chunks(removed.objects.size(), [&](std::size_t i) {
+    const auto& digest = removed.objects[i];
     if (auto found = hot_manifests_.find(digest); found != hot_manifests_.end()) {
       hot_bytes_ -= found->second->body.size();
       hot_manifests_.erase(found);
@@ -422,17 +432,17 @@ void ManifestCache::forget(const RemovalBatch& removed) {
       hot_link_count_ -= found->second.size();
       hot_links_.erase(found);
     }
-  }
-  for (const auto& key : tags) hot_tags_.erase(key);
-  for (std::size_t i = 0; i < removed.links.size(); ++i) {
+  });
+  in_chunks(tags.size(), [&](std::size_t i) { hot_tags_.erase(tags[i]); });
+  in_chunks(removed.links.size(), [&](std::size_t i) {
     auto found = hot_links_.find(removed.links[i].digest);
-    if (found == hot_links_.end()) continue;
+    if (found == hot_links_.end()) return;
     auto name = std::find(found->second.begin(), found->second.end(), link_names[i]);
-    if (name == found->second.end()) continue;
+    if (name == found->second.end()) return;
     found->second.erase(name);
     --hot_link_count_;
     if (found->second.empty()) hot_links_.erase(found);
-  }
+  });
 }
 
 asio::awaitable<void> ManifestCache::put_pushed(const config::RegistryConfig& registry,

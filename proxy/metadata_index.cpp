@@ -8,6 +8,8 @@
 
 #include <sqlite3.h>
 
+#include "core/thread_priority.hpp"
+
 namespace pullthrough::proxy {
 namespace {
 
@@ -300,6 +302,11 @@ void configure(sqlite3* db, const std::string& path) {
   // NORMAL in WAL mode syncs at checkpoints only: a power cut may lose the last few updates but
   // never corrupts the file, and the cache can re-learn anything lost from upstream.
   exec(db, path, "PRAGMA synchronous = NORMAL", "cannot set synchronous mode");
+  // A checkpoint every 8192 pages (32 MiB of log) instead of SQLite's 1000: a collection that
+  // removes 100,000 objects commits about 2,000 transactions, and each checkpoint writes its pages
+  // back and syncs the file in the committing thread. Fewer of them write each page once instead
+  // of several times: bench-lifecycle's collection took 19 s instead of 23.
+  exec(db, path, "PRAGMA wal_autocheckpoint = 8192", "cannot set the checkpoint interval");
   // No table has foreign keys yet; enforcing them from the start keeps later schemas honest.
   exec(db, path, "PRAGMA foreign_keys = ON", "cannot enable foreign keys");
 }
@@ -329,7 +336,8 @@ void ensure_schema(sqlite3* db, const std::string& path) {
 struct MetadataIndex::Impl {
   std::string path;
   DatabasePtr db;  // declared before the statements, so it is closed after they are finalized
-  std::mutex mutex;
+  // Pulls that store what they fetched wait for it while a collection's idle thread writes.
+  core::PriorityInheritanceMutex mutex;
 
   StatementPtr put_tag;
   StatementPtr list_tags;

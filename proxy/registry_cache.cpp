@@ -54,7 +54,7 @@ struct RegistryCache::Parts {
   core::SteadyClock steady_clock;
   std::atomic<bool> leaving{false};
   boost::asio::thread_pool disk{kDiskThreads};
-  // Collections and the admin's reports: long, and never urgent (see make_this_thread_background).
+  // Collections and the admin's reports: long, and rarely urgent (see thread_priority.hpp).
   boost::asio::thread_pool background{1};
   std::unique_ptr<LocalBlobStore> store;
   std::unique_ptr<MetadataIndex> index;
@@ -125,7 +125,11 @@ RegistryCache::RegistryCache(boost::asio::io_context& io, const config::Config& 
   retention.min_free = config.storage.min_free;
   boost::asio::post(p.background, [log] {
     if (auto failed = core::make_this_thread_background(); !failed.empty()) {
-      log->warn("collections run at normal priority: {}", failed);
+      log->warn("collections run at a higher priority than idle: {}", failed);
+    } else if (!core::background_can_be_raised()) {
+      log->info(
+          "a pull that waits for a collection's index transaction cannot raise its "
+          "idle thread: that needs CAP_SYS_NICE or an RLIMIT_NICE of 10");
     }
   });
   p.retention = std::make_unique<Retention>(

@@ -19,7 +19,10 @@ namespace pullthrough::proxy {
 namespace {
 
 constexpr std::uint32_t kNone = std::numeric_limits<std::uint32_t>::max();
-constexpr std::size_t kRemovalBatch = 512;
+// Removals per index transaction. A pull that stores what it fetched waits for the transaction
+// in progress (a few ms at this size), and so does the collection's thread, raised, while it is
+// waited for.
+constexpr std::size_t kRemovalBatch = 64;
 
 // The first 16 hex digits of a digest's hash, with its algorithm in the top bit. Two digests
 // sharing a key (about one chance in 10^7 among a million objects) are held as one object: both
@@ -769,19 +772,23 @@ Collector::Applied Collector::apply(const CollectionPlan& plan, MetadataIndex& i
                                     const std::function<void(const RemovalBatch&)>& forget) {
   Applied applied;
   auto log = core::logger("proxy");
-  RemovalBatch references;
-  for (const auto& ref : plan.references) {
-    if (ref.tag.empty()) {
-      references.links.push_back({ref.registry, ref.repository, ref.digest});
-    } else {
-      references.tags.push_back({ref.registry, ref.repository, ref.tag});
+  // The references go first, all of them: a reference whose objects stay (shared with a kept
+  // one) goes even when every object is busy. A crash between two of these transactions leaves
+  // references that the next collection plans again.
+  for (std::size_t at = 0; at < plan.references.size(); at += kRemovalBatch) {
+    RemovalBatch references;
+    for (std::size_t i = at; i < std::min(plan.references.size(), at + kRemovalBatch); ++i) {
+      const auto& ref = plan.references[i];
+      if (ref.tag.empty()) {
+        references.links.push_back({ref.registry, ref.repository, ref.digest});
+      } else {
+        references.tags.push_back({ref.registry, ref.repository, ref.tag});
+      }
     }
+    index.begin_removal(references, now);
+    applied.references_removed += references.tags.size() + references.links.size();
+    if (forget) forget(references);
   }
-  // The references go first, in one transaction: a reference whose objects stay (shared with a
-  // kept one) goes even when every object is busy.
-  index.begin_removal(references, now);
-  applied.references_removed = plan.references.size();
-  if (forget) forget(references);
 
   for (std::size_t at = 0; at < plan.objects.size(); at += kRemovalBatch) {
     auto end = std::min(plan.objects.size(), at + kRemovalBatch);

@@ -12,6 +12,7 @@
 #include <malloc.h>
 
 #include "core/logging.hpp"
+#include "core/thread_priority.hpp"
 #include "proxy/lifecycle/manifest_references.hpp"
 #include "proxy/lifecycle/pin.hpp"
 
@@ -197,6 +198,13 @@ CollectionOutcome Retention::run(bool dry_run, const std::optional<std::string>&
     if (health.free_bytes && *health.free_bytes < free_threshold(settings_.min_free)) {
       policy.free_up = free_target(settings_.min_free) - *health.free_bytes;
     }
+  }
+  // Over the size bound, or short of free space: the store must come down even while the proxy
+  // keeps every CPU busy, so this collection does not wait for idle ones.
+  std::optional<core::RaisedPriority> urgent;
+  if (!ref &&
+      (policy.free_up > 0 || (settings_.max_size > 0 && stored_bytes_ > settings_.max_size))) {
+    urgent.emplace();
   }
   if (!dry_run) guard_.begin_collection();
   try {

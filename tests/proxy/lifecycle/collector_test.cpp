@@ -205,6 +205,33 @@ TEST_F(CollectorTest, AnImageUnusedForLongerThanItsRuleGoesAndARecentOneStays) {
   EXPECT_TRUE(index_->pending_removals().empty());
 }
 
+// More references and objects than one index transaction takes: every batch is applied.
+TEST_F(CollectorTest, ACollectionOfManyTransactionsRemovesAllItPlanned) {
+  constexpr int kImages = 100;
+  std::vector<std::string> old_images;
+  for (int i = 0; i < kImages; ++i) {
+    auto tag = "old" + std::to_string(i);
+    auto layer = blob("layer " + tag, 100, "quay.io", "org/app", 3 * kDay);
+    old_images.push_back(image("quay.io", "org/app", tag, {layer}, 3 * kDay));
+  }
+  auto kept_layer = blob("kept layer", 100, "quay.io", "org/app", kDay);
+  auto kept = image("quay.io", "org/app", "new", {kept_layer}, kDay);
+
+  auto planned = collect(rules("    - {match: \"**\", expire_unused_after: 2d}\n"));
+  EXPECT_EQ(own(planned).size(), std::size_t{kImages});
+  EXPECT_EQ(planned.references.size(), std::size_t{2 * kImages});  // each tag and its link
+  EXPECT_EQ(applied_.references_removed, planned.references.size());
+  EXPECT_EQ(applied_.objects_removed, std::size_t{3 * kImages});
+  for (int i = 0; i < kImages; ++i) {
+    EXPECT_FALSE(tagged("quay.io", "org/app", "old" + std::to_string(i))) << i;
+    EXPECT_FALSE(index_->linked("quay.io", "org/app", old_images[i])) << i;
+    EXPECT_FALSE(stored(old_images[i])) << i;
+  }
+  EXPECT_TRUE(tagged("quay.io", "org/app", "new"));
+  EXPECT_TRUE(whole({kept, kept_layer}));
+  EXPECT_TRUE(index_->pending_removals().empty());
+}
+
 TEST_F(CollectorTest, ALayerSharedWithAKeptImageInAnotherRegistryStays) {
   auto shared = blob("shared base layer", 5000, "quay.io", "org/app", 10 * kDay);
   index_->link("ghcr.io", "other/tool", shared);
