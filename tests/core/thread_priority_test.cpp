@@ -23,6 +23,16 @@ int this_thread_nice() {
   return getpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)));
 }
 
+// A thread that makes itself background, notes whether it may be raised, then runs `body`.
+template <typename Body>
+std::thread background_thread(bool& can_be_raised, Body body) {
+  return std::thread([&can_be_raised, body = std::move(body)]() mutable {
+    EXPECT_EQ(make_this_thread_background(), "");
+    can_be_raised = background_can_be_raised();
+    body();
+  });
+}
+
 TEST(ThreadPriorityTest, ABackgroundThreadRunsIdleAtNiceTen) {
   const int policy_before = sched_getscheduler(0);
   std::string failed = "not run";
@@ -50,9 +60,7 @@ TEST(ThreadPriorityTest, AWaiterRaisesABackgroundHolderUntilItUnlocks) {
   bool raised = false;
   int nice_raised = -1;
   int policy_after = -1;
-  std::thread background([&] {
-    EXPECT_EQ(make_this_thread_background(), "");
-    can_be_raised = background_can_be_raised();
+  std::thread background = background_thread(can_be_raised, [&] {
     mutex.lock();
     // Held with no waiter: it stays idle.
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -84,9 +92,7 @@ TEST(ThreadPriorityTest, RaisedPriorityRunsABackgroundThreadAtBatchWhileItLives)
   int raised = -1;
   int nested_ended = -1;
   int after = -1;
-  std::thread background([&] {
-    EXPECT_EQ(make_this_thread_background(), "");
-    can_be_raised = background_can_be_raised();
+  std::thread background = background_thread(can_be_raised, [&] {
     {
       RaisedPriority outer;
       {
@@ -112,9 +118,7 @@ TEST(ThreadPriorityTest, ARaisedHolderStaysRaisedAfterAWaitedForUnlock) {
   bool can_be_raised = false;
   int after_unlock = -1;
   int after = -1;
-  std::thread background([&] {
-    EXPECT_EQ(make_this_thread_background(), "");
-    can_be_raised = background_can_be_raised();
+  std::thread background = background_thread(can_be_raised, [&] {
     {
       RaisedPriority raised;
       mutex.lock();
