@@ -139,8 +139,42 @@ struct RegistryConfig {
   bool operator==(const RegistryConfig&) const = default;
 };
 
+// Where the cache's blobs and manifests are kept (see proxy/blob_store.hpp).
+enum class StorageBackend : std::uint8_t {
+  filesystem,  // under storage.path
+  s3,          // in an S3 bucket; storage.spool holds fetches in flight (and the hot tier)
+};
+
+// An S3-compatible bucket (AWS S3, Ceph RGW, MinIO, ...). The keys are read from files when the
+// cache starts, never from the configuration itself, and never logged.
+struct S3Config {
+  UpstreamUrl endpoint;  // http(s)://host[:port]; no path
+  std::string region;
+  std::string bucket;
+  std::string prefix;  // prepended to every key as it is ("cache/"); may be empty
+  // true: https://endpoint/bucket/key; false: https://bucket.endpoint/key (virtual-hosted).
+  bool path_style = true;
+  std::string access_key_file;
+  std::string secret_key_file;
+  std::string ca_file;  // trusted for the endpoint on top of the system store; may be empty
+  // Verified blobs kept on the spool disk after their upload, least recently used out first, so
+  // the most pulled ones are served without a request to the bucket; 0 = none are kept.
+  std::uint64_t hot_tier = 0;
+  Duration timeout = std::chrono::seconds(30);  // per connect, and per read or write in progress
+  std::uint32_t max_retries = 4;                // of one request, after 5xx, SlowDown or a reset
+  // The health check's PUT, GET and DELETE of a probe key run at most this often (three
+  // requests each time: billed ones on AWS).
+  Duration probe_interval = std::chrono::seconds(1);
+  bool operator==(const S3Config&) const = default;
+};
+
 struct StorageConfig {
-  std::string path;            // resolved: <state_dir>/cache when not set
+  StorageBackend backend = StorageBackend::filesystem;
+  std::string path;  // resolved: <state_dir>/cache when not set
+  // Backend s3: where fetches are spooled to local disk while they arrive and are verified.
+  // Resolved: <state_dir>/spool when not set.
+  std::string spool;
+  S3Config s3;
   std::uint64_t max_size = 0;  // 0 = unbounded
   // Where eviction stops once it has started: resolved to 90% of max_size when not set; 0 when
   // max_size is 0.

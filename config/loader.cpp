@@ -516,6 +516,159 @@ std::optional<UpstreamUrl> parse_upstream_url(Context& ctx, const Value& v) {
   return std::nullopt;
 }
 
+std::optional<StorageBackend> parse_storage_backend(Context& ctx, const Value& v) {
+  if (v.node.IsScalar()) {
+    if (v.node.Scalar() == "filesystem") return StorageBackend::filesystem;
+    if (v.node.Scalar() == "s3") return StorageBackend::s3;
+  }
+  ctx.expected(v.node, v.mark, v.path, "filesystem or s3");
+  return std::nullopt;
+}
+
+// S3's rules for bucket names that work in both addressing styles: 3 to 63 lower-case letters,
+// digits, dots and hyphens, starting and ending with a letter or digit, no two dots in a row, and
+// not shaped like an IPv4 address.
+bool valid_bucket_name(std::string_view name) {
+  if (name.size() < 3 || name.size() > 63) return false;
+  auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+  if (!alnum(name.front()) || !alnum(name.back())) return false;
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    char c = name[i];
+    if (!alnum(c) && c != '.' && c != '-') return false;
+    if (c == '.' && i > 0 && name[i - 1] == '.') return false;
+  }
+  return !core::parse_ip(name);
+}
+
+std::optional<std::string> parse_bucket(Context& ctx, const Value& v) {
+  if (v.node.IsScalar() && valid_bucket_name(v.node.Scalar())) return v.node.Scalar();
+  ctx.expected(v.node, v.mark, v.path,
+               "an S3 bucket name: 3 to 63 lower-case letters, digits, dots and hyphens");
+  return std::nullopt;
+}
+
+std::optional<std::string> parse_region(Context& ctx, const Value& v) {
+  if (v.node.IsScalar()) {
+    const std::string& text = v.node.Scalar();
+    if (!text.empty() && text.size() <= 64 && std::all_of(text.begin(), text.end(), [](char c) {
+          return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+        })) {
+      return text;
+    }
+  }
+  ctx.expected(v.node, v.mark, v.path, "a region like \"us-east-1\"");
+  return std::nullopt;
+}
+
+// Keys are made of the prefix and "blobs/sha256/<hex>": printable ASCII keeps them the same in
+// every tool and in the signature's encoding, and no "." or ".." segment or leading "/" lets a
+// key land outside the prefix on servers that map keys to files.
+std::optional<std::string> parse_key_prefix(Context& ctx, const Value& v) {
+  auto text = parse_string(ctx, v);
+  if (!text) return std::nullopt;
+  bool printable = std::all_of(text->begin(), text->end(),
+                               [](char c) { return c > ' ' && c < 0x7f && c != '\\'; });
+  bool bad_segment = false;
+  std::size_t start = 0;
+  while (start <= text->size() && !text->empty()) {
+    auto slash = text->find('/', start);
+    auto segment = std::string_view(*text).substr(
+        start, slash == std::string::npos ? std::string::npos : slash - start);
+    // An empty segment is allowed only as what follows the final '/'.
+    if (segment == "." || segment == ".." || (segment.empty() && slash != std::string::npos)) {
+      bad_segment = true;
+    }
+    if (slash == std::string::npos) break;
+    start = slash + 1;
+  }
+  if (printable && !bad_segment && text->size() <= 512) return text;
+  ctx.error(v.mark, v.path,
+            "a key prefix is up to 512 printable characters without spaces or backslashes, and "
+            "no empty, \".\" or \"..\" segment, like \"cache/\"");
+  return std::nullopt;
+}
+
+// Returns the required keys given a value, so that one given wrong is not also reported missing.
+std::set<std::string> read_s3(MapReader& m, S3Config& s3) {
+  Context& ctx = m.context();
+  std::set<std::string> given;
+  // "" leaves a value unset, as the embedded defaults show it; validate_s3() requires it.
+  auto unset = [](const Value& v) { return v.node.IsScalar() && v.node.Scalar().empty(); };
+  if (auto v = m.take("endpoint"); v && !unset(*v)) {
+    given.insert("endpoint");
+    if (v->node.IsScalar()) {
+      if (auto url = parse_upstream_url_text(v->node.Scalar())) {
+        s3.endpoint = *url;
+      } else {
+        ctx.expected(v->node, v->mark, v->path,
+                     "a URL like \"https://s3.us-east-1.amazonaws.com\" or "
+                     "\"http://10.0.0.5:9000\" (no path)");
+      }
+    } else {
+      ctx.expected(v->node, v->mark, v->path, "a URL");
+    }
+  }
+  if (auto v = m.take("region"); v && !unset(*v)) {
+    given.insert("region");
+    if (auto region = parse_region(ctx, *v)) s3.region = *region;
+  }
+  if (auto v = m.take("bucket"); v && !unset(*v)) {
+    given.insert("bucket");
+    if (auto bucket = parse_bucket(ctx, *v)) s3.bucket = *bucket;
+  }
+  m.read("prefix", s3.prefix, parse_key_prefix);
+  m.read("path_style", s3.path_style, parse_bool);
+  m.read("access_key_file", s3.access_key_file, parse_path);
+  m.read("secret_key_file", s3.secret_key_file, parse_path);
+  m.read("ca_file", s3.ca_file, parse_path);
+  m.read("hot_tier", s3.hot_tier, parse_size_value);
+  m.read("timeout", s3.timeout,
+         duration_within(std::chrono::milliseconds(100), std::chrono::minutes(10),
+                         "must be from 100ms to 10m"));
+  m.read("probe_interval", s3.probe_interval,
+         duration_within(std::chrono::milliseconds(100), std::chrono::hours(24),
+                         "must be from 100ms to 24h"));
+  m.read("max_retries", s3.max_retries, [](Context& cx, const Value& v) {
+    return narrowed<std::uint32_t>(parse_count(0, 10)(cx, v));
+  });
+  // Secrets do not belong in a file that is read by check-config, shown in bug reports and
+  // kept in version control: name the file that holds them instead.
+  for (std::string_view inline_key :
+       {"access_key", "secret_key", "access_key_id", "secret_access_key", "session_token"}) {
+    if (auto v = m.take(inline_key)) {
+      ctx.error(v->mark, v->path,
+                "keys are not written in the configuration: put the key in a file readable only "
+                "by the appliance, and name it in access_key_file / secret_key_file");
+    }
+  }
+  return given;
+}
+
+// The settings a bucket cannot do without, checked once the backend is known to be s3.
+void validate_s3(Context& ctx, const YAML::Mark& mark, const S3Config& s3,
+                 const std::set<std::string>& given) {
+  auto required = [&](const std::string& value, const char* key) {
+    if (value.empty() && given.count(key) == 0) {
+      ctx.error(mark, std::string("storage.s3.") + key, "is required with storage.backend: s3");
+    }
+  };
+  required(s3.endpoint.host, "endpoint");
+  required(s3.region, "region");
+  required(s3.bucket, "bucket");
+  required(s3.access_key_file, "access_key_file");
+  required(s3.secret_key_file, "secret_key_file");
+  if (!s3.path_style && !s3.endpoint.host.empty() && core::parse_ip(s3.endpoint.host)) {
+    ctx.error(mark, "storage.s3.path_style",
+              "virtual-hosted style (false) puts the bucket in the host name, which an endpoint "
+              "given as an IP address cannot do");
+  }
+  if (!s3.path_style && s3.endpoint.scheme == "https" && s3.bucket.find('.') != std::string::npos) {
+    ctx.error(mark, "storage.s3.path_style",
+              "a bucket name with dots in virtual-hosted style over https does not match the "
+              "endpoint's wildcard certificate: use path_style: true");
+  }
+}
+
 std::optional<spdlog::level::level_enum> parse_log_level(Context& ctx, const Value& v) {
   static const std::map<std::string, spdlog::level::level_enum> kLevels = {
       {"trace", spdlog::level::trace}, {"debug", spdlog::level::debug},
@@ -883,6 +1036,7 @@ Config defaults() {
     c.registries.push_back(r);
   }
   c.storage.path = c.state_dir + "/cache";
+  c.storage.spool = c.state_dir + "/spool";
   return c;
 }
 
@@ -912,6 +1066,9 @@ LoadResult load_string(std::string_view yaml, std::string_view file_name) {
 
   Config c = defaults();
   bool storage_path_set = false;
+  YAML::Mark storage_mark;
+  bool spool_set = false;
+  std::set<std::string> s3_given;
   YAML::Mark root_mark;  // line 1, column 1
   {
     MapReader m(ctx, root, root_mark, "");
@@ -951,7 +1108,11 @@ LoadResult load_string(std::string_view yaml, std::string_view file_name) {
     }
     m.nested("storage", [&](MapReader& s) {
       storage_path_set = s.has("path");
+      s.read("backend", c.storage.backend, parse_storage_backend);
       s.read("path", c.storage.path, parse_path);
+      s.read("spool", c.storage.spool, parse_path);
+      spool_set = s.has("spool");
+      s.nested("s3", [&](MapReader& b) { s3_given = read_s3(b, c.storage.s3); });
       std::optional<Value> max_size = s.take("max_size");
       if (max_size) {
         if (auto size = parse_size_value(ctx, *max_size)) c.storage.max_size = *size;
@@ -981,6 +1142,7 @@ LoadResult load_string(std::string_view yaml, std::string_view file_name) {
         c.storage.low_watermark =
             c.storage.max_size / 100 * percent + c.storage.max_size % 100 * percent / 100;
       s.read("min_free", c.storage.min_free, parse_size_value);
+      storage_mark = s.mark();
     });
     m.nested("retention", [&](MapReader& r) {
       r.read("interval", c.retention.interval,
@@ -1033,6 +1195,10 @@ LoadResult load_string(std::string_view yaml, std::string_view file_name) {
     });
   }
   if (c.storage.path.empty() || !storage_path_set) c.storage.path = c.state_dir + "/cache";
+  if (c.storage.spool.empty() || !spool_set) c.storage.spool = c.state_dir + "/spool";
+  if (c.storage.backend == StorageBackend::s3) {
+    validate_s3(ctx, storage_mark, c.storage.s3, s3_given);
+  }
 
   std::stable_sort(result.errors.begin(), result.errors.end(),
                    [](const ConfigError& a, const ConfigError& b) {

@@ -12,6 +12,7 @@ using std::chrono::milliseconds;
 using std::chrono::minutes;
 using std::chrono::seconds;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 Config load_ok(const std::string& yaml) {
   auto result = load_string(yaml, "t.yaml");
@@ -432,6 +433,110 @@ TEST(ConfigLoaderTest, LowWatermarkIsAShareOfMaxSizeOrASizeBelowIt) {
               HasSubstr("between 1 and 99"));
   EXPECT_THAT(one_error("storage: {max_size: 1GiB, low_watermark: x%}\n").message,
               HasSubstr("a whole number"));
+}
+
+TEST(ConfigLoaderTest, S3BackendReadsEverySetting) {
+  auto c = load_ok(
+      "state_dir: /srv/pt\n"
+      "storage:\n"
+      "  backend: s3\n"
+      "  spool: /var/cache/pullthrough/spool\n"
+      "  s3:\n"
+      "    endpoint: https://S3.Example.Internal:9000/\n"
+      "    region: eu-central-1\n"
+      "    bucket: pull.through-1\n"
+      "    prefix: cache/\n"
+      "    path_style: true\n"
+      "    access_key_file: /etc/pullthrough/s3.key\n"
+      "    secret_key_file: /etc/pullthrough/s3.secret\n"
+      "    ca_file: /etc/pullthrough/s3-ca.pem\n"
+      "    hot_tier: 20GiB\n"
+      "    timeout: 5s\n"
+      "    max_retries: 2\n"
+      "    probe_interval: 30s\n");
+  EXPECT_EQ(c.storage.backend, StorageBackend::s3);
+  EXPECT_EQ(c.storage.spool, "/var/cache/pullthrough/spool");
+  EXPECT_EQ(c.storage.path, "/srv/pt/cache");
+  const S3Config& s3 = c.storage.s3;
+  EXPECT_EQ(s3.endpoint.to_string(), "https://s3.example.internal:9000");
+  EXPECT_EQ(s3.region, "eu-central-1");
+  EXPECT_EQ(s3.bucket, "pull.through-1");
+  EXPECT_EQ(s3.prefix, "cache/");
+  EXPECT_TRUE(s3.path_style);
+  EXPECT_EQ(s3.access_key_file, "/etc/pullthrough/s3.key");
+  EXPECT_EQ(s3.secret_key_file, "/etc/pullthrough/s3.secret");
+  EXPECT_EQ(s3.ca_file, "/etc/pullthrough/s3-ca.pem");
+  EXPECT_EQ(s3.hot_tier, 20ULL << 30);
+  EXPECT_EQ(s3.timeout, seconds(5));
+  EXPECT_EQ(s3.max_retries, 2U);
+  EXPECT_EQ(s3.probe_interval, seconds(30));
+  // The spool follows state_dir when not set.
+  EXPECT_EQ(load_ok("state_dir: /srv/pt\n").storage.spool, "/srv/pt/spool");
+}
+
+TEST(ConfigLoaderTest, S3BackendNamesEachMissingSetting) {
+  auto errors = load_errors("storage:\n  backend: s3\n");
+  std::vector<std::string> keys;
+  for (const auto& e : errors) {
+    keys.push_back(e.key);
+    EXPECT_THAT(e.message, HasSubstr("required with storage.backend: s3"));
+    EXPECT_EQ(e.line, 2) << e.key;  // the storage mapping
+  }
+  EXPECT_EQ(keys, (std::vector<std::string>{"storage.s3.endpoint", "storage.s3.region",
+                                            "storage.s3.bucket", "storage.s3.access_key_file",
+                                            "storage.s3.secret_key_file"}));
+  // The same settings are not required of the filesystem backend, which ignores them.
+  EXPECT_EQ(load_ok("storage:\n  s3: {bucket: some-bucket}\n").storage.backend,
+            StorageBackend::filesystem);
+}
+
+TEST(ConfigLoaderTest, S3SettingsAreValidatedWithTheirLines) {
+  const std::string base =
+      "storage:\n"
+      "  backend: s3\n"
+      "  s3:\n"
+      "    endpoint: http://127.0.0.1:9000\n"
+      "    region: us-east-1\n"
+      "    access_key_file: /k\n"
+      "    secret_key_file: /s\n";
+  auto with = [&](const std::string& line) { return base + "    " + line + "\n"; };
+  EXPECT_EQ(load_ok(with("bucket: ok-bucket")).storage.s3.bucket, "ok-bucket");
+  for (const char* bucket : {"ab", "Upper", "-dash", "dash-", "a..b", "192.168.1.2", "a_b",
+                             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}) {
+    auto e = one_error(with(std::string("bucket: \"") + bucket + "\""));
+    EXPECT_EQ(e.key, "storage.s3.bucket") << bucket;
+    EXPECT_EQ(e.line, 8) << bucket;
+  }
+  for (const char* prefix : {"/cache/", "a//b/", "../x/", "x/./", "has space/", "back\\\\slash"}) {
+    auto e = one_error(with("bucket: b-1\n    prefix: \"" + std::string(prefix) + "\""));
+    EXPECT_EQ(e.key, "storage.s3.prefix") << prefix;
+    EXPECT_EQ(e.line, 9) << prefix;
+  }
+  EXPECT_EQ(load_ok(with("bucket: b-1\n    prefix: team/cache/")).storage.s3.prefix, "team/cache/");
+  EXPECT_EQ(one_error(with("bucket: b-1\n    region: US East")).key, "storage.s3.region");
+  EXPECT_EQ(one_error(with("bucket: b-1\n    max_retries: 11")).key, "storage.s3.max_retries");
+  EXPECT_EQ(one_error(with("bucket: b-1\n    timeout: 10ms")).key, "storage.s3.timeout");
+  EXPECT_EQ(one_error(with("bucket: b-1\n    hot_tier: lots")).key, "storage.s3.hot_tier");
+  EXPECT_EQ(one_error("storage: {backend: tape}\n").key, "storage.backend");
+  auto endpoint = one_error("storage:\n  s3:\n    endpoint: s3.example.com/bucket\n");
+  EXPECT_EQ(endpoint.key, "storage.s3.endpoint");
+  EXPECT_EQ(endpoint.line, 3);
+  // Virtual-hosted style needs a name to put the bucket in, and a bucket the certificate covers.
+  EXPECT_EQ(one_error(with("bucket: b-1\n    path_style: false")).key, "storage.s3.path_style");
+  auto dotted = one_error(
+      "storage:\n  backend: s3\n  s3:\n    endpoint: https://s3.example.com\n"
+      "    region: us-east-1\n    bucket: a.b.c\n    path_style: false\n"
+      "    access_key_file: /k\n    secret_key_file: /s\n");
+  EXPECT_EQ(dotted.key, "storage.s3.path_style");
+}
+
+TEST(ConfigLoaderTest, S3KeysAreNeverInline) {
+  auto e = one_error("storage:\n  s3:\n    secret_key: wJalrXUtnFEMI\n");
+  EXPECT_EQ(e.key, "storage.s3.secret_key");
+  EXPECT_THAT(e.message, HasSubstr("secret_key_file"));
+  // The message never repeats the value.
+  EXPECT_THAT(e.message, Not(HasSubstr("wJalrXUtnFEMI")));
+  EXPECT_EQ(one_error("storage:\n  s3:\n    access_key: AKID\n").key, "storage.s3.access_key");
 }
 
 TEST(ConfigLoaderTest, RetentionRulesKeepTheirOrderAndWhatTheyKeep) {
