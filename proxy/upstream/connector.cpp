@@ -48,6 +48,12 @@ auto async_resolve_host(core::HostResolver& resolver, std::string host, Completi
 Connector::Connector(asio::io_context& io, const config::RegistryConfig& registry,
                      std::vector<core::IpAddress> own_addresses, core::HostResolver& resolver,
                      ConnectLimits limits, core::Counter& connections_opened)
+    : Connector(io, "registry " + registry.host, registry.ca_file, std::move(own_addresses),
+                resolver, limits, connections_opened) {}
+
+Connector::Connector(asio::io_context& io, std::string_view name, const std::string& ca_file,
+                     std::vector<core::IpAddress> own_addresses, core::HostResolver& resolver,
+                     ConnectLimits limits, core::Counter& connections_opened)
     : io_(io),
       own_addresses_(std::move(own_addresses)),
       resolver_(resolver),
@@ -62,14 +68,13 @@ Connector::Connector(asio::io_context& io, const config::RegistryConfig& registr
   error_code ec;
   tls_.set_default_verify_paths(ec);
   if (ec) {
-    core::logger("proxy")->warn("registry {}: no system trust store: {}", registry.host,
-                                ec.message());
+    core::logger("proxy")->warn("{}: no system trust store: {}", name, ec.message());
   }
-  if (!registry.ca_file.empty()) {
-    tls_.load_verify_file(registry.ca_file, ec);
+  if (!ca_file.empty()) {
+    tls_.load_verify_file(ca_file, ec);
     if (ec) {
-      throw std::runtime_error("registry " + registry.host + ": cannot load ca_file " +
-                               registry.ca_file + ": " + ec.message());
+      throw std::runtime_error(std::string(name) + ": cannot load ca_file " + ca_file + ": " +
+                               ec.message());
     }
   }
   tls_.set_verify_mode(ssl::verify_peer);

@@ -41,6 +41,11 @@ class Connector {
   Connector(boost::asio::io_context& io, const config::RegistryConfig& registry,
             std::vector<core::IpAddress> own_addresses, core::HostResolver& resolver,
             ConnectLimits limits, core::Counter& connections_opened);
+  // For a service that is not a registry (the S3 endpoint): `name` is for messages, `ca_file`
+  // (may be empty) is trusted on top of the system store.
+  Connector(boost::asio::io_context& io, std::string_view name, const std::string& ca_file,
+            std::vector<core::IpAddress> own_addresses, core::HostResolver& resolver,
+            ConnectLimits limits, core::Counter& connections_opened);
 
   // A connection on a strand of its own, or null with `failure` saying why (resolve,
   // own_address, connect, tls or timeout).
