@@ -50,7 +50,50 @@ void MetricsWriter::family(std::string_view name, std::string_view help, MetricT
   append_escaped(out_, help, false);
   out_ += "\n# TYPE ";
   out_ += name;
-  out_ += type == MetricType::counter ? " counter\n" : " gauge\n";
+  switch (type) {
+    case MetricType::counter:
+      out_ += " counter\n";
+      break;
+    case MetricType::gauge:
+      out_ += " gauge\n";
+      break;
+    case MetricType::histogram:
+      out_ += " histogram\n";
+      break;
+  }
+}
+
+void MetricsWriter::begin_sample(std::string_view suffix, MetricLabels labels,
+                                 std::pair<std::string_view, std::string_view> extra) {
+  if (family_.empty()) throw std::invalid_argument("metric sample before its family");
+  out_ += family_;
+  out_ += suffix;
+  bool first = true;
+  auto label = [&](std::string_view name, std::string_view value) {
+    if (!valid_name(name)) throw std::invalid_argument(fmt::format("bad label name '{}'", name));
+    out_ += first ? '{' : ',';
+    first = false;
+    out_ += name;
+    out_ += "=\"";
+    append_escaped(out_, value, true);
+    out_ += '"';
+  };
+  for (const auto& [name, value] : labels) label(name, value);
+  if (!extra.first.empty()) label(extra.first, extra.second);
+  out_ += first ? " " : "} ";
+}
+
+void MetricsWriter::histogram(const LatencyHistogram::Snapshot& snapshot, MetricLabels labels) {
+  for (std::size_t i = 0; i < LatencyHistogram::kBounds.size(); ++i) {
+    begin_sample("_bucket", labels, {"le", fmt::format("{}", LatencyHistogram::kBounds[i])});
+    out_ += fmt::format("{}\n", snapshot.cumulative[i]);
+  }
+  begin_sample("_bucket", labels, {"le", "+Inf"});
+  out_ += fmt::format("{}\n", snapshot.count());
+  begin_sample("_sum", labels, {});
+  out_ += fmt::format("{}\n", snapshot.sum_seconds);
+  begin_sample("_count", labels, {});
+  out_ += fmt::format("{}\n", snapshot.count());
 }
 
 void MetricsWriter::begin_sample(MetricLabels labels) {

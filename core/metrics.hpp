@@ -18,9 +18,11 @@
 #include <string_view>
 #include <vector>
 
+#include "core/histogram.hpp"
+
 namespace pullthrough::core {
 
-enum class MetricType { counter, gauge };
+enum class MetricType { counter, gauge, histogram };
 
 using MetricLabels = std::initializer_list<std::pair<std::string_view, std::string_view>>;
 
@@ -34,6 +36,10 @@ class MetricsWriter {
   // One sample of the current family. Label values are escaped; label names are checked.
   void sample(std::uint64_t value, MetricLabels labels = {});
   void sample(double value, MetricLabels labels = {});
+
+  // One histogram of the current family (of type histogram): its _bucket samples with their
+  // `le` bounds, then _sum and _count, each with `labels` besides.
+  void histogram(const LatencyHistogram::Snapshot& snapshot, MetricLabels labels = {});
 
   // A family with a single sample: the common case.
   void counter(std::string_view name, std::string_view help, std::uint64_t value) {
@@ -87,6 +93,8 @@ class MetricsWriter {
 
  private:
   void begin_sample(MetricLabels labels);
+  void begin_sample(std::string_view suffix, MetricLabels labels,
+                    std::pair<std::string_view, std::string_view> extra);
   std::string out_;
   std::string family_;
 };

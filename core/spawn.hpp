@@ -9,7 +9,10 @@
 #include <memory>
 #include <string>
 
+#include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
 #include <spdlog/logger.h>
 
 namespace pullthrough::core {
@@ -28,6 +31,18 @@ void spawn_logged(const Executor& executor, Awaitable&& awaitable,
           log->error("{}: {}", what, e.what());
         }
       });
+}
+
+// Runs `operation` to its end on the calling thread, on an io_context of its own, and returns
+// its result (or throws its exception). For a thread that may block (the disk and background
+// pools, start-up), never for a network thread. What the operation awaits elsewhere (an S3
+// request on the store's own threads) resumes here when it completes.
+template <typename T>
+T run_blocking(boost::asio::awaitable<T> operation) {
+  boost::asio::io_context local;
+  auto result = boost::asio::co_spawn(local, std::move(operation), boost::asio::use_future);
+  local.run();
+  return result.get();
 }
 
 }  // namespace pullthrough::core

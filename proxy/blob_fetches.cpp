@@ -149,6 +149,23 @@ asio::awaitable<StreamStatus> stream_range(BlobReader& reader, std::uint64_t fro
   co_return StreamStatus::complete;
 }
 
+asio::awaitable<StreamStatus> stream_stored(BlobStream& stream, std::uint64_t length,
+                                            std::span<std::uint8_t> buffer,
+                                            const StreamSink& sink) {
+  std::uint64_t sent = 0;
+  while (sent < length) {
+    auto want = static_cast<std::size_t>(std::min<std::uint64_t>(length - sent, buffer.size()));
+    const std::span<std::uint8_t> room = buffer.first(want);
+    BodyRead read = co_await stream.read_some(room);
+    if (read.error || read.bytes == 0) co_return StreamStatus::read_failed;
+    sent += read.bytes;
+    const bool more = sent < length;
+    const std::span<const std::uint8_t> bytes(buffer.data(), read.bytes);
+    if (!co_await sink(bytes, more)) co_return StreamStatus::sink_failed;
+  }
+  co_return StreamStatus::complete;
+}
+
 BlobFetches::BlobFetches(asio::io_context& io, asio::any_io_executor disk, BlobStore& store,
                          MetadataIndex& index, ContentGuard& guard, const core::WallClock& clock,
                          BlobFetchCounters& counters)
@@ -280,19 +297,23 @@ asio::awaitable<void> BlobFetches::run(std::shared_ptr<BlobFetch> fetch, std::st
   // keeps a collection away.
   auto body_done = std::chrono::steady_clock::now();
   std::string index_error;
+  // With a store that must still publish (upload) a committed blob, the index says it is stored
+  // only once it is.
+  const bool publish = !store_.commit_publishes();
+  auto record = [&] {
+    try {
+      index_.put_blob(digest, out.written(), unix_seconds(clock_));
+      index_.link(registry_host, repository, digest);
+    } catch (const std::exception& e) {
+      index_error = e.what();
+    }
+  };
   CommitResult commit = co_await asio::co_spawn(
       disk_,
       [&]() -> asio::awaitable<CommitResult> {
         guard_.wait_for_removal(digest);
         CommitResult committed = out.commit();
-        if (committed.status == CommitStatus::stored) {
-          try {
-            index_.put_blob(digest, out.written(), unix_seconds(clock_));
-            index_.link(registry_host, repository, digest);
-          } catch (const std::exception& e) {
-            index_error = e.what();
-          }
-        }
+        if (committed.status == CommitStatus::stored && !publish) record();
         co_return committed;
       },
       asio::use_awaitable);
@@ -318,6 +339,22 @@ asio::awaitable<void> BlobFetches::run(std::shared_ptr<BlobFetch> fetch, std::st
       co_return;
     }
   }
+  auto ms = [](auto d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); };
+  auto committed = std::chrono::steady_clock::now();
+  if (publish) {
+    // The bytes are verified, so every client gets its last byte now. The upload follows with
+    // the fetch still in the table (requests meanwhile join it and read the spool) and the
+    // digest still guarded from collections.
+    fetch->finish_stored();
+    std::string failed = co_await store_.publish(digest, out.written());
+    if (!failed.empty()) {
+      counters_.publish_failures.add();
+      log_->error("{} was verified but could not be stored: {}", digest, failed);
+      co_return;
+    }
+    co_await asio::co_spawn(
+        disk_, [&]() -> asio::awaitable<void> { co_return record(); }, asio::use_awaitable);
+  }
   if (!index_error.empty()) {
     // The blob is stored and verified; only its bookkeeping is missing, which the next hit
     // records again. Serving it is still right.
@@ -326,11 +363,12 @@ asio::awaitable<void> BlobFetches::run(std::shared_ptr<BlobFetch> fetch, std::st
   use = {};
   if (stored_) stored_(out.written());
   counters_.fetches_stored.add();
-  auto ms = [](auto d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); };
-  log_->info("stored {} ({} bytes) from {}/{}: body {} ms, verify and commit {} ms", digest,
+  auto now = std::chrono::steady_clock::now();
+  log_->info("stored {} ({} bytes) from {}/{}: body {} ms, verify and commit {} ms{}", digest,
              out.written(), registry_host, repository, ms(body_done - body_started),
-             ms(std::chrono::steady_clock::now() - body_done));
-  fetch->finish_stored();
+             ms(committed - body_done),
+             publish ? ", upload " + std::to_string(ms(now - committed)) + " ms" : std::string());
+  if (!publish) fetch->finish_stored();
 }
 
 void BlobFetches::Table::finished(const std::shared_ptr<BlobFetch>& fetch) {

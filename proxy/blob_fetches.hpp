@@ -47,6 +47,8 @@ namespace pullthrough::proxy {
   COUNTER(digest_mismatches, "blobs whose bytes did not match their digest: never stored") \
   COUNTER(size_mismatches, "blobs whose length differed from what upstream announced")     \
   COUNTER(storage_errors, "blob fetches abandoned because the store could not write")      \
+  COUNTER(publish_failures,                                                                \
+          "verified blobs the store could not publish (upload): fetched again when asked") \
   COUNTER(bytes_from_upstream, "blob bytes received from upstream registries")
 
 struct BlobFetchCounters {
@@ -148,6 +150,12 @@ boost::asio::awaitable<StreamStatus> stream_range(BlobReader& reader, std::uint6
                                                   std::uint64_t to, std::span<std::uint8_t> buffer,
                                                   const StreamSink& sink,
                                                   BlobFetch* fetch = nullptr);
+
+// Sends the first `length` bytes of `stream` (a stored blob's range) to `sink`, `buffer.size()`
+// at most at a time.
+boost::asio::awaitable<StreamStatus> stream_stored(BlobStream& stream, std::uint64_t length,
+                                                   std::span<std::uint8_t> buffer,
+                                                   const StreamSink& sink);
 
 class BlobFetches {
  public:

@@ -1,8 +1,10 @@
-// Where the cache keeps its bytes: blobs and manifests alike, addressed by digest. An interface,
-// because an S3 backend and several appliances sharing one bucket come later, so nothing above it
-// may assume a local path. Everything written is verified against its digest before anyone can
-// read it under that digest.
+// Where the cache keeps its bytes: blobs and manifests alike, addressed by digest. Two
+// implementations: the local file system (local_blob_store.hpp) and an S3 bucket with a local
+// spool (s3_blob_store.hpp), so nothing above this may assume a local path. Everything written is
+// verified against its digest before anyone can read it under that digest.
 #pragma once
+
+#include "core/asio.hpp"
 
 #include <cstdint>
 #include <memory>
@@ -11,9 +13,23 @@
 #include <string>
 #include <string_view>
 
+#include <boost/asio/awaitable.hpp>
+
+#include "proxy/upstream/registry_upstream.hpp"
+
 namespace pullthrough::proxy {
 
-// Reads one blob: a stored one, or the part written so far of one still arriving.
+// A stored blob's bytes in order from where it was opened: a local file read in place, or the
+// body of one ranged GET. Used by one coroutine at a time.
+class BlobStream {
+ public:
+  virtual ~BlobStream() = default;
+  // Up to out.size() bytes; 0 with no error at the end of the range. An error means the rest of
+  // the range cannot be had.
+  virtual boost::asio::awaitable<BodyRead> read_some(std::span<std::uint8_t> out) = 0;
+};
+
+// Reads one blob on local disk: a stored one, or the part written so far of one still arriving.
 class BlobReader {
  public:
   virtual ~BlobReader() = default;
@@ -63,22 +79,42 @@ struct StoreHealth {
   bool ok() const { return problem == Problem::none; }
 };
 
+// Every `digest` given must have passed check_digest().
 class BlobStore {
  public:
   virtual ~BlobStore() = default;
-  // The size of a stored blob; empty when absent. `digest` must have passed check_digest().
+  // The size of a stored blob; empty when absent. Cheap: a stat, or the metadata index.
   virtual std::optional<std::uint64_t> size(std::string_view digest) = 0;
-  // nullptr when absent.
-  virtual std::unique_ptr<BlobReader> open(std::string_view digest) = 0;
-  // A writer for the blob `digest` names (sha256 or sha512). Throws std::system_error when no
-  // space for it can be made at all (e.g. the store's directory is gone).
+  // Bytes [from, to) of a stored blob, or null: with `error` empty when the store does not have
+  // it (the bucket lost it, say), else saying why it cannot be read. For S3 this sends the GET
+  // and waits for its header, so a caller learns of a missing object before it answers anyone.
+  virtual boost::asio::awaitable<std::unique_ptr<BlobStream>> read(std::string digest,
+                                                                   std::uint64_t from,
+                                                                   std::uint64_t to,
+                                                                   std::string& error) = 0;
+  // The whole of a small stored object (a manifest) of `size` bytes; empty when it cannot be
+  // had.
+  virtual boost::asio::awaitable<std::optional<std::string>> read_all(std::string digest,
+                                                                      std::uint64_t size) = 0;
+  // A writer for the blob `digest` names (sha256 or sha512), on local disk. Throws
+  // std::system_error when no space for it can be made at all (e.g. the directory is gone).
   virtual std::unique_ptr<BlobWriter> create(std::string_view digest,
                                              std::optional<std::uint64_t> expected_size) = 0;
-  // True when something was removed.
+  // True when a committed writer's blob is already where the store keeps it; false when it must
+  // still be publish()ed (uploaded) before the metadata index may say it is stored.
+  virtual bool commit_publishes() const { return true; }
+  // Makes a committed blob durable where the store keeps it; empty on success, else why not.
+  // The caller keeps the blob guarded from collections (ContentGuard::write) meanwhile.
+  virtual boost::asio::awaitable<std::string> publish(std::string digest, std::uint64_t size);
+  // True when something was removed. Blocks on I/O (for S3, on the bucket): call it from the
+  // disk or background pool, never from a network thread.
   virtual bool remove(std::string_view digest) = 0;
   // Writes and removes a small probe object, and checks that at least `min_free` bytes stay
-  // free. Blocks on I/O: call it from the disk pool, never from a network thread.
+  // free (where the store has a notion of free space). Blocks on I/O like remove().
   virtual StoreHealth check_health(std::uint64_t min_free) = 0;
 };
+
+// Reads all `size` bytes of `reader` from its start; empty when they cannot be had.
+std::optional<std::string> read_whole(BlobReader& reader, std::uint64_t size);
 
 }  // namespace pullthrough::proxy

@@ -34,10 +34,27 @@ asio::awaitable<std::optional<CachedBlobs::Copy>> CachedBlobs::find(
     size = store_.size(digest);  // retention may have removed it meanwhile
     if (!size) co_return std::nullopt;
   }
-  auto reader = store_.open(digest);
-  if (!reader) co_return std::nullopt;
   recorder_.blob(digest);
-  co_return Copy{*size, std::move(reader), std::move(use)};
+  co_return Copy{*size, std::move(use)};
+}
+
+asio::awaitable<std::unique_ptr<BlobStream>> CachedBlobs::read(const std::string& digest,
+                                                               std::uint64_t from,
+                                                               std::uint64_t to) {
+  std::string error;
+  std::unique_ptr<BlobStream> stream = co_await store_.read(digest, from, to, error);
+  if (stream) co_return stream;
+  if (!error.empty()) {
+    log_->error("reading stored blob {}: {}", digest, error);
+    co_return nullptr;
+  }
+  log_->warn("stored blob {} is missing from the store: fetching it again", digest);
+  try {
+    index_.forget_blob(digest);
+  } catch (const std::exception& e) {
+    log_->error("forgetting {}: {}", digest, e.what());
+  }
+  co_return nullptr;
 }
 
 BlobFetches::Joined CachedBlobs::fetch(const config::RegistryConfig& registry,

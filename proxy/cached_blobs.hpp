@@ -32,7 +32,6 @@ class CachedBlobs {
 
   struct Copy {
     std::uint64_t size = 0;
-    std::unique_ptr<BlobReader> reader;
     // Held while the copy is sent: a collection does not remove the blob meanwhile.
     ContentGuard::Use use;
   };
@@ -47,6 +46,12 @@ class CachedBlobs {
                                             const std::string& repository,
                                             const std::string& digest, RegistryUpstream& upstream,
                                             const UpstreamCredentials& credentials = {});
+
+  // Bytes [from, to) of a copy find() gave; null when they cannot be read. A copy the store has
+  // lost (an object deleted from the bucket behind the cache's back) is forgotten by the index,
+  // so that the caller, and every request after it, fetches it again.
+  asio::awaitable<std::unique_ptr<BlobStream>> read(const std::string& digest, std::uint64_t from,
+                                                    std::uint64_t to);
 
   // The fetch of `digest` in progress, or a new one (see BlobFetches::join).
   BlobFetches::Joined fetch(const config::RegistryConfig& registry, const std::string& repository,

@@ -69,6 +69,34 @@ class FileReader final : public BlobReader {
   std::string path_;
 };
 
+// A file read in order from `from` to `to`.
+class FileStream final : public BlobStream {
+ public:
+  FileStream(std::unique_ptr<BlobReader> reader, std::uint64_t from, std::uint64_t to)
+      : reader_(std::move(reader)), at_(from), to_(to) {}
+
+  asio::awaitable<BodyRead> read_some(std::span<std::uint8_t> out) override {
+    if (at_ >= to_) co_return BodyRead{};
+    auto want = static_cast<std::size_t>(std::min<std::uint64_t>(out.size(), to_ - at_));
+    std::size_t got = 0;
+    try {
+      got = reader_->read(at_, out.first(want));
+    } catch (const std::system_error& e) {
+      co_return BodyRead{
+          0, boost::system::error_code(e.code().value(), boost::system::generic_category())};
+    }
+    // Shorter than the index says: the file was truncated under us.
+    if (got == 0) co_return BodyRead{0, make_error_code(boost::system::errc::io_error)};
+    at_ += got;
+    co_return BodyRead{got, {}};
+  }
+
+ private:
+  std::unique_ptr<BlobReader> reader_;
+  std::uint64_t at_;
+  std::uint64_t to_;
+};
+
 void fsync_directory(const std::string& path) {
   Fd dir(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (dir.get() < 0 || ::fsync(dir.get()) != 0) throw_errno("syncing directory " + path);
@@ -221,6 +249,31 @@ std::unique_ptr<BlobReader> LocalBlobStore::open(std::string_view digest) {
     throw_errno("opening " + path);
   }
   return std::make_unique<FileReader>(std::move(fd), std::move(path));
+}
+
+asio::awaitable<std::unique_ptr<BlobStream>> LocalBlobStore::read(std::string digest,
+                                                                  std::uint64_t from,
+                                                                  std::uint64_t to,
+                                                                  std::string& error) {
+  std::unique_ptr<BlobReader> reader;
+  try {
+    reader = open(digest);
+  } catch (const std::system_error& e) {
+    error = e.what();
+  }
+  if (!reader) co_return nullptr;
+  co_return std::make_unique<FileStream>(std::move(reader), from, to);
+}
+
+asio::awaitable<std::optional<std::string>> LocalBlobStore::read_all(std::string digest,
+                                                                     std::uint64_t size) {
+  std::unique_ptr<BlobReader> reader;
+  try {
+    reader = open(digest);
+  } catch (const std::system_error&) {
+  }
+  if (!reader) co_return std::nullopt;
+  co_return read_whole(*reader, size);
 }
 
 std::unique_ptr<BlobWriter> LocalBlobStore::create(std::string_view digest,

@@ -17,7 +17,14 @@ class LocalBlobStore final : public BlobStore {
   explicit LocalBlobStore(std::string root);
 
   std::optional<std::uint64_t> size(std::string_view digest) override;
-  std::unique_ptr<BlobReader> open(std::string_view digest) override;
+  // Reads the file in place, on the calling thread (it is in the page cache when it is hot).
+  boost::asio::awaitable<std::unique_ptr<BlobStream>> read(std::string digest, std::uint64_t from,
+                                                           std::uint64_t to,
+                                                           std::string& error) override;
+  boost::asio::awaitable<std::optional<std::string>> read_all(std::string digest,
+                                                              std::uint64_t size) override;
+  // The stored blob's file; nullptr when absent.
+  std::unique_ptr<BlobReader> open(std::string_view digest);
   std::unique_ptr<BlobWriter> create(std::string_view digest,
                                      std::optional<std::uint64_t> expected_size) override;
   bool remove(std::string_view digest) override;

@@ -84,30 +84,22 @@ ManifestCache::ManifestCache(BlobStore& store, MetadataIndex& index, AccessRecor
       counters_(counters),
       log_(core::logger("proxy")) {}
 
-std::shared_ptr<const ManifestCache::Cached> ManifestCache::cached(const std::string& digest) {
+asio::awaitable<std::shared_ptr<const ManifestCache::Cached>> ManifestCache::cached(
+    const std::string& digest) {
   {
     std::lock_guard lock(hot_mutex_);
     auto found = hot_manifests_.find(digest);
-    if (found != hot_manifests_.end()) return found->second;
+    if (found != hot_manifests_.end()) co_return found->second;
   }
   auto record = index_.manifest(digest);
-  if (!record) return nullptr;
+  if (!record) co_return nullptr;
   auto stored_size = store_.size(digest);
   if (!stored_size || *stored_size != record->size || record->size > kMaxManifestBytes) {
-    return nullptr;
+    co_return nullptr;
   }
-  auto reader = store_.open(digest);
-  if (!reader) return nullptr;
-  std::string body(record->size, '\0');
-  std::uint64_t offset = 0;
-  while (offset < record->size) {
-    auto n = reader->read(
-        offset, std::span<std::uint8_t>(reinterpret_cast<std::uint8_t*>(body.data()) + offset,
-                                        record->size - offset));
-    if (n == 0) return nullptr;
-    offset += n;
-  }
-  return remember(digest, record->media_type, std::move(body));
+  std::optional<std::string> body = co_await store_.read_all(digest, record->size);
+  if (!body) co_return nullptr;
+  co_return remember(digest, record->media_type, std::move(*body));
 }
 
 std::shared_ptr<const ManifestCache::Cached> ManifestCache::remember(const std::string& digest,
@@ -196,7 +188,7 @@ asio::awaitable<ManifestAnswer> ManifestCache::answer_cached(const ManifestReque
   ManifestAnswer answer;
   std::shared_ptr<const Cached> hit;
   try {
-    hit = cached(digest);
+    hit = co_await cached(digest);
   } catch (const std::exception& e) {
     log_->error("reading cached manifest {}: {}", digest, e.what());
   }
@@ -226,8 +218,9 @@ asio::awaitable<ManifestAnswer> ManifestCache::answer_cached(const ManifestReque
 asio::awaitable<ManifestAnswer> ManifestCache::get(ManifestRequest request) {
   const std::string& host = request.registry->host;
   if (request.by_digest) {
-    if (is_linked(host, request.repository, request.reference) && cached(request.reference)) {
-      co_return co_await answer_cached(request, request.reference, false);
+    if (is_linked(host, request.repository, request.reference)) {
+      std::shared_ptr<const Cached> hit = co_await cached(request.reference);
+      if (hit) co_return co_await answer_cached(request, request.reference, false);
     }
     co_return co_await fetch(request, upstream_accept_for(request.accept));
   }
@@ -238,21 +231,21 @@ asio::awaitable<ManifestAnswer> ManifestCache::get(ManifestRequest request) {
   std::optional<TagRecord> tag;
   ManifestTypeSet asked = kAllManifestTypes;
   bool unsuitable = false;  // a mapping exists, but of a type this client cannot take
-  auto usable = [&](ManifestTypeSet types) {
+  for (int pass = 0; pass < 2 && !tag; ++pass) {
+    ManifestTypeSet types = kAllManifestTypes;
+    if (pass == 1) {
+      types = accepted_manifest_types(request.accept);
+      if (types == kAllManifestTypes || types == 0) break;
+    }
     auto record = tag_of(host, request, types);
-    if (!record) return false;
-    auto manifest = cached(record->digest);
+    if (!record) continue;
+    std::shared_ptr<const Cached> manifest = co_await cached(record->digest);
     if (!manifest || !accepts(request.accept, manifest->media_type)) {
       unsuitable = true;
-      return false;
+      continue;
     }
     tag = std::move(record);
     asked = types;
-    return true;
-  };
-  if (!usable(kAllManifestTypes)) {
-    const ManifestTypeSet wanted = accepted_manifest_types(request.accept);
-    if (wanted != kAllManifestTypes && wanted != 0) usable(wanted);
   }
   if (!tag) {
     ManifestAnswer answer = co_await fetch(request, upstream_accept_for(request.accept));
@@ -385,6 +378,12 @@ asio::awaitable<void> ManifestCache::keep(const std::string& host, const std::st
           CommitResult commit = writer->commit();
           if (commit.status != CommitStatus::stored) {
             throw std::runtime_error("commit failed: " + commit.error + commit.actual_digest);
+          }
+          if (!store_.commit_publishes()) {
+            // Into the bucket before the index says it is stored: another appliance, or this
+            // one after a restart, reads it from there.
+            std::string failed = co_await store_.publish(digest, body.size());
+            if (!failed.empty()) throw std::runtime_error(failed);
           }
           wrote = true;
         }

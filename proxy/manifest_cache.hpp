@@ -124,7 +124,7 @@ class ManifestCache {
     std::string body;
   };
   // The manifest from memory, else from the store (then remembered); nullptr when not cached.
-  std::shared_ptr<const Cached> cached(const std::string& digest);
+  boost::asio::awaitable<std::shared_ptr<const Cached>> cached(const std::string& digest);
   std::shared_ptr<const Cached> remember(const std::string& digest, std::string media_type,
                                          std::string body);
   // The tag's mapping as made for requests accepting `types` (see ManifestTypeSet).

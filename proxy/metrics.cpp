@@ -6,7 +6,49 @@
 #include <string>
 #include <vector>
 
+#include "proxy/s3_blob_store.hpp"
+
 namespace pullthrough::proxy {
+
+namespace {
+
+void write_bucket_metrics(core::MetricsWriter& writer, const S3BlobStore& bucket) {
+  const s3::ClientMetrics& m = bucket.metrics();
+  writer.family("pullthrough_s3_requests_total",
+                "requests to the bucket by operation and status class (none: no answer)",
+                core::MetricType::counter);
+  for (std::size_t op = 0; op < s3::kOperationCount; ++op) {
+    for (std::size_t status = 0; status < s3::kStatusClassCount; ++status) {
+      writer.sample(m.requests[op][status].value(),
+                    {{"operation", s3::to_string(static_cast<s3::Operation>(op))},
+                     {"status", s3::to_string(static_cast<s3::StatusClass>(status))}});
+    }
+  }
+  writer.family("pullthrough_s3_retries_total",
+                "requests to the bucket tried again (5xx, SlowDown, timeouts, resets)",
+                core::MetricType::counter);
+  for (std::size_t op = 0; op < s3::kOperationCount; ++op) {
+    writer.sample(m.retries[op].value(),
+                  {{"operation", s3::to_string(static_cast<s3::Operation>(op))}});
+  }
+  writer.counter("pullthrough_s3_sent_bytes_total", "request body bytes sent to the bucket",
+                 m.bytes_sent.value());
+  writer.counter("pullthrough_s3_received_bytes_total",
+                 "response body bytes received from the bucket", m.bytes_received.value());
+  writer.family("pullthrough_s3_request_duration_seconds",
+                "from a request's first byte sent to its answer's header",
+                core::MetricType::histogram);
+  for (std::size_t op = 0; op < s3::kOperationCount; ++op) {
+    writer.histogram(m.latency[op].snapshot(),
+                     {{"operation", s3::to_string(static_cast<s3::Operation>(op))}});
+  }
+  writer.gauge("pullthrough_s3_hot_tier_bytes", "bytes of verified blobs kept in the spool",
+               static_cast<double>(bucket.hot_bytes()));
+  writer.gauge("pullthrough_s3_hot_tier_blobs", "verified blobs kept in the spool",
+               static_cast<double>(bucket.hot_blobs()));
+}
+
+}  // namespace
 
 void write_metrics(core::MetricsWriter& writer, const RegistryCache& cache, const ServerTls& tls,
                    const config::Config& config) {
@@ -39,6 +81,8 @@ void write_metrics(core::MetricsWriter& writer, const RegistryCache& cache, cons
   }
   writer.gauge("pullthrough_storage_min_free_bytes", "storage.min_free",
                static_cast<double>(config.storage.min_free));
+
+  if (const S3BlobStore* bucket = cache.bucket()) write_bucket_metrics(writer, *bucket);
 
   const Retention& retention = cache.retention();
   writer.counters("pullthrough_retention", retention.counters());

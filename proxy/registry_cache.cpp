@@ -19,6 +19,7 @@
 #include "proxy/lifecycle/retention.hpp"
 #include "proxy/local_blob_store.hpp"
 #include "proxy/metadata_index.hpp"
+#include "proxy/s3_blob_store.hpp"
 
 namespace pullthrough::proxy {
 namespace {
@@ -56,8 +57,9 @@ struct RegistryCache::Parts {
   boost::asio::thread_pool disk{kDiskThreads};
   // Collections and the admin's reports: long, and rarely urgent (see thread_priority.hpp).
   boost::asio::thread_pool background{1};
-  std::unique_ptr<LocalBlobStore> store;
   std::unique_ptr<MetadataIndex> index;
+  std::unique_ptr<BlobStore> store;
+  S3BlobStore* bucket = nullptr;  // the store, when it is a bucket
   ContentGuard guard;
   std::unique_ptr<AccessRecorder> recorder;  // writes what is left when it goes: after `disk`
   std::unique_ptr<StorageMonitor> storage;
@@ -86,11 +88,31 @@ RegistryCache::RegistryCache(boost::asio::io_context& io, const config::Config& 
   auto log = core::logger("proxy");
   auto& p = *parts_;
   p.config = &config;
-  p.store = std::make_unique<LocalBlobStore>(config.storage.path);
-  if (p.store->leftovers_removed() > 0) {
-    log->info("removed {} partial files left by an earlier run", p.store->leftovers_removed());
+  if (config.storage.backend == config::StorageBackend::s3) {
+    // The index stays on local disk, next to where the filesystem backend keeps its blobs.
+    std::filesystem::create_directories(config.storage.path);
+    p.index = MetadataIndex::open(config.storage.path + "/metadata.db");
+    auto known_size = [index =
+                           p.index.get()](std::string_view digest) -> std::optional<std::uint64_t> {
+      const std::string name(digest);
+      if (auto blob = index->blob(name)) return blob->size;
+      if (auto manifest = index->manifest(name)) return manifest->size;
+      return std::nullopt;
+    };
+    auto bucket = std::make_unique<S3BlobStore>(
+        config.storage.s3, config.storage.spool, resolver, std::move(known_size),
+        std::chrono::duration_cast<std::chrono::milliseconds>(config.health.timeout));
+    p.bucket = bucket.get();
+    p.store = std::move(bucket);
+    log->info("storage: {}, spool at {}", p.bucket->describe(), config.storage.spool);
+  } else {
+    auto local = std::make_unique<LocalBlobStore>(config.storage.path);
+    if (local->leftovers_removed() > 0) {
+      log->info("removed {} partial files left by an earlier run", local->leftovers_removed());
+    }
+    p.store = std::move(local);
+    p.index = MetadataIndex::open(config.storage.path + "/metadata.db");
   }
-  p.index = MetadataIndex::open(config.storage.path + "/metadata.db");
   // Twice per health interval: a store fault (or its end) shows in the next health check, so
   // it reaches the DNS side in about fall (rise) intervals, not one more.
   p.storage = std::make_unique<StorageMonitor>(
@@ -214,6 +236,7 @@ const UpstreamCounters& RegistryCache::upstream_counters(std::size_t index) cons
   return parts_->upstreams.at(index)->counters();
 }
 const StorageMonitor& RegistryCache::storage() const { return *parts_->storage; }
+const S3BlobStore* RegistryCache::bucket() const { return parts_->bucket; }
 Retention& RegistryCache::retention() const { return *parts_->retention; }
 Prefetcher& RegistryCache::prefetcher() const { return *parts_->prefetcher; }
 std::size_t RegistryCache::open_connections() const {

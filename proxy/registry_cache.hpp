@@ -35,6 +35,8 @@
 
 namespace pullthrough::proxy {
 
+class S3BlobStore;
+
 class RegistryCache final : public core::Service {
  public:
   // Opens the store under storage.path (removing a crash's temp files) and the metadata index,
@@ -68,6 +70,8 @@ class RegistryCache final : public core::Service {
   const FrontDoorCounters& front_door_counters() const;
   const core::ListenerCounters& listener_counters() const;
   const StorageMonitor& storage() const;
+  // The bucket the cache keeps its content in (storage.backend s3); null with the filesystem.
+  const S3BlobStore* bucket() const;
   // Retention, eviction, pins and the admin's questions about the cache (thread-safe).
   Retention& retention() const;
   // `pullthrough prefetch`: images pulled into the cache through its own fetch path.

@@ -45,7 +45,6 @@ asio::awaitable<bool> BlobHandler::serve(HttpSession& session, const ApiRequest&
 
 asio::awaitable<bool> BlobHandler::serve_stored(HttpSession& session, const ApiRequest& request,
                                                 CachedBlobs::Copy copy) {
-  counters_.blob_hits.add();
   const std::uint64_t size = copy.size;
   RangeDecision range = decide_range(range_field(request.header), size);
   if (range.kind == RangeKind::unsatisfiable) {
@@ -61,15 +60,25 @@ asio::awaitable<bool> BlobHandler::serve_stored(HttpSession& session, const ApiR
   bool partial = range.kind == RangeKind::partial;
   ByteRange bytes = partial ? range.range : ByteRange{0, size == 0 ? 0 : size - 1};
   std::uint64_t length = size == 0 ? 0 : bytes.length();
+  // Opened before the answer starts: a copy the store has lost is fetched instead.
+  std::unique_ptr<BlobStream> stream;
+  if (!request.head && length > 0) {
+    stream = co_await blobs_.read(request.route.reference, bytes.first, bytes.first + length);
+    if (!stream) {
+      copy.use = {};
+      counters_.blob_misses.add();
+      co_return co_await serve_fetch(session, request);
+    }
+  }
+  counters_.blob_hits.add();
   auto header = blob_header(session, partial ? http::status::partial_content : http::status::ok,
                             request.route.reference);
   header.content_length(length);
   if (partial) header.set(http::field::content_range, content_range(range.range, size));
   header.set(kCacheHeader, "hit");
   if (!co_await session.write_header(header)) co_return false;
-  if (request.head || length == 0) co_return true;
-  auto status = co_await session.send_body(*copy.reader, bytes.first, bytes.first + length, nullptr,
-                                           counters_.bytes_from_cache);
+  if (!stream) co_return true;
+  auto status = co_await session.send_stored(*stream, length, counters_.bytes_from_cache);
   co_return finished(session, status, nullptr);
 }
 

@@ -139,11 +139,28 @@ asio::awaitable<bool> HttpSession::send_error(OciError error, std::string messag
 asio::awaitable<StreamStatus> HttpSession::send_body(BlobReader& reader, std::uint64_t from,
                                                      std::uint64_t to, BlobFetch* fetch,
                                                      core::Counter& sent) {
+  // Named: g++ 12 mishandles temporaries inside a co_await's call.
+  const BodyWriter write = [&](const StreamSink& sink) -> asio::awaitable<StreamStatus> {
+    co_return co_await stream_range(reader, from, to, chunk_, sink, fetch);
+  };
+  co_return co_await send_with_sink(to - from, sent, write);
+}
+
+asio::awaitable<StreamStatus> HttpSession::send_stored(BlobStream& stream, std::uint64_t length,
+                                                       core::Counter& sent) {
+  const BodyWriter write = [&](const StreamSink& sink) -> asio::awaitable<StreamStatus> {
+    co_return co_await stream_stored(stream, length, chunk_, sink);
+  };
+  co_return co_await send_with_sink(length, sent, write);
+}
+
+asio::awaitable<StreamStatus> HttpSession::send_with_sink(std::uint64_t length, core::Counter& sent,
+                                                          const BodyWriter& write) {
   if (chunk_.size() < limits_.chunk_bytes) chunk_.resize(limits_.chunk_bytes);
   // The header went out through Asio and that write completed, so the body may bypass it (with
   // its own write timeout: the stream's would not see these writes).
   tcp_.expires_never();
-  DirectTlsWriter direct(stream_, to - from);
+  DirectTlsWriter direct(stream_, length);
   StreamSink sink = [this, &sent, &direct](std::span<const std::uint8_t> bytes,
                                            bool more) -> asio::awaitable<bool> {
     error_code ec;
@@ -159,7 +176,7 @@ asio::awaitable<StreamStatus> HttpSession::send_body(BlobReader& reader, std::ui
     if (!ec) sent.add(bytes.size());
     co_return !ec;
   };
-  co_return co_await stream_range(reader, from, to, chunk_, sink, fetch);
+  co_return co_await write(sink);
 }
 
 // --- request bodies -------------------------------------------------------------------------

@@ -82,6 +82,9 @@ class HttpSession {
   // arriving and each is sent once the fetch makes it sendable. `sent` counts what went out.
   asio::awaitable<StreamStatus> send_body(BlobReader& reader, std::uint64_t from, std::uint64_t to,
                                           BlobFetch* fetch, core::Counter& sent);
+  // Streams the `length` bytes of `stream` (a stored blob's range) after write_header().
+  asio::awaitable<StreamStatus> send_stored(BlobStream& stream, std::uint64_t length,
+                                            core::Counter& sent);
 
   // Relays an upstream response: `header`'s status and fields (the caller has already chosen
   // them) with the session's version and keep-alive, then `body` streamed as it arrives, with
@@ -93,6 +96,11 @@ class HttpSession {
   void abort();
 
  private:
+  using BodyWriter = std::function<asio::awaitable<StreamStatus>(const StreamSink& sink)>;
+  // Runs `write` with a sink that sends `length` bytes of body after the header.
+  asio::awaitable<StreamStatus> send_with_sink(std::uint64_t length, core::Counter& sent,
+                                               const BodyWriter& write);
+
   class ClientBody;
   template <typename Body>
   void common_fields(http::response<Body>& response) const;

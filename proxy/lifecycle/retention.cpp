@@ -12,6 +12,7 @@
 #include <malloc.h>
 
 #include "core/logging.hpp"
+#include "core/spawn.hpp"
 #include "core/thread_priority.hpp"
 #include "proxy/lifecycle/manifest_references.hpp"
 #include "proxy/lifecycle/pin.hpp"
@@ -30,22 +31,12 @@ constexpr std::size_t kBackfillBatch = 256;
 std::uint64_t free_threshold(std::uint64_t min_free) { return min_free + min_free / 10; }
 std::uint64_t free_target(std::uint64_t min_free) { return min_free + min_free / 5; }
 
-// The manifest's bytes from the store; empty when they cannot be read.
+// The manifest's bytes from the store; empty when they cannot be read. On the calling (background)
+// thread, which may block: for S3 the bytes come from the bucket.
 std::optional<std::string> read_manifest(BlobStore& store, const std::string& digest,
                                          std::uint64_t size) {
   if (size > std::uint64_t{64} * 1024 * 1024) return std::nullopt;
-  auto reader = store.open(digest);
-  if (!reader) return std::nullopt;
-  std::string body(size, '\0');
-  std::uint64_t offset = 0;
-  while (offset < size) {
-    auto n = reader->read(
-        offset, std::span<std::uint8_t>(reinterpret_cast<std::uint8_t*>(body.data()) + offset,
-                                        size - offset));
-    if (n == 0) return std::nullopt;
-    offset += n;
-  }
-  return body;
+  return core::run_blocking(store.read_all(digest, size));
 }
 
 // Returns what the plan's model freed to the system: planning over a million objects would

@@ -9,17 +9,26 @@
 #     least recently used unpinned image, within seconds of the write that crossed the bound;
 #   - 100 pulls racing `cache gc` (whose rule removes the image every time) never get wrong bytes;
 #   - `prefetch` of one platform of an index, then the upstream stopped: the image still pulls.
-#   lifecycle_test.sh PULLTHROUGH_BINARY
+# With `s3` the cache keeps its content in a bucket of Moto's S3 server (SigV4 enforced, keys
+# under the prefix cache/), and every check of what is stored asks the bucket (issue #16).
+#   lifecycle_test.sh PULLTHROUGH_BINARY [filesystem|s3]
 # Exit 0 pass, 1 fail, 77 skip (not root, or a peer or client missing).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 pt_bin=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+backend=${2:-filesystem}
 # shellcheck source-path=SCRIPTDIR source=../lib.sh
 . "$here/../lib.sh"
 # shellcheck source-path=SCRIPTDIR source=../testbed/lib.sh
 . "$here/../testbed/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=../testbed/s3.sh
+. "$here/../testbed/s3.sh"
 if [ "$(id -u)" -ne 0 ]; then echo "needs root (network namespace)"; exit 77; fi
 if ! missing=$(e2e_have_tools); then echo "skipped: $missing"; exit 77; fi
+if [ "$backend" = s3 ]; then
+  e2e_s3_pythons
+  if ! missing=$(e2e_have_s3_tools); then echo "skipped: $missing"; exit 77; fi
+fi
 
 t_start=$(e2e_now)
 pt_addr=127.0.0.2
@@ -90,6 +99,13 @@ setup "dnsmasq" e2e_start_dns
 setup "registry quay.io" e2e_start_registry quay.io "$(e2e_addr quay.io)"
 setup "registry ghcr.io" e2e_start_registry ghcr.io "$(e2e_addr ghcr.io)"
 setup "images (layers of $kib KiB)" build_images
+storage_extra=
+if [ "$backend" = s3 ]; then
+  setup "moto (S3, SigV4 enforced)" e2e_start_moto 127.0.3.21 9000 pt-cache
+  storage_extra=", backend: s3, spool: $E2E_WORK/pt/spool, s3: {endpoint: $E2E_S3_ENDPOINT,
+  region: $E2E_S3_REGION, bucket: $E2E_S3_BUCKET, prefix: cache/,
+  access_key_file: $E2E_S3_KEY_FILE, secret_key_file: $E2E_S3_SECRET_FILE}"
+fi
 
 shared=$(e2e_oci_blob "$img/layout" "$(manifest_of base)" | jq -r '.layers[0].digest')
 old_layer=$(e2e_oci_blob "$img/layout" "$(manifest_of old)" | jq -r '.layers[1].digest')
@@ -107,7 +123,7 @@ low_watermark=$((pinned_bytes + fresh_bytes + kept_bytes / 4))
 
 e2e_write_config "$E2E_WORK/pt.yaml" "$pt_addr" 127.0.0.1:9090 0s 1h info
 cat >>"$E2E_WORK/pt.yaml" <<YAML
-storage: {max_size: $max_size, low_watermark: $low_watermark, min_free: 0}
+storage: {max_size: $max_size, low_watermark: $low_watermark, min_free: 0$storage_extra}
 retention:
   rules:
     - {match: "quay.io/e2e/old", expire_unused_after: 3s}
@@ -129,8 +145,17 @@ pull_arch() {
   rm -rf "$E2E_WORK/pulled/$3" && mkdir -p "$E2E_WORK/pulled" && _e2e_client_env &&
     e2e_skopeo --override-arch "$1" copy --quiet --retry-times 0 "docker://$2" "oci:$E2E_WORK/pulled/$3"
 }
-blob_file() { echo "$E2E_WORK/pt/cache/blobs/sha256/${1:7:2}/${1:7}"; }
-on_disk() { find "$E2E_WORK/pt/cache/blobs" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }'; }
+# stored DIGEST: the store holds it; stored_bytes: what the store holds, in bytes (on disk, or
+# in the bucket).
+if [ "$backend" = s3 ]; then
+  stored() { e2e_s3_exists "cache/blobs/sha256/${1:7}"; }
+  stored_bytes() { e2e_s3_keys --sizes cache/blobs/ | awk '{ s += $2 } END { print s + 0 }'; }
+else
+  stored() { test -s "$E2E_WORK/pt/cache/blobs/sha256/${1:7:2}/${1:7}"; }
+  stored_bytes() {
+    find "$E2E_WORK/pt/cache/blobs" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }'
+  }
+fi
 ref_field() { jq -r --arg r "$2" ".[] | select(.ref == \$r) | .$3" <<<"$1"; }
 
 # --- The configuration's prefetch ------------------------------------------------------------------
@@ -143,7 +168,7 @@ sched_pinned() {
 check "prefetch (configuration): sched:v1 is fetched and pinned until after its next refresh" \
   wait_until 20 sched_pinned
 check "prefetch (configuration): its layer is stored" \
-  test -s "$(blob_file "$(e2e_oci_blob "$img/layout" "$sched_digest" | jq -r '.layers[0].digest')")"
+  stored "$(e2e_oci_blob "$img/layout" "$sched_digest" | jq -r '.layers[0].digest')"
 
 # --- Expiry with a shared layer -------------------------------------------------------------------
 check "pull quay.io/e2e/pinned:v1, then pin it" pull quay.io/e2e/pinned:v1 pinned
@@ -166,13 +191,13 @@ check "ls: the pinned image is marked pinned" \
   test "$(ref_field "$ls_json" quay.io/e2e/pinned:v1 pinned)" = true
 check "ls: old's rule is named" \
   test "$(ref_field "$ls_json" quay.io/e2e/old:v1 rule)" = "rule 1: quay.io/e2e/old"
-all_on_disk() {
+all_stored() {
   local d
-  for d in $(jq -r '.[].digest' <<<"$1"); do test -s "$(blob_file "$d")" || return 1; done
+  for d in $(jq -r '.[].digest' <<<"$1"); do stored "$d" || return 1; done
 }
-check "ls: every digest listed is on disk" all_on_disk "$ls_json"
+check "ls: every digest listed is stored" all_stored "$ls_json"
 total=$(jq .total <<<"$du_json")
-check "du: total ($total) is what the store holds on disk ($(on_disk))" test "$total" = "$(on_disk)"
+check "du: total ($total) is what the store holds ($(stored_bytes))" test "$total" = "$(stored_bytes)"
 check "du: total counts the shared layer once" \
   test "$total" = "$((pinned_bytes + old_bytes + kept_bytes - shared_bytes + sched_bytes))"
 check "du: max_size is the configured one" test "$(jq .max_size <<<"$du_json")" = "$max_size"
@@ -187,11 +212,11 @@ echo "$gc_json" | jq -c '.references[]'
 check "gc: old expired by its rule" \
   test "$(jq -r '[.references[] | select(.cause == "expired") | .ref] | join(",")' <<<"$gc_json")" = \
   quay.io/e2e/old:v1
-check "gc: old's own layer went" test ! -e "$(blob_file "$old_layer")"
-check "gc: the layer old shares with kept stays" test -s "$(blob_file "$shared")"
-check "gc: kept's own layer stays" test -s "$(blob_file "$kept_layer")"
-check "gc: the pinned image stays" test -s "$(blob_file "$(manifest_of pinned)")"
-check "after gc: du still matches the disk" test "$(cache du --json | jq .total)" = "$(on_disk)"
+check "gc: old's own layer went" fails stored "$old_layer"
+check "gc: the layer old shares with kept stays" stored "$shared"
+check "gc: kept's own layer stays" stored "$kept_layer"
+check "gc: the pinned image stays" stored "$(manifest_of pinned)"
+check "after gc: du still matches the store" test "$(cache du --json | jq .total)" = "$(stored_bytes)"
 
 setup "stop registry quay.io" e2e_stop registry-quay.io
 setup "stop registry ghcr.io" e2e_stop registry-ghcr.io
@@ -212,11 +237,11 @@ ls_json=$(cache ls --json)
 check "squeeze: the pinned image, least recently used of all, survives" \
   test "$(ref_field "$ls_json" quay.io/e2e/pinned:v1 pinned)" = true
 check "squeeze: the image just pulled stays" test -n "$(ref_field "$ls_json" quay.io/e2e/fresh:v1 size)"
-check "squeeze: kept's layers went with it" test ! -e "$(blob_file "$kept_layer")"
+check "squeeze: kept's layers went with it" fails stored "$kept_layer"
 total=$(cache du --json | jq .total)
 check "squeeze: the store ($total) is at or below the low watermark ($low_watermark)" \
   test "$total" -le "$low_watermark"
-check "squeeze: du matches the disk" test "$total" = "$(on_disk)"
+check "squeeze: du matches the store" test "$total" = "$(stored_bytes)"
 metric() { e2e_ns curl -s http://127.0.0.1:9090/metrics | awk -v m="$1" '$1 == m { print $2 }'; }
 check "squeeze: the eviction is counted" test "$(metric pullthrough_retention_references_evicted_total)" = 1
 
@@ -264,8 +289,8 @@ cat "$prefetch_out"
 check "prefetch: a line per layer as it completes" \
   grep -q "quay.io/e2e/warm:v1 ${warm_arm64_layer:0:19} .* fetched" "$prefetch_out"
 check "prefetch: a summary" grep -q '^1 of 1 references prefetched' "$prefetch_out"
-check "prefetch: the arm64 layer is stored" test -s "$(blob_file "$warm_arm64_layer")"
-check "prefetch: the amd64 layer is not (another platform)" test ! -e "$(blob_file "$warm_amd64_layer")"
+check "prefetch: the arm64 layer is stored" stored "$warm_arm64_layer"
+check "prefetch: the amd64 layer is not (another platform)" fails stored "$warm_amd64_layer"
 check "prefetch: an unknown image fails, named, exit 1" \
   fails_with 'quay.io/e2e/nothing:v1' e2e_ns "$pt_bin" prefetch quay.io/e2e/nothing:v1 \
   --config "$E2E_WORK/pt.yaml"
