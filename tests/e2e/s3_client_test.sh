@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The S3 client (proxy/s3/client.hpp) against real S3-compatible servers in the test bed's
-# namespace: tests/proxy/s3/client_peer_test.cpp runs once against Moto with SigV4 enforced (over
+# namespace: tests/proxy/s3/client_test.cpp runs once against Moto with SigV4 enforced (over
 # https, with the bed's CA as ca_file), and once per server over http with
 # tests/e2e/s3_fault_proxy.py in front for the fault cases: Moto, then s3rver.
 #   s3_client_test.sh PEER_TEST_BINARY

@@ -10,6 +10,8 @@
 //   PT_S3_SECRET_FILE
 //   PT_S3_PROXY           http://ADDR:PORT of the fault proxy in front of the server
 //   PT_S3_PROXY_CONTROL   http://ADDR:PORT of its control listener
+#include "proxy/s3/client.hpp"
+
 #include <cstdlib>
 #include <fstream>
 #include <future>
@@ -26,7 +28,6 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "proxy/s3/client.hpp"
 #include "proxy/upstream/url.hpp"
 
 namespace pullthrough::proxy::s3 {
