@@ -351,11 +351,16 @@ EOF
 }
 
 # e2e_make_cert CA_PREFIX OUT_PREFIX NAME...: a server certificate OUT.pem (key OUT.key) for the DNS
-# names given, signed by the CA at CA_PREFIX.{pem,key}.
+# names and IPv4 addresses given, signed by the CA at CA_PREFIX.{pem,key}.
 e2e_make_cert() {
   local ca=$1 out=$2 san="" n
   shift 2
-  for n in "$@"; do san+="${san:+,}DNS:$n"; done
+  for n in "$@"; do
+    case $n in
+      *[!0-9.]*) san+="${san:+,}DNS:$n" ;;
+      *) san+="${san:+,}IP:$n" ;;
+    esac
+  done
   cat >"$out.ext" <<EOF
 basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature

@@ -111,22 +111,7 @@ e2e_have_s3_tools() {
 
 # _e2e_s3_cert OUT ADDR: a server certificate OUT.pem (key OUT.key) for IP ADDR and localhost,
 # signed by the upstream CA (clients use E2E_S3_CA = E2E_UPSTREAM_CA).
-_e2e_s3_cert() {
-  local out=$1 ca=$E2E_WORK/upstream-ca
-  cat >"$out.ext" <<EOF
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature
-extendedKeyUsage = serverAuth
-subjectAltName = IP:$2, DNS:localhost
-EOF
-  if ! openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$out.key" \
-    -out "$out.csr" -subj "/CN=$2" 2>"$out.log" ||
-    ! openssl x509 -req -in "$out.csr" -CA "$ca.pem" -CAkey "$ca.key" -sha256 -days 30 \
-      -set_serial "0x$(openssl rand -hex 12)" -out "$out.pem" -extfile "$out.ext" 2>>"$out.log"; then
-    cat "$out.log" >&2
-    e2e_err "cannot create certificate $out"
-  fi
-}
+_e2e_s3_cert() { e2e_make_cert "$E2E_WORK/upstream-ca" "$1" "$2" localhost; }
 
 # _e2e_s3_export NAME ENDPOINT BUCKET CA: makes peer NAME the current S3 server (the variables in
 # the header), and records them in $E2E_WORK/s3-NAME.env for e2e_s3_use.
