@@ -16,7 +16,6 @@
 
 #include "core/logging.hpp"
 #include "core/spawn.hpp"
-#include "proxy/digester.hpp"
 #include "proxy/route.hpp"
 
 namespace pullthrough::proxy {
@@ -296,17 +295,7 @@ asio::awaitable<std::string> S3BlobStore::publish(std::string digest, std::uint6
   std::string hash;
   if (digest.starts_with("sha256:")) hash = digest.substr(7);
   auto upload = [&]() -> asio::awaitable<s3::Outcome> {
-    if (hash.empty()) {
-      Digester digester("sha256");
-      std::vector<std::uint8_t> buffer(std::size_t{256} * 1024);
-      for (std::uint64_t at = 0; at < size;) {
-        std::size_t n = payload.read(at, buffer);
-        if (n == 0) break;
-        digester.update(std::span<const std::uint8_t>(buffer.data(), n));
-        at += n;
-      }
-      hash = digester.finish().substr(7);
-    }
+    if (hash.empty()) hash = s3::payload_sha256(payload, 0, size);
     co_return co_await client_->upload(key, payload, size, hash);
   };
   s3::Outcome outcome;

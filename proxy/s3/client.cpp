@@ -18,6 +18,7 @@
 #include <openssl/evp.h>
 
 #include "core/logging.hpp"
+#include "proxy/digester.hpp"
 #include "proxy/s3/xml.hpp"
 #include "proxy/upstream/connection.hpp"
 #include "proxy/upstream/connector.hpp"
@@ -611,37 +612,23 @@ class EmptyReader final : public ObjectReader {
   std::uint64_t size() const override { return 0; }
 };
 
-// The SHA-256 of `length` bytes of `payload` from `offset`, read in pieces.
+}  // namespace
+
 std::string payload_sha256(Payload& payload, std::uint64_t offset, std::uint64_t length) {
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> context(EVP_MD_CTX_new(),
-                                                                  &EVP_MD_CTX_free);
-  if (!context || EVP_DigestInit_ex(context.get(), EVP_sha256(), nullptr) != 1) {
-    throw std::runtime_error("SHA-256 is not available");
-  }
-  std::vector<std::uint8_t> buffer(kPieceBytes);
-  std::uint64_t done = 0;
-  while (done < length) {
+  Digester digester("sha256");
+  std::vector<std::uint8_t> buffer(
+      static_cast<std::size_t>(std::min<std::uint64_t>(length, kPieceBytes)));
+  for (std::uint64_t done = 0; done < length;) {
     auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), length - done));
     std::size_t n = payload.read(offset + done, std::span<std::uint8_t>(buffer.data(), want));
     if (n == 0) {
       throw std::system_error(std::make_error_code(std::errc::io_error), "the payload ended early");
     }
-    EVP_DigestUpdate(context.get(), buffer.data(), n);
+    digester.update(std::span<const std::uint8_t>(buffer.data(), n));
     done += n;
   }
-  std::array<std::uint8_t, 32> digest{};
-  unsigned size = 0;
-  EVP_DigestFinal_ex(context.get(), digest.data(), &size);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < size; ++i) {
-    out += kHex[digest[i] >> 4];
-    out += kHex[digest[i] & 0xF];
-  }
-  return out;
+  return digester.finish().substr(std::string_view("sha256:").size());
 }
-
-}  // namespace
 
 Client::Client(asio::io_context& io, ClientSettings settings, core::HostResolver& resolver,
                const core::Clock& clock, const core::WallClock& wall_clock, ClientMetrics& metrics)

@@ -110,6 +110,10 @@ class Payload {
   virtual std::size_t read(std::uint64_t offset, std::span<std::uint8_t> out) = 0;
 };
 
+// The lower-case hex SHA-256 of `length` bytes of `payload` from `offset`, read in pieces; throws
+// std::system_error when the payload ends early or cannot be read.
+std::string payload_sha256(Payload& payload, std::uint64_t offset, std::uint64_t length);
+
 class MemoryPayload final : public Payload {
  public:
   explicit MemoryPayload(std::span<const std::uint8_t> bytes) : bytes_(bytes) {}
