@@ -28,6 +28,8 @@ Control (plain HTTP on --control; every answer is JSON, 400 for a command it doe
                              held until the client closes it
     status                   answers with the counters, as GET /status does
     reset                    pass, and every counter back to zero
+  Any fault mode may end with "match TEXT": then only requests whose target holds TEXT get the
+  fault (and count against N), e.g. 'slowdown 3 GET match /blobs/' spares a health probe's GETs.
   GET /mode                  the current mode
   GET /status                the mode and the counters: requests seen by method, faults injected
                              by kind, final statuses relayed, client connections
@@ -251,6 +253,7 @@ class State:
 
     def clear(self):
         self.mode, self.remaining, self.method, self.nbytes = "pass", 0, None, 0
+        self.match = None
         self.requests = collections.Counter()
         self.faults = collections.Counter()
         self.responses = collections.Counter()
@@ -264,6 +267,8 @@ class State:
             d["method"] = self.method
         if self.mode in ("reset_upload", "stall_get_body"):
             d["bytes"] = self.nbytes
+        if self.match is not None:
+            d["match"] = self.match
         return d
 
     def status(self):
@@ -281,7 +286,12 @@ class State:
                 raise ValueError(f"not a positive number: {word}")
             return int(word)
 
+        match = None
+        if len(words) >= 3 and words[-2] == "match":
+            match, words = words[-1], words[:-2]
         name, args = words[0], words[1:]
+        if match is not None and name in ("pass", "status", "reset"):
+            raise ValueError(f"{name} takes no match")
         if name == "pass" and not args:
             self.mode, self.remaining, self.method, self.nbytes = "pass", 0, None, 0
         elif name == "slowdown" and len(args) in (1, 2):
@@ -302,10 +312,11 @@ class State:
             self.clear()
         else:
             raise ValueError(f"unknown command: {text.strip()!r}")
+        self.match = match
         log(f"mode: {json.dumps(self.describe())}")
         return self.describe()
 
-    def take(self, method, has_body):
+    def take(self, method, target, has_body):
         """The fault for a request now parsed, or None; uses one count of the mode."""
         applies = {
             "slowdown": self.method is None or method == self.method,
@@ -313,12 +324,14 @@ class State:
             "stall_get_body": method == "GET",
             "reset_upload": method in ("PUT", "POST") and has_body,
         }.get(self.mode, False)
+        if self.match is not None and self.match not in target:
+            applies = False
         if not applies:
             return None
         fault = self.mode
         self.remaining -= 1
         if self.remaining <= 0:
-            self.mode, self.remaining, self.method = "pass", 0, None
+            self.mode, self.remaining, self.method, self.match = "pass", 0, None, None
         self.faults[fault] += 1
         return fault
 
@@ -402,7 +415,7 @@ class Connection:
         what = f"#{self.id} {method} {target}"
         has_body = kind == "chunked" or (kind == "length" and length > 0)
         self.state.requests[method] += 1
-        fault = self.state.take(method, has_body)
+        fault = self.state.take(method, target, has_body)
 
         if fault == "slowdown":
             if "100-continue" in req.tokens("expect"):

@@ -312,8 +312,9 @@ e2e_start_s3_fault_proxy() {
 }
 
 # e2e_s3_fault COMMAND...: sets the fault proxy's mode (pass | slowdown N [METHOD] | stall_get N |
-# reset_upload BYTES | stall_get_body N BYTES | reset | status); prints its JSON answer, fails when
-# the proxy refuses the command.
+# reset_upload BYTES | stall_get_body N BYTES | reset | status; a fault mode may end with
+# "match TEXT", for requests whose target holds TEXT only); prints its JSON answer, fails when the
+# proxy refuses the command.
 e2e_s3_fault() {
   e2e_ns curl -sS --fail-with-body --max-time 5 -X POST --data-binary "$*" "$E2E_S3_PROXY_CONTROL/mode"
 }
