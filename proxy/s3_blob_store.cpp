@@ -1,6 +1,7 @@
 #include "proxy/s3_blob_store.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <list>
@@ -48,19 +49,56 @@ class FilePayload final : public s3::Payload {
 };
 
 // A ranged GET's body, read on the store's thread for a coroutine on any other.
+// A GET's body, read on the store's thread a batch at a time: each batch costs the caller's
+// thread two hand-overs (there and back), so a batch is several of the caller's chunks.
 class BucketStream final : public BlobStream {
  public:
+  static constexpr std::size_t kBatch = std::size_t{256} * 1024;
+
   BucketStream(asio::io_context& io, std::unique_ptr<s3::ObjectReader> reader)
       : io_(io), reader_(std::move(reader)) {}
 
   asio::awaitable<BodyRead> read_some(std::span<std::uint8_t> out) override {
-    asio::awaitable<BodyRead> read = reader_->read_some(out);
-    co_return co_await asio::co_spawn(io_, std::move(read), asio::use_awaitable);
+    if (next_ == filled_) {
+      if (batch_.empty()) {
+        batch_.resize(static_cast<std::size_t>(std::min<std::uint64_t>(kBatch, reader_->size())));
+      }
+      if (batch_.empty()) co_return BodyRead{};
+      asio::awaitable<BodyRead> fill = fill_batch();
+      BodyRead filled = co_await asio::co_spawn(io_, std::move(fill), asio::use_awaitable);
+      if (filled.bytes == 0) co_return filled;
+    }
+    const std::size_t n = std::min(out.size(), filled_ - next_);
+    std::memcpy(out.data(), batch_.data() + next_, n);
+    next_ += n;
+    co_return BodyRead{n, {}};
   }
 
  private:
+  // On the store's thread: reads until the batch is full, the range has ended or a read failed
+  // (the bytes before a failure count; the reader keeps the error for the next call).
+  asio::awaitable<BodyRead> fill_batch() {
+    std::size_t filled = 0;
+    error_code error;
+    while (filled < batch_.size()) {
+      BodyRead read = co_await reader_->read_some(std::span(batch_).subspan(filled));
+      if (read.error) {
+        error = read.error;
+        break;
+      }
+      if (read.bytes == 0) break;
+      filled += read.bytes;
+    }
+    next_ = 0;
+    filled_ = filled;
+    co_return BodyRead{filled, filled > 0 ? error_code{} : error};
+  }
+
   asio::io_context& io_;
   std::unique_ptr<s3::ObjectReader> reader_;
+  std::vector<std::uint8_t> batch_;
+  std::size_t next_ = 0;
+  std::size_t filled_ = 0;
 };
 
 std::string random_hex(std::size_t bytes) {

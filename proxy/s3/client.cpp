@@ -565,7 +565,7 @@ class Client::State::RangeReader final : public ObjectReader {
       body.size = static_cast<std::size_t>(std::min<std::uint64_t>(out.size(), to_ - position_));
       const std::size_t asked = body.size;
       error_code ec;
-      co_await connection_->read_some(*parser_, state_->settings.timeout, ec);
+      co_await connection_->read_body(*parser_, state_->settings.timeout, ec);
       if (ec == http::error::need_buffer) ec = {};
       std::size_t got = asked - body.size;
       body.data = nullptr;

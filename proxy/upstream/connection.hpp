@@ -77,6 +77,13 @@ class Connection {
   virtual boost::asio::awaitable<void> read_some(UpstreamParser& parser,
                                                  std::chrono::milliseconds timeout,
                                                  boost::system::error_code& ec) = 0;
+  // Reads body bytes until the parser's body buffer is full or the message is complete: as many
+  // socket reads as that takes, with one hand-over to the strand and one deadline (`timeout`
+  // for the whole fill) instead of one each per read. Ends with http::error::need_buffer when
+  // the buffer is full and the body has more.
+  virtual boost::asio::awaitable<void> read_body(UpstreamParser& parser,
+                                                 std::chrono::milliseconds timeout,
+                                                 boost::system::error_code& ec) = 0;
 
   const Origin& origin() const { return origin_; }
   const std::string& key() const { return key_; }
@@ -134,6 +141,11 @@ class StreamConnection final : public Connection {
                                    read_on_strand(parser, false, timeout, ec),
                                    boost::asio::use_awaitable);
   }
+  boost::asio::awaitable<void> read_body(UpstreamParser& parser, std::chrono::milliseconds timeout,
+                                         boost::system::error_code& ec) override {
+    co_await boost::asio::co_spawn(stream_.get_executor(), read_body_on_strand(parser, timeout, ec),
+                                   boost::asio::use_awaitable);
+  }
 
  private:
   boost::asio::awaitable<void> write_on_strand(UpstreamRequestMessage& request,
@@ -178,6 +190,17 @@ class StreamConnection final : public Connection {
       co_await boost::beast::http::async_read_some(
           stream_, buffer_, parser, boost::asio::redirect_error(boost::asio::use_awaitable, ec));
     }
+    boost::beast::get_lowest_layer(stream_).expires_never();
+  }
+  boost::asio::awaitable<void> read_body_on_strand(UpstreamParser& parser,
+                                                   std::chrono::milliseconds timeout,
+                                                   boost::system::error_code& ec) {
+    boost::beast::get_lowest_layer(stream_).expires_after(timeout);
+    while (!ec && !parser.is_done() && parser.get().body().size > 0) {
+      co_await boost::beast::http::async_read_some(
+          stream_, buffer_, parser, boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+    }
+    if (!ec && !parser.is_done()) ec = boost::beast::http::error::need_buffer;
     boost::beast::get_lowest_layer(stream_).expires_never();
   }
 
