@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The statistics and the report of scripts/bench-proxy and scripts/bench-dns.
+"""The statistics and the report of scripts/bench-proxy, scripts/bench-dns and scripts/bench-storage.
 
 The bench scripts start the servers and measure; each measurement goes as one JSON object per
 line (JSON Lines) into a file, and this program turns the file into the report: per-run figures,
@@ -7,6 +7,7 @@ medians, ratios against the anchors measured in the same run, and pass/fail per 
 
     bench_report.py proxy FILE [PART...]   parts: header a c d b-lo b-wan e summary
     bench_report.py dns FILE [PART...]     parts: header intercepted forwarded
+    bench_report.py storage FILE [PART...] parts: header table summary
 
 Without a PART it prints the whole report, so a kept file (BENCH_RAW) can be reported again.
 The scripts print one part at a time as they go.
@@ -443,8 +444,148 @@ class Dns:
             getattr(self, part)()
 
 
+# --- bench-storage ---------------------------------------------------------------------------------
+
+
+class Storage:
+    """The report of scripts/bench-storage from its records:
+    meta  the run's parameters (runs, blob_mib, bytes, tick, clients, warm_pulls, tls, s3_server)
+    pull  one measurement: backend (fs|s3), run, temp (cold|warm), clients, pulls, bytes, wall,
+          pt_ticks and s3_ticks (pullthrough's and the S3 server's CPU over it), s3 (pullthrough's
+          S3 requests by operation, every attempt), s3_ok (those answered 2xx), upstream_gets (of
+          the layer), results [[code, size, s]...]
+    """
+
+    PARTS = ("header", "table", "summary")
+    ROWS = (("warm", False), ("cold", False), ("warm", True), ("cold", True))
+
+    def __init__(self, records, out):
+        self.r = Report(out)
+        self.records = records
+        metas = [x for x in records if x["kind"] == "meta"]
+        self.meta = metas[-1] if metas else {}
+        self.targets_added = False
+
+    def of(self, backend, temp, many):
+        return [x for x in self.records if x["kind"] == "pull" and x["backend"] == backend
+                and x["temp"] == temp and (x["clients"] > 1) == many]
+
+    def figures(self, x):
+        """(client MB/s, pullthrough CPU s/GiB, S3 server CPU s/GiB, S3 GETs per blob pulled, S3
+        requests per pull) of one measurement. One client: its bytes over its own transfer times;
+        several: all bytes over the wall time."""
+        tick = self.meta["tick"]
+        total = x["pulls"] * x["bytes"]
+        if x["clients"] == 1:
+            seconds = sum(float(res[2]) for res in x["results"])
+        else:
+            seconds = float(x["wall"]) * x["pulls"] / x["clients"]
+        gib = total / GIB
+        s3 = x.get("s3", {})
+        return (total / seconds / 1e6 if seconds > 0 else 0.0, x["pt_ticks"] / tick / gib,
+                x["s3_ticks"] / tick / gib,
+                s3.get("get", 0) / (x["pulls"] * self.meta["blobs_per_pull"]),
+                sum(s3.values()) / x["pulls"])
+
+    @staticmethod
+    def every_run(values):
+        """The value when every run gave the same, else "MIN..MAX"; "-" without any."""
+        values = list(values)
+        if not values:
+            return "-"
+        return values[0] if min(values) == max(values) else f"{min(values)}..{max(values)}"
+
+    def header(self):
+        m = self.meta
+        self.r.line(f"bench-storage: {m['runs']} runs, layer {m['blob_mib']} MiB ({m['digest']}), "
+                    f"{m['cores']} cores; a pull is a GET of the manifest by tag, the config, the layer")
+        self.r.line(f"  S3 server: {m['s3_server']} {m['s3_version']}, a local fake over plain http "
+                    f"on loopback; clients: curl --http1.1 --tls13-ciphers {m['tls13']} "
+                    f"(negotiated: {m['tls'] or '?'})")
+        self.r.line(f"  warm, 1 client: {m['warm_pulls']} pulls in a row; {m['clients']} clients: "
+                    "concurrent pulls; cold: a fresh cache each time")
+
+    def table(self):
+        m = self.meta
+        self.r.line()
+        self.r.line(f"medians of {m['runs']} runs (CPU: seconds per GiB delivered to the clients; "
+                    "cold includes the upload)")
+        row = "  {:<16} {:>9} {:>9} | {:>9} {:>9} {:>9} {:>8} {:>8} | {:>9}"
+        self.r.line(row.format("", "fs MB/s", "fs CPU", "s3 MB/s", "s3 CPU", "S3 srv", "GET/blob",
+                               "req/pull", "CPU s3/fs"))
+        ratios = {}
+        for temp, many in self.ROWS:
+            name = f"{temp}, {m['clients'] if many else 1} client{'s' if many else ''}"
+            cols = {}
+            for backend in ("fs", "s3"):
+                figs = [self.figures(x) for x in valid(self.of(backend, temp, many))]
+                cols[backend] = [median_text((f[i] for f in figs), d)
+                                 for i, d in enumerate((0, 3, 3, 2, 2))]
+            fs, s3 = cols["fs"], cols["s3"]
+            ratios[(temp, many)] = ratio(s3[1], fs[1])
+            self.r.line(row.format(name, fs[0], fs[1], s3[0], s3[1], s3[2], s3[3], s3[4],
+                                   ratios[(temp, many)]))
+        self.r.line("  (MB/s of layer bytes; CPU: pullthrough's; S3 srv: the S3 server's CPU, apart; "
+                    "GET/blob: S3 GETs per blob pulled; req/pull: every S3 request per pull)")
+        for backend in ("fs", "s3"):
+            for x in self.records:
+                if x["kind"] == "pull" and x["backend"] == backend and not x.get("valid", True):
+                    for why in x.get("why", []):
+                        self.r.line(f"  run {x['run']} {backend} {x['temp']} x{x['clients']}: "
+                                    f"INVALID: {why}")
+        self.r.line()
+        self.r.line("per run (run 1, 2, ...):")
+        ops = {}
+        for temp, many in self.ROWS:
+            for x in self.of("s3", temp, many):
+                key = f"{temp} x{x['clients']}"
+                ops.setdefault(key, []).append(
+                    " ".join(f"{k}={v / x['pulls']:g}" for k, v in sorted(x.get("s3", {}).items())))
+        for key, lines in ops.items():
+            self.r.line(f"  S3 requests per pull, {key}: " + " | ".join(lines))
+        gets = {}
+        for backend in ("fs", "s3"):
+            for temp in ("cold", "warm"):
+                for many in (False, True):
+                    gets[(backend, temp, many)] = [x["upstream_gets"] for x in
+                                                   self.of(backend, temp, many)]
+        for backend in ("fs", "s3"):
+            self.r.line(f"  upstream GETs of the layer, {backend}: cold x1 "
+                        f"{gets[(backend, 'cold', False)]}, cold x{m['clients']} "
+                        f"{gets[(backend, 'cold', True)]}, warm "
+                        f"{[a + b for a, b in zip(gets[(backend, 'warm', False)], gets[(backend, 'warm', True)])]}")
+        uploads = [x.get("s3_ok", {}).get("put", 0) + x.get("s3_ok", {}).get("complete_multipart", 0)
+                   for x in self.of("s3", "cold", True)]
+        self.r.line(f"  objects uploaded (PUT + completed multipart, 2xx), s3 cold x{m['clients']}: "
+                    f"{uploads}")
+
+        warm_gets = [f"{self.figures(x)[3]:.2f}" for many in (False, True)
+                     for x in self.of("s3", "warm", many) if x.get("valid", True)]
+        cold8 = [x for x in self.of("fs", "cold", True) + self.of("s3", "cold", True)]
+        self.r.target("warm, 1 client: CPU per GiB, s3 / fs", ratios[("warm", False)], "<=", "1.3")
+        self.r.target(f"warm, {m['clients']} clients: CPU per GiB, s3 / fs",
+                      ratios[("warm", True)], "<=", "1.3")
+        self.r.target("S3 GETs per blob of a warm pull, every run",
+                      self.every_run(warm_gets), "==", "1.00")
+        self.r.target(f"cold, {m['clients']} clients: upstream GETs of the layer, every run",
+                      self.every_run([str(x["upstream_gets"]) for x in cold8]), "==", "1")
+        self.r.target(f"cold, {m['clients']} clients on s3: objects uploaded, every run",
+                      self.every_run([str(u) for u in uploads]), "==", "3")
+
+    def summary(self):
+        self.r.summary()
+
+    def print(self, parts):
+        if "summary" in parts and "table" not in parts:
+            self.r.muted = True  # the targets come from the table
+            self.table()
+            self.r.muted = False
+        for part in parts:
+            getattr(self, part)()
+
+
 def main(argv):
-    kinds = {"proxy": Proxy, "dns": Dns}
+    kinds = {"proxy": Proxy, "dns": Dns, "storage": Storage}
     if len(argv) < 3 or argv[1] not in kinds:
         sys.stderr.write(__doc__)
         return 2

@@ -52,10 +52,12 @@ def cold(rnd, run, server, clients, wall, gets=1, hwm_kib=20480, valid=True):
             "results": [["200", str(16 * MIB), f"{wall:.2f}"]] * clients, "valid": True}
 
 
+KINDS = {"proxy": bench_report.Proxy, "dns": bench_report.Dns, "storage": bench_report.Storage}
+
+
 def report(kind, records, *parts):
     out = io.StringIO()
-    {"proxy": bench_report.Proxy, "dns": bench_report.Dns}[kind](records, out).print(
-        list(parts) or list({"proxy": bench_report.Proxy, "dns": bench_report.Dns}[kind].PARTS))
+    KINDS[kind](records, out).print(list(parts) or list(KINDS[kind].PARTS))
     return out.getvalue()
 
 
@@ -198,6 +200,80 @@ class ProxyReportTest(unittest.TestCase):
                                         cold("lo", 1, "pt", 8, 1.0, gets=2)]), "1..2")
         self.assertEqual(p.fetch_count([cold("lo", 1, "pt", 1, 1.0),
                                         cold("lo", 1, "pt", 8, 1.0, valid=False)]), "-")
+
+
+def storage_meta(**overrides):
+    meta = {"kind": "meta", "runs": 1, "blob_mib": 256, "bytes": 256 * MIB, "digest": "sha256:00",
+            "cores": 2, "tick": 100, "tls13": "TLS_AES_128_GCM_SHA256",
+            "tls": "TLSv1.3 TLS_AES_128_GCM_SHA256", "s3_server": "moto", "s3_version": "5.0",
+            "clients": 8, "warm_pulls": 4, "blobs_per_pull": 2}
+    meta.update(overrides)
+    return meta
+
+
+def pull(backend, temp, clients, pulls, pt_ticks, s3=None, s3_ticks=0, gets=0, wall=2.0,
+         run=1, valid=True, s3_ok=None):
+    """A bench-storage measurement of PULLS pulls of a 256 MiB layer, each taking 0.5 s."""
+    return {"kind": "pull", "backend": backend, "run": run, "temp": temp, "clients": clients,
+            "pulls": pulls, "bytes": 256 * MIB, "wall": f"{wall:.3f}", "pt_ticks": pt_ticks,
+            "s3_ticks": s3_ticks, "s3": s3 or {}, "s3_ok": s3_ok or s3 or {}, "upstream_gets": gets,
+            "results": [["200", str(256 * MIB), "0.5"]] * pulls, "valid": valid,
+            "why": [] if valid else ["status 502, 0 of 268435456 bytes"]}
+
+
+def figures(text, first):
+    """The figures of the storage table's row that starts with FIRST (3 words), "|" left out."""
+    return [f for f in row(text, first)[3:] if f != "|"]
+
+
+class StorageReportTest(unittest.TestCase):
+    def records(self, warm_s3_ticks=120, warm_gets=8):
+        # 4 pulls of 256 MiB: 1 GiB, so ticks / 100 are seconds per GiB.
+        return [storage_meta(),
+                pull("fs", "warm", 1, 4, 100), pull("s3", "warm", 1, 4, warm_s3_ticks,
+                                                   s3={"get": warm_gets}, s3_ticks=300),
+                pull("fs", "warm", 8, 8, 200), pull("s3", "warm", 8, 8, 260, s3={"get": 16}),
+                pull("fs", "cold", 1, 1, 50, gets=1), pull("s3", "cold", 1, 1, 60, gets=1,
+                                                         s3={"put": 2, "complete_multipart": 1}),
+                pull("fs", "cold", 8, 8, 300, gets=1),
+                pull("s3", "cold", 8, 8, 390, gets=1,
+                     s3={"put": 3, "create_multipart": 1, "upload_part": 16,
+                         "complete_multipart": 1, "get": 0},
+                     s3_ok={"put": 2, "create_multipart": 1, "upload_part": 16,
+                            "complete_multipart": 1})]
+
+    def test_cpu_per_gib_medians_ratio_and_requests(self):
+        out = report("storage", self.records(), "table")
+        # warm, 1 client: 4 x 256 MiB in 4 x 0.5 s = 536.87 MB/s; CPU 1.000 and 1.200 s/GiB; the
+        # S3 server 3.000 s/GiB; 8 GETs for 4 pulls of 2 blobs: 1.00 per blob; ratio 1.20.
+        self.assertEqual(figures(out, "warm, 1 client"),
+                         ["537", "1.000", "537", "1.200", "3.000", "1.00", "2.00", "1.20"])
+        # warm, 8 clients: 8 x 256 MiB over the wall time, 2 s: 1073.74 MB/s; 2 GiB.
+        self.assertEqual(figures(out, "warm, 8 clients"),
+                         ["1074", "1.000", "1074", "1.300", "0.000", "1.00", "2.00", "1.30"])
+        # A PUT tried twice is one object: the 2xx answers count, not the attempts.
+        self.assertIn("objects uploaded (PUT + completed multipart, 2xx), s3 cold x8: [3]", out)
+
+    def test_targets(self):
+        out = report("storage", self.records(), "summary")
+        self.assertIn("PASS  warm, 1 client: CPU per GiB, s3 / fs", out)
+        self.assertIn("PASS  warm, 8 clients: CPU per GiB, s3 / fs", out)
+        self.assertIn("PASS  S3 GETs per blob of a warm pull, every run", out)
+        self.assertIn("PASS  cold, 8 clients: upstream GETs of the layer, every run", out)
+        self.assertIn("PASS  cold, 8 clients on s3: objects uploaded, every run", out)
+        self.assertIn("5 of 5 targets met", out)
+
+    def test_costlier_s3_and_a_second_get_fail_their_targets(self):
+        out = report("storage", self.records(warm_s3_ticks=140, warm_gets=9), "summary")
+        self.assertIn("FAIL  warm, 1 client: CPU per GiB, s3 / fs", out)
+        self.assertIn("FAIL  S3 GETs per blob of a warm pull, every run", out)
+        self.assertIn("1.00..1.12", out)  # 9 GETs for 8 blobs in one run, 1.00 in the other
+
+    def test_an_invalid_run_is_reported_and_left_out(self):
+        recs = self.records() + [pull("s3", "warm", 1, 4, 999, run=2, valid=False)]
+        out = report("storage", recs, "table")
+        self.assertIn("run 2 s3 warm x1: INVALID: status 502", out)
+        self.assertEqual(figures(out, "warm, 1 client")[3], "1.200")
 
 
 class DnsReportTest(unittest.TestCase):
