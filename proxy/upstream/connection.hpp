@@ -85,6 +85,11 @@ class Connection {
                                                  std::chrono::milliseconds timeout,
                                                  boost::system::error_code& ec) = 0;
 
+  // For an idle connection: true when the peer has closed it, or sent bytes nobody asked for (a
+  // TLS close_notify, an unsolicited answer), so that a request on it would fail or be misread.
+  // Looks without reading or waiting; safe from any thread while no operation is in flight.
+  virtual bool peer_closed() = 0;
+
   const Origin& origin() const { return origin_; }
   const std::string& key() const { return key_; }
   // Holds what was read past the parser's position; empty between responses, since requests are
@@ -101,6 +106,10 @@ class Connection {
 };
 
 using UpstreamTlsStream = boost::beast::ssl_stream<boost::beast::tcp_stream>;
+
+// True when the socket has bytes to read, has reached end of stream, or has failed: a peek that
+// neither consumes nor blocks.
+bool socket_readable_or_closed(int fd);
 
 // A Connection over a beast::tcp_stream or an UpstreamTlsStream on its own strand.
 template <typename Stream>
@@ -145,6 +154,10 @@ class StreamConnection final : public Connection {
                                          boost::system::error_code& ec) override {
     co_await boost::asio::co_spawn(stream_.get_executor(), read_body_on_strand(parser, timeout, ec),
                                    boost::asio::use_awaitable);
+  }
+  bool peer_closed() override {
+    auto& socket = boost::beast::get_lowest_layer(stream_).socket();
+    return !socket.is_open() || socket_readable_or_closed(socket.native_handle());
   }
 
  private:

@@ -69,11 +69,13 @@ std::unique_ptr<Connection> ConnectionPool::take(const Origin& origin) {
   auto it = state_->idle.find(origin.key());
   if (it == state_->idle.end()) return nullptr;
   auto now = state_->clock.now();
-  // The most recently used first: it is the least likely to have been closed by the server.
+  // The most recently used first: it is the least likely to have been closed by the server. One
+  // the server has closed (an idle limit shorter than ours, say) would fail the request sent on
+  // it and cost a retry: it is dropped here instead.
   while (!it->second.empty() && !found) {
     auto connection = std::move(it->second.back());
     it->second.pop_back();
-    if (now - connection->idle_since >= state_->idle_timeout) {
+    if (now - connection->idle_since >= state_->idle_timeout || connection->peer_closed()) {
       expired.push_back(std::move(connection));
     } else {
       found = std::move(connection);
