@@ -48,8 +48,7 @@ class FilePayload final : public s3::Payload {
   BlobReader& reader_;
 };
 
-// A ranged GET's body, read on the store's thread for a coroutine on any other.
-// A GET's body, read on the store's thread a batch at a time: each batch costs the caller's
+// A ranged GET's body, read on the store's thread a batch at a time: each batch costs the caller's
 // thread two hand-overs (there and back), so a batch is several of the caller's chunks.
 class BucketStream final : public BlobStream {
  public:

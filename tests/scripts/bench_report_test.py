@@ -87,6 +87,18 @@ class MedianTest(unittest.TestCase):
         self.assertEqual(bench_report.median_text([604.4], 0), "604")
 
 
+class SameOrRangeTest(unittest.TestCase):
+    def test_one_figure_when_all_print_the_same(self):
+        self.assertEqual(bench_report.same_or_range([1, 1, 1]), "1")
+        self.assertEqual(bench_report.same_or_range([1.0, 1.001], 2), "1.00")
+
+    def test_a_range_ordered_by_value_not_by_text(self):
+        self.assertEqual(bench_report.same_or_range([2, 10, 3]), "2..10")
+
+    def test_nothing_is_a_dash(self):
+        self.assertEqual(bench_report.same_or_range([]), "-")
+
+
 class RatioTest(unittest.TestCase):
     def test_ratio_of_the_printed_figures_with_two_decimals(self):
         self.assertEqual(bench_report.ratio("1.720", "2.200"), "0.78")
